@@ -1,0 +1,575 @@
+"""First-order periodic asymptotic homogenization of pixel/voxel images with DOLFINx.
+
+For an image on the unit cell ``[0, 1]^d`` with ``n`` pixels per side, every pixel is one Q1
+element (quadrilateral in 2D, hexahedron in 3D) with constant permeability.  For each unit
+macroscopic field ``e_i`` the periodic fluctuation ``phi_i`` of the scalar potential solves
+
+    find phi_i periodic:  a(phi_i, v) = -a(x_i, v)   for all periodic v,
+    a(u, v) = int_V mu grad(u) . grad(v) dx,
+
+and the homogenized tensor is the energy (= flux average, by Hill-Mandel)
+
+    mu*_ij = a(x_i + phi_i, x_j + phi_j) / |V|.
+
+Implementation
+--------------
+* DOLFINx builds the mesh, the CG1 space and the FFCx-compiled form ``mu grad u . grad v dx``
+  with ``mu`` in DG0; they are built once per image shape.
+* Periodicity is imposed by condensing the (n+1)^d node grid onto the n^d periodic nodes
+  (``P^T K P`` with ``P`` the 0/1 restriction): dofs on opposite faces are *the same* unknown,
+  so there are no slave-master chains and nothing to pin.
+* The periodic matrix is linear in the pixel values of ``mu``.  In ``assembly="scatter"`` mode
+  the linear map ``A`` (``K_periodic.data = A @ mu``) is extracted once from DOLFINx assemblies
+  of 2^d pixel colourings, so a new sample costs one sparse mat-vec; ``assembly="dolfinx"``
+  re-assembles with DOLFINx for every sample (less memory; the default in 3D).
+* The right-hand side and energies use ``x_i``'s exact Q1 interpolant through the per-entry
+  periodic offsets, so no non-periodic vectors are ever formed.
+* PETSc CG with a BoomerAMG (hypre) preconditioner, the constant null space removed; the
+  preconditioner is set up once per sample and reused for the ``d`` load cases.  A diverged or
+  non-converged solve raises :class:`~magnetohom.errors.SolverError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import h5py  # noqa: F401  (h5py's HDF5 must be loaded before DOLFINx's; see ARCHITECTURE.md)
+import numpy as np
+import scipy.sparse as sp
+
+from magnetohom.errors import InputError, SolverError
+
+__all__ = ["CellSolution", "HomogenizationResult", "Homogenizer", "homogenize"]
+
+log = logging.getLogger(__name__)
+
+_HYPRE_OPTIONS = {
+    2: {
+        "pc_hypre_boomeramg_coarsen_type": "HMIS",
+        "pc_hypre_boomeramg_interp_type": "ext+i",
+        "pc_hypre_boomeramg_P_max": "4",
+        "pc_hypre_boomeramg_strong_threshold": "0.25",
+        "pc_hypre_boomeramg_relax_type_all": "Jacobi",
+        "pc_hypre_boomeramg_agg_nl": "1",
+    },
+    3: {
+        "pc_hypre_boomeramg_coarsen_type": "HMIS",
+        "pc_hypre_boomeramg_interp_type": "ext+i",
+        "pc_hypre_boomeramg_P_max": "4",
+        "pc_hypre_boomeramg_strong_threshold": "0.5",
+        "pc_hypre_boomeramg_relax_type_all": "Jacobi",
+        "pc_hypre_boomeramg_agg_nl": "1",
+    },
+}
+
+
+@dataclass(frozen=True)
+class CellSolution:
+    """Homogenized tensor of one cell.
+
+    Attributes
+    ----------
+    mu_eff : ndarray, shape (d, d), float64
+        Homogenized (apparent) relative permeability, energy-consistent and symmetric.
+    flux_mu_eff : ndarray, shape (d, d), float64
+        The same from the flux average <mu (e_i + grad phi_i)>; differs from ``mu_eff`` only by
+        the solver tolerance (a measure of it).
+    iterations : ndarray, shape (d,), int
+        CG iterations per load case.
+    seconds : float
+        Wall time for this cell (assembly, preconditioner, solves), set-up excluded.
+    """
+
+    mu_eff: np.ndarray
+    flux_mu_eff: np.ndarray
+    iterations: np.ndarray
+    seconds: float
+
+
+@dataclass(frozen=True)
+class HomogenizationResult:
+    """Homogenized tensors of a batch of cells.
+
+    Attributes
+    ----------
+    mu_eff : ndarray, shape (N, d, d), float64
+    iterations : ndarray, shape (N, d), int
+    seconds : ndarray, shape (N,), float64
+        Wall time per cell after the shared set-up.
+    setup_seconds : float
+        One-off set-up time (mesh, spaces, forms, assembly maps) for this shape.
+    """
+
+    mu_eff: np.ndarray
+    iterations: np.ndarray
+    seconds: np.ndarray
+    setup_seconds: float
+
+
+def _check_shape(shape: tuple[int, ...]) -> tuple[int, int]:
+    shape = tuple(int(s) for s in shape)
+    if len(shape) not in (2, 3):
+        raise InputError(f"image must be 2D or 3D: got shape {shape}")
+    if len(set(shape)) != 1:
+        raise InputError(
+            f"image must be square/cubic (one pixel per element of the periodic unit cell): "
+            f"got shape {shape}"
+        )
+    if shape[0] < 3:
+        raise InputError(f"image must have at least 3 pixels per side: got shape {shape}")
+    return len(shape), shape[0]
+
+
+class Homogenizer:
+    """Reusable DOLFINx homogenization of periodic two-phase (or any pixel-wise) cells.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Image shape ``(n, n)`` or ``(n, n, n)``; axis k is direction x_(k+1).
+    comm : mpi4py communicator, optional
+        Must have one rank (default ``MPI.COMM_SELF``); to use several ranks, split the samples
+        across ranks (see :func:`micro.generate_dataset`).
+    rtol : float
+        Relative tolerance of CG on the unpreconditioned residual. The tensor is a quadratic
+        functional of the solution, so its error is of order ``rtol**2``.
+    max_it : int
+        Iteration limit per load case; reaching it raises :class:`SolverError`.
+    assembly : {"stencil", "dolfinx"}
+        How the periodic matrix is assembled for each sample (see the module docstring).
+    solver_options : dict, optional
+        PETSc options (without leading dash) that override the tuned BoomerAMG defaults,
+        e.g. ``{"pc_hypre_boomeramg_strong_threshold": "0.5"}``.
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        *,
+        comm=None,
+        rtol: float = 1e-6,
+        max_it: int = 500,
+        assembly: str = "stencil",
+        solver_options: dict[str, str] | None = None,
+    ) -> None:
+        t0 = time.perf_counter()
+        self.dim, self.n = _check_shape(shape)
+        self.shape = (self.n,) * self.dim
+        if not (0 < rtol < 1):
+            raise InputError(f"rtol must be in (0, 1): got {rtol}")
+        if assembly not in ("stencil", "dolfinx"):
+            raise InputError(f"assembly must be 'stencil' or 'dolfinx': got {assembly!r}")
+        from mpi4py import MPI
+
+        self.comm = MPI.COMM_SELF if comm is None else comm
+        if self.comm.size != 1:
+            raise InputError(
+                "a cell is solved on one rank: pass a one-rank communicator and split the "
+                "samples across ranks instead"
+            )
+        self.rtol, self.max_it = float(rtol), int(max_it)
+        self._build_fe_space()
+        self._build_periodic_pattern()
+        self.assembly = assembly
+        if assembly == "stencil":
+            self._stencil = _element_stencil(self.dim)
+            self._verify_stencil()
+        self._options = {**_HYPRE_OPTIONS[self.dim], **(solver_options or {})}
+        self._build_solver()
+        self.setup_seconds = time.perf_counter() - t0
+        log.info(
+            "homogenizer %s: %d periodic dofs, %d nonzeros, assembly=%s, set-up %.2f s",
+            self.shape,
+            self.n**self.dim,
+            self._indices.size,
+            self.assembly,
+            self.setup_seconds,
+        )
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _build_fe_space(self) -> None:
+        import ufl
+        from dolfinx import fem, mesh
+
+        n, d = self.n, self.dim
+        if d == 2:
+            msh = mesh.create_unit_square(self.comm, n, n, mesh.CellType.quadrilateral)
+        else:
+            msh = mesh.create_unit_cube(self.comm, n, n, n, mesh.CellType.hexahedron)
+        V = fem.FunctionSpace(msh, ("CG", 1))
+        Q = fem.FunctionSpace(msh, ("DG", 0))
+        self._mu = fem.Function(Q)
+        u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+        self._form = fem.form(ufl.inner(self._mu * ufl.grad(u), ufl.grad(v)) * ufl.dx)
+        tdim = msh.topology.dim
+        n_cells = msh.topology.index_map(tdim).size_local
+        mid = mesh.compute_midpoints(msh, tdim, np.arange(n_cells, dtype=np.int32))[:, :d]
+        cell_ijk = np.floor(mid * n).astype(np.int64)
+        self._cell_to_pixel = np.ravel_multi_index(tuple(cell_ijk.T), self.shape)
+        if np.unique(self._cell_to_pixel).size != n**d:
+            raise RuntimeError("DOLFINx mesh cells do not map one-to-one onto pixels")
+        xdof = V.tabulate_dof_coordinates()[:, :d]
+        self._node_ijk = np.rint(xdof * n).astype(np.int32)  # (n_dofs, d) in 0..n
+        self._dof_to_periodic = np.ravel_multi_index(tuple((self._node_ijk % n).T), self.shape)
+        self._mesh, self._V = msh, V
+
+    def _assemble_dolfinx(self, mu_pixels: np.ndarray):
+        from dolfinx import fem
+
+        self._mu.x.array[:] = mu_pixels.ravel()[self._cell_to_pixel]
+        return fem.assemble_matrix(self._form)
+
+    def _build_periodic_pattern(self) -> None:
+        """Sparsity of ``P^T K P`` and the map from DOLFINx's CSR entries onto it.
+
+        On the periodic n^d grid (n >= 3) every node couples with its 3^d neighbours, so each
+        row has exactly 3^d entries; ``self._code`` holds, per entry, the neighbour offset
+        encoded in base 3 (digit k = offset along axis k + 1).  Built row-block-wise in int32
+        to keep the 101^3 set-up well inside the memory budget.
+        """
+        d, n = self.dim, self.n
+        N, m = n**d, 3**d
+        offsets = np.indices((3,) * d).reshape(d, -1).T - 1  # (m, d), code order
+        self._indptr = (np.arange(N + 1, dtype=np.int64) * m).astype(np.int32)
+        indices = np.empty((N, m), dtype=np.int32)
+        code = np.empty((N, m), dtype=np.uint8)
+        position = np.empty((N, m), dtype=np.uint8)  # position of offset code c in row p
+        block = 1 << 16
+        for start in range(0, N, block):
+            p = np.arange(start, min(start + block, N))
+            g = np.stack(np.unravel_index(p, self.shape), axis=1)
+            q = (g[:, None, :] + offsets[None, :, :]) % n
+            cols = np.ravel_multi_index(tuple(np.moveaxis(q, 2, 0)), self.shape)
+            order = np.argsort(cols, axis=1)
+            indices[p] = np.take_along_axis(cols, order, axis=1)
+            code[p] = order
+            pos = np.empty_like(order)
+            np.put_along_axis(pos, order, np.arange(m)[None, :], axis=1)
+            position[p] = pos
+        self._indices = indices.ravel()
+        self._code = code  # (N, m) uint8
+        self._offset_of_code = offsets
+        # DOLFINx CSR entry (r, c) -> periodic entry index
+        K = self._assemble_dolfinx(np.ones(self.shape))
+        self._K0 = K
+        nrows = K.indptr.size - 1
+        row_of_entry = np.repeat(np.arange(nrows, dtype=np.int32), np.diff(K.indptr))
+        self._entry_to_periodic = np.empty(K.indices.size, dtype=np.int64)
+        weights = 3 ** np.arange(d - 1, -1, -1)
+        chunk = 1 << 22
+        for start in range(0, K.indices.size, chunk):
+            sl = slice(start, start + chunk)
+            r, c = row_of_entry[sl], K.indices[sl]
+            diff = self._node_ijk[c] - self._node_ijk[r]
+            if np.abs(diff).max() > 1:
+                raise RuntimeError("DOLFINx stencil wider than one pixel")
+            ecode = (diff + 1) @ weights
+            prow = self._dof_to_periodic[r]
+            self._entry_to_periodic[sl] = prow * m + position[prow, ecode]
+
+    def _offset_weights(self, data: np.ndarray, axis: int) -> np.ndarray:
+        """``data`` times the periodic offset along ``axis`` (in units of length), per entry."""
+        off = self._offset_of_code[:, axis].astype(np.float64) / self.n
+        return (data.reshape(self._code.shape) * off[self._code]).ravel()
+
+    def _scatter_map(self) -> sp.csr_matrix:
+        """Linear map A with K_periodic.data = A @ mu_pixels, read off DOLFINx assemblies.
+
+        Cells of one parity colour share no node, so in the matrix assembled with mu = the
+        indicator of colour c every entry (r, q) comes from at most one cell: the cell of that
+        colour that contains both nodes.
+        """
+        d, n = self.dim, self.n
+        K0 = self._K0
+        nrows = K0.indptr.size - 1
+        rows = np.repeat(np.arange(nrows, dtype=np.int64), np.diff(K0.indptr))
+        gr = self._node_ijk[rows].astype(np.int64)
+        gq = self._node_ijk[K0.indices].astype(np.int64)
+        lo = np.minimum(gr, gq)
+        same = gr == gq
+        pix_ijk = np.indices((2,) * d).reshape(d, -1).T
+        parts_r, parts_c, parts_v = [], [], []
+        for colour in pix_ijk:
+            indicator = np.ones(self.shape, dtype=bool)
+            for axis in range(d):
+                idx = np.arange(n) % 2 == colour[axis]
+                sl = [slice(None)] * d
+                sl[axis] = ~idx
+                indicator[tuple(sl)] = False
+            Kc = self._assemble_dolfinx(indicator.astype(np.float64))
+            # candidate lower corner per axis with the colour's parity
+            cell = np.where((lo % 2) == colour, lo, lo - 1)
+            ok = (cell >= 0) & (cell <= n - 1) & (same | (cell == lo))
+            ok = ok.all(axis=1) & (Kc.data != 0.0)
+            pix = np.ravel_multi_index(tuple(cell[ok].T), self.shape)
+            parts_r.append(self._entry_to_periodic[ok])
+            parts_c.append(pix)
+            parts_v.append(Kc.data[ok])
+        A = sp.csr_matrix(
+            (np.concatenate(parts_v), (np.concatenate(parts_r), np.concatenate(parts_c))),
+            shape=(self._indices.size, n**d),
+        )
+        A.sum_duplicates()
+        # The map must reproduce DOLFINx's own assembly of the reference (all-ones) matrix.
+        ref = np.bincount(self._entry_to_periodic, weights=K0.data, minlength=A.shape[0])
+        err = np.abs(A @ np.ones(n**d) - ref).max()
+        if err > 1e-12 * np.abs(ref).max():
+            raise RuntimeError(f"scatter map inconsistent with DOLFINx assembly ({err:.2e})")
+        return A
+
+    def _verify_stencil(self) -> None:
+        """The stencil assembly must reproduce DOLFINx's assembly at this size to round-off."""
+        mu = 1.0 + np.random.default_rng(12345).random(self.shape)
+        K = self._assemble_dolfinx(mu)
+        ref = np.bincount(self._entry_to_periodic, weights=K.data, minlength=self._indices.size)
+        err = np.abs(self._periodic_data(mu) - ref).max()
+        if err > 1e-12 * np.abs(ref).max():
+            raise RuntimeError(f"stencil assembly differs from DOLFINx assembly ({err:.2e})")
+
+    def _stencil_data(self, mu: np.ndarray) -> np.ndarray:
+        """Periodic CSR values from the element stencil: one shifted copy of mu per corner."""
+        d, N, m = self.dim, self.n**self.dim, self._code.shape[1]
+        corners = np.indices((2,) * d).reshape(d, -1).T - 1  # cell offsets relative to a node
+        shifted = [
+            np.roll(mu, tuple(-corners[c]), axis=tuple(range(d))).ravel()
+            for c in range(len(corners))
+        ]
+        # element tensors of the Laplacian scale with h^(d-2); the stencil is read off at n = 4
+        scale = (_STENCIL_N / self.n) ** (d - 2)
+        D = np.zeros((m, N))
+        for code, corner, value in self._stencil:
+            D[code] += (scale * value) * shifted[corner]
+        return D[self._code, np.arange(N)[:, None]].ravel()
+
+    def _build_solver(self) -> None:
+        from petsc4py import PETSc
+
+        N = self.n**self.dim
+        data = np.zeros(self._indices.size)
+        self._mat = PETSc.Mat().createAIJWithArrays(
+            N, (self._indptr, self._indices, data), comm=self.comm
+        )
+        self._nullspace = PETSc.NullSpace().create(constant=True, comm=self.comm)
+        self._mat.setNullSpace(self._nullspace)
+        prefix = f"mh_hom{id(self)}_"
+        opts = PETSc.Options()
+        for key, value in self._options.items():
+            opts[prefix + key] = value
+        ksp = PETSc.KSP().create(self.comm)
+        ksp.setOptionsPrefix(prefix)
+        ksp.setType("cg")
+        ksp.getPC().setType("hypre")
+        ksp.getPC().setHYPREType("boomeramg")
+        ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
+        ksp.setTolerances(rtol=self.rtol, atol=0.0, max_it=self.max_it)
+        ksp.setFromOptions()
+        for key in self._options:
+            del opts[prefix + key]
+        self._ksp = ksp
+        self._b = self._mat.createVecRight()
+        self._x = self._mat.createVecRight()
+
+    # -- per sample -----------------------------------------------------------------------
+    def periodic_matrix(self, mu: np.ndarray) -> sp.csr_matrix:
+        """The periodic stiffness matrix ``P^T K(mu) P`` as scipy CSR, shape (n^d, n^d)."""
+        mu = self._check_mu(mu)
+        return sp.csr_matrix(
+            (self._periodic_data(mu), self._indices, self._indptr), shape=(self.n**self.dim,) * 2
+        )
+
+    def _periodic_data(self, mu: np.ndarray) -> np.ndarray:
+        if self.assembly == "stencil":
+            return self._stencil_data(mu)
+        K = self._assemble_dolfinx(mu)
+        return np.bincount(self._entry_to_periodic, weights=K.data, minlength=self._indices.size)
+
+    def _check_mu(self, mu: np.ndarray) -> np.ndarray:
+        mu = np.asarray(mu, dtype=np.float64)
+        if mu.shape != self.shape:
+            raise InputError(f"permeability field has shape {mu.shape}, expected {self.shape}")
+        if not np.all(np.isfinite(mu)):
+            raise InputError("permeability field contains NaN or inf")
+        if mu.min() <= 0:
+            raise InputError(f"permeability must be > 0: found {mu.min():g}")
+        return mu
+
+    def solve_mu(self, mu: np.ndarray) -> CellSolution:
+        """Homogenize one pixel-wise permeability field.
+
+        Parameters
+        ----------
+        mu : ndarray, shape ``self.shape``, float
+            Relative permeability per pixel/voxel (> 0).
+
+        Returns
+        -------
+        CellSolution
+        """
+        mu = self._check_mu(mu)
+        t0 = time.perf_counter()
+        d = self.dim
+        data = self._periodic_data(mu)
+        self._mat.setValuesCSR(self._indptr, self._indices, data)
+        self._mat.assemble()
+        self._ksp.setOperators(self._mat)
+        N = self.n**d
+        # b_i = -(K x_i) on the periodic nodes: row sums of K times the periodic offsets.
+        rhs, scale = [], []
+        m = self._code.shape[1]
+        for i in range(d):
+            w = self._offset_weights(data, i).reshape(N, m)
+            rhs.append(-w.sum(axis=1))
+            # size the right-hand side would have without cancellation: absolute tolerance
+            # floor, so that a load case with b = 0 up to round-off (laminates) stops at once
+            scale.append(np.linalg.norm(np.abs(w).sum(axis=1)))
+            del w
+        phi = []
+        iterations = np.zeros(d, dtype=np.int64)
+        for i in range(d):
+            self._b.array[:] = rhs[i]
+            self._nullspace.remove(self._b)
+            self._x.set(0.0)
+            self._ksp.setTolerances(rtol=self.rtol, atol=1e-3 * self.rtol * scale[i])
+            self._ksp.solve(self._b, self._x)
+            reason = self._ksp.getConvergedReason()
+            iterations[i] = self._ksp.getIterationNumber()
+            if reason <= 0:
+                raise SolverError(
+                    f"CG did not converge for load case {i + 1} of a {self.shape} cell "
+                    f"(PETSc reason {reason}, {iterations[i]} iterations, "
+                    f"residual {self._ksp.getResidualNorm():.3e})"
+                )
+            sol = self._x.array.copy()
+            phi.append(sol - sol.mean())
+        K = sp.csr_matrix((data, self._indices, self._indptr), shape=(N, N))
+        mean_mu = mu.mean()
+        flux = np.empty((d, d))
+        energy = np.empty((d, d))
+        Kphi = [K @ p for p in phi]
+        for i in range(d):
+            for j in range(d):
+                base = mean_mu if i == j else 0.0
+                flux[j, i] = base - rhs[j] @ phi[i]
+                energy[i, j] = base - phi[j] @ rhs[i] - phi[i] @ rhs[j] + phi[i] @ Kphi[j]
+        if not np.all(np.isfinite(energy)):
+            raise SolverError(f"non-finite homogenized tensor for a {self.shape} cell")
+        energy = 0.5 * (energy + energy.T)
+        log.debug("cell solved in %s iterations", iterations.tolist())
+        return CellSolution(energy, flux, iterations, time.perf_counter() - t0)
+
+    def __call__(
+        self,
+        images: np.ndarray,
+        *,
+        mu_matrix: float = 1.0,
+        mu_inclusion: float = 250.0,
+    ) -> HomogenizationResult:
+        """Homogenize binary images (True = inclusion).
+
+        Parameters
+        ----------
+        images : ndarray, shape ``(N, *self.shape)`` or ``self.shape``, bool or 0/1
+        mu_matrix, mu_inclusion : float
+            Relative permeabilities of the phases (> 0).
+
+        Returns
+        -------
+        HomogenizationResult
+            ``mu_eff`` has shape (N, d, d).
+        """
+        from micro.validate import as_binary_image, check_mu
+
+        check_mu(mu_matrix, mu_inclusion)
+        images = np.asarray(images)
+        if images.shape == self.shape:
+            images = images[None]
+        if images.shape[1:] != self.shape:
+            raise InputError(f"images have shape {images.shape[1:]}, expected {self.shape}")
+        out_mu = np.empty((len(images), self.dim, self.dim))
+        out_it = np.empty((len(images), self.dim), dtype=np.int64)
+        out_s = np.empty(len(images))
+        for k, image in enumerate(images):
+            img = as_binary_image(image, dim=self.dim)
+            sol = self.solve_mu(np.where(img, float(mu_inclusion), float(mu_matrix)))
+            out_mu[k], out_it[k], out_s[k] = sol.mu_eff, sol.iterations, sol.seconds
+        return HomogenizationResult(out_mu, out_it, out_s, self.setup_seconds)
+
+
+_STENCILS: dict[int, list[tuple[int, int, float]]] = {}
+_STENCIL_N = 4
+
+
+def _element_stencil(dim: int) -> list[tuple[int, int, float]]:
+    """The Q1 element stencil of ``mu grad u . grad v`` on the uniform grid, from DOLFINx.
+
+    Returns ``(code, corner, value)`` triples: the periodic entry of node p towards neighbour
+    offset ``code`` receives ``value * mu[cell p + corner]``.  Read off the DOLFINx assembly of
+    a 4^d periodic cell (every cell of the uniform grid has the same element tensor); each
+    value must be the same at every node, which is checked.  Values are for pixel size 1/4.
+    """
+    if dim in _STENCILS:
+        return _STENCILS[dim]
+    n = _STENCIL_N
+    small = Homogenizer((n,) * dim, assembly="dolfinx")
+    A = small._scatter_map().tocoo()
+    m = small._code.shape[1]
+    p, slot = np.divmod(A.row, m)
+    code = small._code[p, slot].astype(np.int64)
+    gp = np.stack(np.unravel_index(p, small.shape), axis=1)
+    gc = np.stack(np.unravel_index(A.col, small.shape), axis=1)
+    delta = (gc - gp + 1) % n - 1  # in {-1, 0}
+    if delta.max() > 0 or delta.min() < -1:
+        raise RuntimeError("element stencil: a cell that does not touch its node")
+    corner = np.ravel_multi_index(tuple((delta + 1).T), (2,) * dim)
+    key = code * 2**dim + corner
+    values: dict[int, float] = {}
+    tol = 1e-12 * np.abs(A.data).max()
+    for k in np.unique(key):
+        v = A.data[key == k]
+        if np.ptp(v) > tol:
+            raise RuntimeError("element stencil differs between cells")
+        values[int(k)] = float(v.mean())
+    stencil = [(k // 2**dim, k % 2**dim, v) for k, v in sorted(values.items()) if abs(v) > tol]
+    _STENCILS[dim] = stencil
+    return stencil
+
+
+_CACHE: dict[tuple, Homogenizer] = {}
+
+
+def homogenize(
+    images: np.ndarray,
+    *,
+    mu_matrix: float = 1.0,
+    mu_inclusion: float = 250.0,
+    rtol: float = 1e-6,
+) -> HomogenizationResult:
+    """Homogenize one image or a batch of images of one shape.
+
+    A :class:`Homogenizer` per shape and tolerance is kept for the life of the process, so
+    repeated calls share the set-up.
+
+    Parameters
+    ----------
+    images : ndarray, shape (n, n), (n, n, n) or (N, n, ..., n), bool or 0/1
+        True = inclusion; axis k is direction x_(k+1).
+    mu_matrix, mu_inclusion : float
+        Relative permeabilities (defaults 1 and 250, the paper's Table 1).
+
+    Returns
+    -------
+    HomogenizationResult
+    """
+    images = np.asarray(images)
+    if images.ndim in (2, 3) and len(set(images.shape)) == 1:
+        shape = images.shape
+    elif images.ndim in (3, 4):
+        shape = images.shape[1:]
+    else:
+        raise InputError(f"expected one image or a batch of 2D/3D images: got shape {images.shape}")
+    key = (tuple(shape), float(rtol))
+    if key not in _CACHE:
+        _CACHE[key] = Homogenizer(shape, rtol=rtol)
+    return _CACHE[key](images, mu_matrix=mu_matrix, mu_inclusion=mu_inclusion)
