@@ -1,0 +1,303 @@
+"""The constitutive-provider protocol of the macroscale solver, its checks and a registry.
+
+A *constitutive provider* turns a batch of binary SVE images into homogenized permeability
+tensors::
+
+    provider(images: bool (N, n, ..., n)) -> float64 (N, d, d), symmetric positive definite
+
+It has an attribute ``dim`` (2 or 3) and optionally ``name`` (used in messages and reports)
+and ``resolution`` (the image size it needs, e.g. a CNN's input size). The providers of the
+project implement the protocol by structure and live in the packages that own the physics:
+
+========== =========================================== =========================================
+name        class                                       what it does
+========== =========================================== =========================================
+``fe``      :class:`micro.providers.FEProvider`         DOLFINx homogenization of every image
+``analytic`` :class:`micro.providers.AnalyticProvider`  Hashin-Shtrikman / Maxwell-Garnett of
+                                                        the measured volume fraction
+``cnn``     :class:`surrogate.provider.CNNProvider`     trained CNN (ensemble mean)
+``hybrid``  :class:`surrogate.provider.HybridProvider`  CNN, FE for flagged samples
+========== =========================================== =========================================
+
+They are imported lazily by :func:`get_provider`, so importing :mod:`macro` imports neither
+:mod:`micro` nor :mod:`surrogate`. :func:`register_provider` adds a user's own factory.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from magnetohom.errors import InputError
+
+__all__ = [
+    "ConstantProvider",
+    "ConstitutiveProvider",
+    "available_providers",
+    "check_tensors",
+    "evaluate_provider",
+    "get_provider",
+    "provider_name",
+    "provider_resolution",
+    "register_provider",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class ConstitutiveProvider(Protocol):
+    """Homogenized permeability of SVE images.
+
+    Attributes
+    ----------
+    dim : int
+        Spatial dimension d of the images and tensors (2 or 3).
+    """
+
+    dim: int
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """``(N, d, d)`` float64 SPD relative permeabilities of bool images ``(N, n, ..., n)``."""
+        ...
+
+
+def provider_name(provider: Any) -> str:
+    """The provider's ``name`` attribute, else its class name."""
+    name = getattr(provider, "name", None)
+    return str(name) if name else type(provider).__name__
+
+
+def check_tensors(
+    mu: Any,
+    *,
+    dim: int,
+    n: int | None = None,
+    provider: str = "provider",
+    rtol: float = 1e-8,
+) -> np.ndarray:
+    """Validate provider output: finite, symmetric, positive definite tensors.
+
+    Parameters
+    ----------
+    mu : array_like, shape (N, d, d)
+        Relative permeability tensors.
+    dim : int
+        Expected d.
+    n : int, optional
+        Expected N.
+    provider : str
+        Name used in the error message.
+    rtol : float
+        Tolerance of the symmetry check, relative to the largest entry of each tensor.
+
+    Returns
+    -------
+    ndarray, shape (N, d, d), float64
+        The symmetrised tensors ``(mu + mu^T) / 2`` (a new array).
+
+    Raises
+    ------
+    InputError
+        Wrong shape, a non-finite entry, an asymmetric or a non-positive-definite tensor; the
+        message names the provider and the first offending sample.
+    """
+    arr = np.asarray(mu, dtype=np.float64)
+    if arr.ndim != 3 or arr.shape[1:] != (dim, dim) or (n is not None and arr.shape[0] != n):
+        want = f"({n if n is not None else 'N'}, {dim}, {dim})"
+        raise InputError(f"{provider} returned tensors of shape {arr.shape}, expected {want}")
+    if arr.shape[0] == 0:
+        return arr.copy()
+    finite = np.all(np.isfinite(arr), axis=(1, 2))
+    if not finite.all():
+        k = int(np.flatnonzero(~finite)[0])
+        raise InputError(
+            f"{provider} returned a non-finite tensor for sample {k}: {arr[k].tolist()}"
+        )
+    scale = np.abs(arr).max(axis=(1, 2))
+    asym = np.abs(arr - arr.transpose(0, 2, 1)).max(axis=(1, 2))
+    bad = asym > rtol * np.maximum(scale, np.finfo(float).tiny)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"{provider} returned a non-symmetric tensor for sample {k}: {arr[k].tolist()}"
+        )
+    sym = 0.5 * (arr + arr.transpose(0, 2, 1))
+    eig_min = np.linalg.eigvalsh(sym)[:, 0]
+    bad = eig_min <= 1e-12 * scale
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"{provider} returned a tensor that is not positive definite for sample {k} "
+            f"(smallest eigenvalue {eig_min[k]:.3g}): {arr[k].tolist()}"
+        )
+    return sym
+
+
+def evaluate_provider(provider: Any, images: np.ndarray, *, dim: int) -> np.ndarray:
+    """Call ``provider(images)`` and validate the answer with :func:`check_tensors`.
+
+    Parameters
+    ----------
+    provider : ConstitutiveProvider
+    images : ndarray, shape (N, n, ..., n), bool
+    dim : int
+        Dimension of the macro problem; a provider of another dimension is refused.
+
+    Returns
+    -------
+    ndarray, shape (N, d, d), float64
+    """
+    name = provider_name(provider)
+    pdim = getattr(provider, "dim", None)
+    if pdim is not None and int(pdim) != dim:
+        raise InputError(f"provider {name!r} is {pdim}D but the macro problem is {dim}D")
+    images = np.asarray(images)
+    if images.shape[0] == 0:
+        return np.zeros((0, dim, dim))
+    out = provider(images)
+    out = getattr(out, "mu_eff", out)
+    return check_tensors(out, dim=dim, n=images.shape[0], provider=f"provider {name!r}")
+
+
+class ConstantProvider:
+    """A provider that returns the same tensor for every image (homogeneous regions, tests).
+
+    Parameters
+    ----------
+    mu : float or array_like, shape (d, d)
+        Relative permeability; a scalar means ``mu * I``.
+    dim : int
+        Spatial dimension d.
+    name : str
+        Name in reports.
+    """
+
+    def __init__(self, mu: Any, *, dim: int = 2, name: str = "constant") -> None:
+        if dim not in (2, 3):
+            raise InputError(f"dim must be 2 or 3: got {dim!r}")
+        arr = np.asarray(mu, dtype=np.float64)
+        if arr.ndim == 0:
+            arr = float(arr) * np.eye(dim)
+        self.mu = check_tensors(arr[None], dim=dim, provider=f"provider {name!r}")[0]
+        self.dim = dim
+        self.name = name
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """``(N, d, d)`` copies of the tensor."""
+        return np.broadcast_to(self.mu, (len(images), self.dim, self.dim)).copy()
+
+
+# -- registry -------------------------------------------------------------------------------
+_FACTORIES: dict[str, str | Callable[..., Any]] = {
+    "fe": "micro.providers:FEProvider",
+    "analytic": "micro.providers:AnalyticProvider",
+    "cnn": "macro.provider:_make_cnn",
+    "hybrid": "macro.provider:_make_hybrid",
+}
+
+
+def register_provider(name: str, factory: Callable[..., Any]) -> None:
+    """Make ``get_provider(name, **kw)`` call ``factory(**kw)``."""
+    if not name or not isinstance(name, str):
+        raise InputError(f"provider name must be a non-empty string: got {name!r}")
+    _FACTORIES[name] = factory
+
+
+def available_providers() -> tuple[str, ...]:
+    """Registered provider names."""
+    return tuple(_FACTORIES)
+
+
+def _resolve(spec: str | Callable[..., Any]) -> Callable[..., Any]:
+    if callable(spec):
+        return spec
+    module, attr = spec.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def get_provider(name: str, **options: Any) -> Any:
+    """Build a provider by name; its package is imported now, not before.
+
+    Parameters
+    ----------
+    name : {"fe", "analytic", "cnn", "hybrid"} or a name given to :func:`register_provider`
+    **options
+        Keyword arguments of the provider's class, e.g. ``mu_matrix``, ``mu_inclusion``,
+        ``dim`` for ``fe``/``analytic``; ``model`` for ``cnn``/``hybrid``.
+
+    Raises
+    ------
+    InputError
+        Unknown name (the message lists the known ones).
+    """
+    if name not in _FACTORIES:
+        raise InputError(f"unknown provider {name!r}; known: {', '.join(_FACTORIES)}")
+    factory = _resolve(_FACTORIES[name])
+    provider = factory(**options)
+    if getattr(provider, "name", None) in (None, ""):
+        try:
+            provider.name = name
+        except AttributeError:  # read-only attribute: keep the class's own
+            pass
+    logger.debug("provider %r: %s", name, type(provider).__name__)
+    return provider
+
+
+def _cnn_options(options: dict[str, Any]) -> tuple[Any, dict[str, Any], int | None]:
+    model = options.pop("model", None)
+    dim = options.pop("dim", None)
+    return model, options, dim
+
+
+def _make_cnn(**options: Any) -> Any:
+    """``surrogate.provider.CNNProvider`` (``model=None``: the pretrained default)."""
+    from surrogate.provider import CNNProvider
+
+    model, rest, dim = _cnn_options(dict(options))
+    rest.pop("rtol", None)
+    provider = CNNProvider(model, **rest)
+    _check_dim(provider, dim)
+    provider.name = "cnn"
+    return provider
+
+
+def _make_hybrid(**options: Any) -> Any:
+    """``surrogate.provider.HybridProvider`` with a ``micro.providers.FEProvider`` fallback."""
+    from micro.providers import FEProvider
+    from surrogate.provider import CNNProvider, HybridProvider
+
+    model, rest, dim = _cnn_options(dict(options))
+    mu_m = rest.get("mu_matrix")
+    mu_i = rest.get("mu_inclusion")
+    spread = rest.pop("spread_threshold", 0.05)
+    rtol = rest.pop("rtol", None)
+    cnn = CNNProvider(model, spread_threshold=spread, **rest)
+    fe_opts: dict[str, Any] = {"dim": cnn.dim}
+    if mu_m is not None:
+        fe_opts["mu_matrix"] = mu_m
+    if mu_i is not None:
+        fe_opts["mu_inclusion"] = mu_i
+    if rtol is not None:
+        fe_opts["rtol"] = rtol
+    provider = HybridProvider(cnn, FEProvider(**fe_opts), spread_threshold=spread)
+    _check_dim(cnn, dim)
+    provider.name = "hybrid"
+    return provider
+
+
+def _check_dim(provider: Any, dim: int | None) -> None:
+    if dim is not None and int(provider.dim) != int(dim):
+        raise InputError(f"provider is {provider.dim}D but {dim}D was asked for")
+
+
+def provider_resolution(provider: Any) -> int | None:
+    """Image size a provider requires (``resolution``, or its CNN's), ``None`` if any."""
+    res = getattr(provider, "resolution", None)
+    if res is None and getattr(provider, "cnn", None) is not None:
+        res = getattr(provider.cnn, "resolution", None)
+    return None if res is None else int(res)
