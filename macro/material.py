@@ -1,0 +1,331 @@
+"""Spatial description of a composite: microstructure class, volume-fraction field, SVE seeds.
+
+Every macro quadrature point owns a statistical volume element (SVE) generated from
+
+* the *class* of the microstructure (disks of one radius or a radius range, overlapping or not,
+  the image resolution ``n``, the phase permeabilities), a :class:`Material`;
+* the local target volume fraction ``vf(x)`` of a :class:`FractionField` evaluated at the point;
+* a seed derived from the material's base seed and the point's **global** index
+  ``g = original_cell_index * n_qp + q`` (see :mod:`macro.coefficient`), through
+  ``np.random.SeedSequence(base_seed, spawn_key=(g,))``.
+
+The global index does not depend on how the mesh is partitioned, so serial and MPI runs see the
+same microstructure at the same point. Pure numerics: nothing here imports DOLFINx.
+
+Fields (all map coordinates ``(N, gdim)`` float64 in metres to ``(N,)`` float64 in [0, 1]):
+:class:`ConstantFraction`, :class:`LinearGrading`, :class:`RadialGrading`,
+:class:`CallableFraction`; :func:`as_fraction_field` turns a float or a callable into one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from magnetohom.errors import InputError
+
+__all__ = [
+    "CallableFraction",
+    "ConstantFraction",
+    "FractionField",
+    "LinearGrading",
+    "Material",
+    "RadialGrading",
+    "SVEBatch",
+    "as_fraction_field",
+    "point_rng",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _check_fraction(value: float, what: str) -> float:
+    v = float(value)
+    if not (np.isfinite(v) and 0.0 <= v <= 1.0):
+        raise InputError(f"{what} must be a volume fraction in [0, 1]: got {value!r}")
+    return v
+
+
+def _points(x: Any) -> np.ndarray:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] not in (1, 2, 3):
+        raise InputError(f"points must have shape (N, gdim): got {arr.shape}")
+    return arr
+
+
+class FractionField:
+    """Base of the volume-fraction fields: ``field(x (N, gdim)) -> (N,)`` in [0, 1]."""
+
+    def __call__(self, x: Any) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description (for reports)."""
+        return {"type": type(self).__name__}
+
+
+@dataclass(frozen=True)
+class ConstantFraction(FractionField):
+    """The same volume fraction everywhere."""
+
+    value: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", _check_fraction(self.value, "volume fraction"))
+
+    def __call__(self, x: Any) -> np.ndarray:
+        return np.full(_points(x).shape[0], self.value)
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "constant", "value": self.value}
+
+
+@dataclass(frozen=True)
+class LinearGrading(FractionField):
+    """Linear grading from ``start`` at point ``p0`` to ``end`` at ``p1``, constant beyond.
+
+    The fraction depends on the projection of x onto the segment ``p0 -> p1``.
+    """
+
+    start: float
+    end: float
+    p0: tuple[float, ...] = (0.0, 0.0)
+    p1: tuple[float, ...] = (1.0, 0.0)
+
+    def __post_init__(self) -> None:
+        _check_fraction(self.start, "start")
+        _check_fraction(self.end, "end")
+        if len(self.p0) != len(self.p1) or np.allclose(self.p0, self.p1):
+            raise InputError(f"grading needs two distinct points: got {self.p0}, {self.p1}")
+
+    def __call__(self, x: Any) -> np.ndarray:
+        pts = _points(x)
+        p0 = np.asarray(self.p0, dtype=np.float64)
+        t = np.asarray(self.p1, dtype=np.float64) - p0
+        g = pts[:, : t.size] - p0
+        s = np.clip(g @ t / (t @ t), 0.0, 1.0)
+        return self.start + (self.end - self.start) * s
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "linear", "start": self.start, "end": self.end, "p0": list(self.p0),
+                "p1": list(self.p1)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RadialGrading(FractionField):
+    """Grading with the distance r from ``center``: ``inner`` at ``r0``, ``outer`` at ``r1``."""
+
+    inner: float
+    outer: float
+    r0: float
+    r1: float
+    center: tuple[float, ...] = (0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        _check_fraction(self.inner, "inner")
+        _check_fraction(self.outer, "outer")
+        if not (0 <= self.r0 < self.r1):
+            raise InputError(f"radial grading needs 0 <= r0 < r1: got {self.r0}, {self.r1}")
+
+    def __call__(self, x: Any) -> np.ndarray:
+        pts = _points(x)
+        c = np.asarray(self.center, dtype=np.float64)
+        r = np.linalg.norm(pts[:, : c.size] - c, axis=1)
+        s = np.clip((r - self.r0) / (self.r1 - self.r0), 0.0, 1.0)
+        return self.inner + (self.outer - self.inner) * s
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "radial", "inner": self.inner, "outer": self.outer, "r0": self.r0,
+                "r1": self.r1, "center": list(self.center)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CallableFraction(FractionField):
+    """A user function ``f(x (N, gdim)) -> (N,)``; values are checked to lie in [0, 1]."""
+
+    func: Callable[[np.ndarray], Any]
+    name: str = "callable"
+
+    def __call__(self, x: Any) -> np.ndarray:
+        pts = _points(x)
+        out = np.asarray(self.func(pts), dtype=np.float64)
+        out = np.broadcast_to(out, (pts.shape[0],)).copy() if out.ndim == 0 else out
+        if out.shape != (pts.shape[0],):
+            raise InputError(f"volume-fraction function {self.name!r} returned shape {out.shape}")
+        if out.size and not (np.all(np.isfinite(out)) and out.min() >= 0 and out.max() <= 1):
+            raise InputError(
+                f"volume-fraction function {self.name!r} returned values outside [0, 1]: "
+                f"[{np.nanmin(out):g}, {np.nanmax(out):g}]"
+            )
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "callable", "name": self.name}
+
+
+def as_fraction_field(spec: Any) -> FractionField:
+    """A :class:`FractionField` from a field, a number or a callable."""
+    if isinstance(spec, FractionField):
+        return spec
+    if callable(spec):
+        return CallableFraction(spec, getattr(spec, "__name__", "callable"))
+    if isinstance(spec, int | float | np.floating | np.integer):
+        return ConstantFraction(float(spec))
+    raise InputError(f"volume fraction must be a number, a callable or a field: got {spec!r}")
+
+
+def point_rng(base_seed: int, global_index: int) -> np.random.Generator:
+    """The generator of the SVE at one global quadrature-point index."""
+    seq = np.random.SeedSequence(int(base_seed), spawn_key=(int(global_index),))
+    return np.random.default_rng(seq)
+
+
+@dataclass(frozen=True)
+class SVEBatch:
+    """SVEs of a set of quadrature points.
+
+    Attributes
+    ----------
+    images : ndarray, shape (N, n, ..., n), bool
+        True = inclusion.
+    target_volume_fraction : ndarray, shape (N,), float64
+        ``vf(x)`` asked for.
+    volume_fraction : ndarray, shape (N,), float64
+        Measured on the pixels.
+    """
+
+    images: np.ndarray
+    target_volume_fraction: np.ndarray
+    volume_fraction: np.ndarray
+
+
+@dataclass(frozen=True)
+class Material:
+    """A two-phase composite whose microstructure varies in space.
+
+    Parameters
+    ----------
+    volume_fraction : FractionField, float or callable
+        Target inclusion fraction vf(x) (see :func:`as_fraction_field`).
+    radius : float, optional
+        Disk radius in pixels of the SVE (``None``: ``max(2, n / 32)``, the paper's ratio of
+        8 px at 256^2, whatever the resolution).
+    radius_range : (float, float), optional
+        Polydisperse radii in pixels, instead of ``radius``.
+    overlap : bool
+        Whether disks may overlap.
+    resolution : int
+        SVE size n in pixels per side (``None``: taken from the provider, e.g. a CNN's input
+        size, else 64). The unit cell is [0, 1]^d.
+    dim : {2, 3}
+        Dimension of the SVEs (= of the macro problem).
+    mu_matrix, mu_inclusion : float
+        Relative phase permeabilities (documentation for reports; the providers hold their own).
+    seed : int
+        Base seed; the SVE at global point index g uses :func:`point_rng` ``(seed, g)``.
+    generator : callable, optional
+        ``generator(*, dim, size, volume_fraction, radius, radius_range, overlap, rng)`` returning
+        an object with ``.image``; ``None``: :func:`micro.generate.generate_sve` (imported when
+        first used).
+    """
+
+    volume_fraction: Any
+    radius: float | None = None
+    radius_range: tuple[float, float] | None = None
+    overlap: bool = False
+    resolution: int | None = None
+    dim: int = 2
+    mu_matrix: float = 1.0
+    mu_inclusion: float = 250.0
+    seed: int = 0
+    generator: Callable[..., Any] | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "volume_fraction", as_fraction_field(self.volume_fraction))
+        if self.dim not in (2, 3):
+            raise InputError(f"dim must be 2 or 3: got {self.dim!r}")
+        if self.resolution is not None and int(self.resolution) < 4:
+            raise InputError(f"SVE resolution must be >= 4 pixels: got {self.resolution}")
+        if self.radius is not None and self.radius_range is not None:
+            raise InputError("give radius or radius_range, not both")
+        if int(self.seed) < 0:
+            raise InputError(f"seed must be >= 0: got {self.seed}")
+
+    def with_resolution(self, resolution: int) -> Material:
+        """A copy with another SVE size."""
+        from dataclasses import replace
+
+        return replace(self, resolution=int(resolution))
+
+    def radius_for(self, resolution: int) -> float:
+        """Disk radius in pixels used at a resolution (monodisperse classes)."""
+        if self.radius is not None:
+            return float(self.radius)
+        return max(2.0, resolution / 32.0)
+
+    def fractions(self, x: Any) -> np.ndarray:
+        """Target volume fractions ``(N,)`` at points ``(N, gdim)``."""
+        return self.volume_fraction(x)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description (for reports)."""
+        return {
+            "volume_fraction": self.volume_fraction.describe(),
+            "radius": self.radius,
+            "radius_range": None if self.radius_range is None else list(self.radius_range),
+            "overlap": self.overlap,
+            "resolution": self.resolution,
+            "dim": self.dim,
+            "mu_matrix": self.mu_matrix,
+            "mu_inclusion": self.mu_inclusion,
+            "seed": int(self.seed),
+        }
+
+    def _generator(self) -> Callable[..., Any]:
+        if self.generator is not None:
+            return self.generator
+        from micro.generate import generate_sve
+
+        return generate_sve
+
+    def generate(
+        self,
+        x: Any,
+        global_index: Sequence[int] | np.ndarray,
+        *,
+        resolution: int | None = None,
+    ) -> SVEBatch:
+        """SVEs at points ``x (N, gdim)`` with global point indices ``(N,)``.
+
+        Each SVE depends only on ``(seed, global_index[k], vf(x[k]))`` and the material class.
+        A target fraction of 0 gives an all-matrix image without calling the generator.
+        """
+        pts = _points(x)
+        gid = np.asarray(global_index, dtype=np.int64).ravel()
+        if gid.shape[0] != pts.shape[0]:
+            raise InputError(f"{pts.shape[0]} points but {gid.shape[0]} global indices")
+        n = int(resolution or self.resolution or 64)
+        vf = self.fractions(pts)
+        images = np.zeros((pts.shape[0],) + (n,) * self.dim, dtype=bool)
+        gen = self._generator() if np.any(vf > 0) else None
+        kwargs: dict[str, Any] = {"dim": self.dim, "size": n, "overlap": self.overlap}
+        if self.radius_range is not None:
+            kwargs["radius_range"] = tuple(self.radius_range)
+        else:
+            kwargs["radius"] = self.radius_for(n)
+        for k in range(pts.shape[0]):
+            if vf[k] <= 0:
+                continue
+            sve = gen(volume_fraction=float(vf[k]), rng=point_rng(self.seed, gid[k]), **kwargs)
+            img = np.asarray(getattr(sve, "image", sve), dtype=bool)
+            if img.shape != images.shape[1:]:
+                raise InputError(
+                    f"SVE generator returned shape {img.shape}, expected {(n,) * self.dim}"
+                )
+            images[k] = img
+        measured = images.reshape(images.shape[0], -1).mean(axis=1, dtype=np.float64)
+        return SVEBatch(images, vf, measured)
