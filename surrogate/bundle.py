@@ -1,0 +1,204 @@
+"""The on-disk form of a trained surrogate: a directory with Keras members and metadata.
+
+Layout of ``MODEL_DIR``::
+
+    metadata.json     what the model needs to be used and reproduced (see below)
+    history.json      loss curves: {"members": [{"loss": [...], "val_loss": [...], "lr": [...]}]}
+    model_0.keras     ensemble member 0 (weights only, no optimizer state)
+    model_1.keras     ...
+
+``metadata.json`` holds at least ``format`` (``"magnetohom-surrogate"``), ``format_version``,
+``preset``, ``model_options``, ``dim``, ``resolution``, ``mu_matrix``, ``mu_inclusion``,
+``vf_range``, ``target`` (:class:`surrogate.data.TargetTransform`), ``members`` (file names),
+``split``, ``dataset`` (path, sha256), ``command`` and ``training`` (epochs, time, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from magnetohom.errors import InputError
+from surrogate.data import TargetTransform
+
+__all__ = ["FORMAT", "ModelBundle", "load_bundle", "read_metadata", "save_bundle", "write_json"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "magnetohom-surrogate"
+FORMAT_VERSION = 1
+_REQUIRED = ("preset", "dim", "resolution", "mu_matrix", "mu_inclusion", "target", "members")
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A loaded surrogate: its Keras members and metadata.
+
+    Attributes
+    ----------
+    path
+        The model directory.
+    metadata
+        Contents of ``metadata.json``.
+    members
+        The ensemble members (``keras.Model``), at least one.
+    """
+
+    path: Path
+    metadata: dict[str, Any]
+    members: tuple[Any, ...]
+
+    @property
+    def dim(self) -> int:
+        return int(self.metadata["dim"])
+
+    @property
+    def resolution(self) -> int:
+        return int(self.metadata["resolution"])
+
+    @property
+    def mu_matrix(self) -> float:
+        return float(self.metadata["mu_matrix"])
+
+    @property
+    def mu_inclusion(self) -> float:
+        return float(self.metadata["mu_inclusion"])
+
+    @property
+    def preset(self) -> str:
+        return str(self.metadata["preset"])
+
+    @property
+    def vf_range(self) -> tuple[float, float]:
+        lo, hi = self.metadata.get("vf_range", (0.0, 1.0))
+        return float(lo), float(hi)
+
+    @property
+    def target(self) -> TargetTransform:
+        return TargetTransform.from_dict(self.metadata["target"])
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", self.path.name))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temporary file + rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
+    os.replace(tmp, path)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def save_bundle(
+    path: str | Path,
+    members: Sequence[Any],
+    metadata: dict[str, Any],
+    *,
+    history: dict[str, Any] | None = None,
+) -> Path:
+    """Write a model directory (members without optimizer state, metadata, history).
+
+    Returns the directory path.
+    """
+    import keras
+
+    from surrogate import layers  # noqa: F401  (registers the custom layers)
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    names = []
+    for k, model in enumerate(members):
+        name = f"model_{k}.keras"
+        clean = keras.models.clone_model(model)
+        clean.set_weights(model.get_weights())
+        tmp = path / f".{name}.tmp.keras"
+        clean.save(tmp)
+        os.replace(tmp, path / name)
+        names.append(name)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **metadata, "members": names}
+    write_json(path / "metadata.json", meta)
+    if history is not None:
+        write_json(path / "history.json", history)
+    logger.info("saved %d member(s) to %s", len(names), path)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Read and check ``metadata.json`` of a model directory.
+
+    Raises
+    ------
+    InputError
+        Missing, unreadable or incomplete metadata.
+    """
+    path = Path(path)
+    file = path / "metadata.json"
+    if not file.exists():
+        raise InputError(f"cannot read model {path}: no metadata.json (not a model directory)")
+    try:
+        meta = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read model {path}: metadata.json: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise InputError(f"cannot read model {path}: metadata.json is not a {FORMAT} file")
+    missing = [k for k in _REQUIRED if k not in meta]
+    if missing:
+        raise InputError(f"cannot read model {path}: metadata.json lacks {', '.join(missing)}")
+    return meta
+
+
+def load_bundle(path: str | Path) -> ModelBundle:
+    """Load a model directory (or a file inside it).
+
+    Raises
+    ------
+    InputError
+        ``cannot read model PATH: ...`` if the metadata or a member file is missing or corrupt.
+    """
+    import keras
+
+    from surrogate import layers  # noqa: F401  (registers the custom layers)
+
+    path = Path(path)
+    if path.is_file():
+        path = path.parent
+    if not path.exists():
+        raise InputError(f"cannot read model {path}: no such directory")
+    meta = read_metadata(path)
+    members = []
+    for name in meta["members"]:
+        file = path / name
+        if not file.exists():
+            raise InputError(f"cannot read model {path}: member file {name} is missing")
+        try:
+            members.append(keras.saving.load_model(file, compile=False))
+        except Exception as exc:  # zip, h5 or deserialization errors of all kinds
+            msg = " ".join(str(exc).split())[:200]
+            raise InputError(f"cannot read model {file}: {type(exc).__name__}: {msg}") from None
+    if not members:
+        raise InputError(f"cannot read model {path}: no members listed")
+    expected = (meta["resolution"],) * int(meta["dim"]) + (1,)
+    for name, model in zip(meta["members"], members):
+        if tuple(model.input_shape[1:]) != expected:
+            raise InputError(
+                f"cannot read model {path}: {name} takes {model.input_shape[1:]}, "
+                f"metadata says {expected}"
+            )
+    return ModelBundle(path=path, metadata=meta, members=tuple(members))

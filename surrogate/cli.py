@@ -1,0 +1,276 @@
+"""``magnetohom train | evaluate | predict``: the surrogate's command line.
+
+TensorFlow is imported inside the handlers only, so ``magnetohom --help`` stays fast.
+
+Examples::
+
+    magnetohom train data/mono256.h5 -o models/mono --epochs 200 --ensemble 3
+    magnetohom train data/poly256.h5 -o models/poly --init models/mono --freeze conv
+    magnetohom evaluate models/mono data/mono256.h5 -o figs/mono --json
+    magnetohom predict --model models/mono sve_0001.png sve_0002.png --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from magnetohom.errors import InputError
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train``, ``evaluate`` and ``predict`` commands."""
+    _add_train(subparsers)
+    _add_evaluate(subparsers)
+    _add_predict(subparsers)
+
+
+# ----------------------------------------------------------------------------------------------
+# train
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a CNN surrogate on a dataset file",
+        description="Train a CNN on the labeled samples of DATASET (70/15/15 split) and write a "
+        "model directory. Re-running the same command resumes from its checkpoints.",
+    )
+    p.add_argument("dataset", metavar="DATASET.h5", help="HDF5 dataset (magnetohom dataset)")
+    p.add_argument(
+        "-o", "--out", required=True, metavar="MODEL_DIR", help="model directory to write"
+    )
+    p.add_argument(
+        "--preset",
+        choices=("default", "paper"),
+        default=None,
+        help="architecture (default: default)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs (default: 200; paper 300; paper transfer 100)",
+    )
+    p.add_argument("--batch-size", type=int, default=None, help="samples per step (default 32)")
+    p.add_argument("--learning-rate", type=float, default=None, help="initial Adam learning rate")
+    p.add_argument(
+        "--init", metavar="MODEL", default=None, help="start from this model (transfer learning)"
+    )
+    p.add_argument(
+        "--freeze", choices=("conv",), default=None, help="keep the conv layers of --init fixed"
+    )
+    p.add_argument(
+        "--fine-tune-epochs", type=int, default=None, help="then unfreeze all at lr/10 for N epochs"
+    )
+    p.add_argument(
+        "--ensemble", type=int, default=1, metavar="K", help="train K members (uncertainty)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, batches, augmentation")
+    p.add_argument(
+        "--split-seed", type=int, default=None, help="seed of the split (default: --seed)"
+    )
+    aug = p.add_mutually_exclusive_group()
+    aug.add_argument(
+        "--augment", dest="augment", action="store_true", default=None, help="force augmentation"
+    )
+    aug.add_argument("--no-augment", dest="augment", action="store_false", help="no augmentation")
+    p.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model option, VALUE as JSON (e.g. stem=4, filters=[16,32,64,64]); repeatable",
+    )
+    p.add_argument(
+        "--max-samples", type=int, default=None, help="use only the first N labeled samples"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_train)
+
+
+def _parse_options(items: list[str]) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--option expects KEY=VALUE, got {item!r}")
+        try:
+            opts[key] = json.loads(value)
+        except ValueError:
+            opts[key] = value
+    return opts
+
+
+def _train(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow  # noqa: F401  (before anything that may load DOLFINx)
+
+    from surrogate.train import train
+
+    result = train(
+        args.dataset,
+        out=args.out,
+        preset=args.preset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        init=args.init,
+        freeze=args.freeze,
+        fine_tune_epochs=args.fine_tune_epochs,
+        ensemble=args.ensemble,
+        seed=args.seed,
+        split_seed=args.split_seed,
+        augment=args.augment,
+        options=_parse_options(args.option) or None,
+        max_samples=args.max_samples,
+        progress=not args.quiet,
+        command=shlex.join(["magnetohom", *sys.argv[1:]]),
+    )
+    meta = result.metadata
+    split = meta.get("split", {})
+    print(f"model: {result.model_dir}")
+    print(
+        f"preset {meta['preset']}, {meta['dim']}D {meta['resolution']} px, "
+        f"{meta['ensemble']} member(s), "
+        f"split {split.get('n_train')}/{split.get('n_val')}/{split.get('n_test')}"
+    )
+    for k, (ep, loss) in enumerate(zip(result.epochs_run, result.best_val_loss)):
+        print(f"member {k}: {ep} epochs, best validation loss {loss:.4g}")
+    print(f"training time: {meta['training']['seconds']:.1f} s")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# evaluate
+
+
+def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="MAPE and R^2 of a surrogate on a dataset, with parity and loss plots",
+        description="Evaluate MODEL on the test split of DATASET (all labeled samples if "
+        "DATASET is not the training file): MAPE and R^2 per component; "
+        "-o writes parity.png and loss.png.",
+    )
+    p.add_argument("model", metavar="MODEL", help="model directory or registry name")
+    p.add_argument("dataset", metavar="DATASET.h5", help="HDF5 dataset with labels")
+    p.add_argument("-o", "--out", metavar="FIGDIR", default=None, help="write the figures there")
+    p.add_argument("--split", choices=("test", "val", "train", "all"), default="test")
+    p.add_argument("--tta", action="store_true", help="average over the grid symmetries")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow  # noqa: F401
+
+    from surrogate.evaluate import evaluate
+
+    ev = evaluate(args.model, args.dataset, split=args.split, tta=args.tta)
+    figures = []
+    if args.out:
+        from surrogate.plots import write_figures
+
+        figures = [str(p) for p in write_figures(ev, args.out)]
+    if args.json:
+        print(json.dumps({**ev.to_dict(), "figures": figures}))
+        return 0
+    print(f"model {ev.model} on {ev.dataset}: {ev.split} split, N = {ev.n}")
+    print(f"{'component':>10} {'MAPE %':>9} {'R2':>9}")
+    for name, e, r, s in zip(ev.components, ev.mape, ev.r2, ev.mape_scale):
+        note = "" if s == "value" else "  (error / mean eigenvalue)"
+        print(f"{name:>10} {e:9.3f} {r:9.5f}{note}")
+    for f in figures:
+        print(f"wrote {f}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# predict
+
+
+def _add_predict(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="homogenized permeability of image files by a CNN surrogate",
+        description="Print mu_eff for each image in FILE... (8-bit images: 0 = inclusion, "
+        "255 = matrix; .npy: bool/0-1, 1 = inclusion).",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="image files")
+    p.add_argument(
+        "--model", default=None, metavar="NAME|PATH", help="model (default: pretrained 'default')"
+    )
+    p.add_argument("--tta", action="store_true", help="average over the grid symmetries")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--json", action="store_true", help="one JSON object per image and line")
+    p.set_defaults(handler=_predict)
+
+
+def _load_images(path: str, dim: int) -> np.ndarray:
+    """Images of one file as bool ``(N, n, ..., n)``."""
+    if not Path(path).exists():
+        raise FileNotFoundError(2, "No such file", path)
+    try:
+        from micro.imageio import load_images
+    except ImportError:
+        load_images = None
+    if load_images is not None:
+        arr = np.asarray(load_images(path))
+    elif path.endswith(".npy"):
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read image {path}: {exc}") from None
+    else:
+        raise InputError(f"cannot read image {path}: only .npy is supported without micro.imageio")
+    if arr.ndim == dim:
+        arr = arr[None]
+    if arr.ndim != dim + 1:
+        raise InputError(f"{path}: expected {dim}D image(s), got array of shape {arr.shape}")
+    if arr.dtype != bool and arr.size and not np.all((arr == 0) | (arr == 1)):
+        raise InputError(f"{path}: image is not binary (expected bool or 0/1, 1 = inclusion)")
+    return arr.astype(bool, copy=False)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow  # noqa: F401
+
+    from surrogate.provider import CNNProvider
+
+    provider = CNNProvider(args.model, batch_size=args.batch_size, tta=args.tta)
+    batches = [(f, _load_images(f, provider.dim)) for f in args.files]
+    for _, images in batches:
+        provider.check(images)  # refuse bad files before any output
+    for f, images in batches:
+        pred = provider.predict(images)
+        for i in range(images.shape[0]):
+            label = f if images.shape[0] == 1 else f"{f}[{i}]"
+            if args.json:
+                obj = {
+                    "file": f,
+                    "index": i,
+                    "mu_eff": pred.mu_eff[i].tolist(),
+                    "spread": pred.spread[i].tolist(),
+                    "volume_fraction": float(pred.volume_fraction[i]),
+                    "flags": pred.flags_of(i),
+                }
+                print(json.dumps(obj))
+            else:
+                mu = pred.mu_eff[i]
+                rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in mu)
+                flags = pred.flags_of(i)
+                note = f"  flags: {', '.join(flags)}" if flags else ""
+                print(f"{label}: vf {pred.volume_fraction[i]:.4f}  mu_eff [{rows}]{note}")
+    return 0

@@ -1,0 +1,379 @@
+"""Training data: reading a dataset file, the train/validation/test split, targets and back.
+
+The dataset file is the HDF5 file of ``docs/ARCHITECTURE.md`` (written by :mod:`micro.dataset`).
+Only samples that are finished (``done``) and have finite labels are used; a file without any is
+refused. :func:`load_labeled` reads the file directly with h5py following that schema (the schema
+is the contract; it needs nothing from :mod:`micro`).
+
+Split: a permutation of the labeled samples drawn from ``split_seed``, cut 70/15/15
+(:func:`split_indices`); the seed and the held-out indices are stored in the model metadata, so
+``evaluate`` reproduces the test set.
+
+Targets (:class:`TargetTransform`):
+
+* ``"log-mandel"`` (preset ``default``): the Mandel vector of ``logm(mu_eff)``, shape ``(N, m)``.
+  A squared error on it is a squared *relative* error (``|d log mu| = |d mu| / mu``), so the loss
+  weighs samples with ``mu ~ 2`` and ``mu ~ 200`` alike.
+* ``"standardized-diagonal"`` (preset ``paper``): ``(mu_ii - mean_i) / std_i`` over the training
+  split, shape ``(N, d)``; off-diagonal components are neither learned nor predicted (zero).
+
+Augmentation acts on the *pre-target* tensor (``logm(mu)`` or ``mu``, shape ``(N, d, d)``), which
+transforms as ``Q T Q^T``; :meth:`TargetTransform.targets_from_pre` then makes the vector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from magnetohom.errors import InputError
+from surrogate.tensors import (
+    clip_eigenvalues,
+    from_mandel,
+    mandel,
+    n_components,
+    sym_expm,
+    sym_logm,
+)
+
+__all__ = [
+    "TARGET_KINDS",
+    "LabeledData",
+    "Split",
+    "TargetTransform",
+    "file_sha256",
+    "load_labeled",
+    "split_indices",
+]
+
+logger = logging.getLogger(__name__)
+
+TARGET_KINDS = ("log-mandel", "standardized-diagonal")
+_FORMAT = "magnetohom-dataset"
+
+
+@dataclass(frozen=True)
+class LabeledData:
+    """The labeled samples of a dataset file.
+
+    Attributes
+    ----------
+    path
+        The file read.
+    images
+        ``(N, n, ..., n)`` uint8, 1 = inclusion.
+    mu_eff
+        ``(N, d, d)`` float64 labels.
+    volume_fraction
+        ``(N,)`` float64, measured on the pixels.
+    indices
+        ``(N,)`` int64 row of each sample in the file.
+    dim, resolution
+        Image dimension and side length (pixels).
+    mu_matrix, mu_inclusion
+        Phase permeabilities of the labels.
+    attrs
+        The file's other attributes (``geometry`` decoded from JSON when possible).
+    n_total
+        Samples in the file, labeled or not.
+    """
+
+    path: Path
+    images: np.ndarray
+    mu_eff: np.ndarray
+    volume_fraction: np.ndarray
+    indices: np.ndarray
+    dim: int
+    resolution: int
+    mu_matrix: float
+    mu_inclusion: float
+    attrs: dict[str, Any] = field(default_factory=dict)
+    n_total: int = 0
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def subset(self, idx: np.ndarray) -> LabeledData:
+        """The samples at positions ``idx`` (into this object's arrays)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        return LabeledData(
+            path=self.path,
+            images=self.images[idx],
+            mu_eff=self.mu_eff[idx],
+            volume_fraction=self.volume_fraction[idx],
+            indices=self.indices[idx],
+            dim=self.dim,
+            resolution=self.resolution,
+            mu_matrix=self.mu_matrix,
+            mu_inclusion=self.mu_inclusion,
+            attrs=self.attrs,
+            n_total=self.n_total,
+        )
+
+
+def file_sha256(path: str | Path, *, chunk: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _attr(attrs: Any, name: str, path: Path) -> Any:
+    if name not in attrs:
+        raise InputError(f"{path}: not a magnetohom dataset (attribute {name!r} missing)")
+    value = attrs[name]
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def load_labeled(path: str | Path, *, max_samples: int | None = None) -> LabeledData:
+    """Read the labeled samples of a dataset file.
+
+    Parameters
+    ----------
+    path
+        HDF5 dataset file (schema in ``docs/ARCHITECTURE.md``).
+    max_samples
+        Keep only the first ``max_samples`` labeled samples (for quick runs).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    InputError
+        If it is not an HDF5 dataset of this project, or holds no finished, finite label.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file", str(path))
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(f"cannot read dataset {path}: {exc}") from None
+    with fh:
+        fmt = fh.attrs.get("format", _FORMAT)
+        fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+        if fmt != _FORMAT:
+            raise InputError(f"{path}: format {fmt!r} is not {_FORMAT!r}")
+        for name in ("images", "mu_eff"):
+            if name not in fh:
+                raise InputError(f"{path}: dataset {name!r} missing; is this a magnetohom dataset?")
+        dim = int(_attr(fh.attrs, "dim", path))
+        resolution = int(_attr(fh.attrs, "resolution", path))
+        mu_m = float(_attr(fh.attrs, "mu_matrix", path))
+        mu_i = float(_attr(fh.attrs, "mu_inclusion", path))
+        n_total = int(fh["images"].shape[0])
+        if fh["images"].shape[1:] != (resolution,) * dim:
+            raise InputError(
+                f"{path}: images of shape {fh['images'].shape[1:]} do not match dim={dim}, "
+                f"resolution={resolution}"
+            )
+        mu = np.asarray(fh["mu_eff"][...], dtype=np.float64)
+        if mu.shape != (n_total, dim, dim):
+            raise InputError(f"{path}: mu_eff has shape {mu.shape}, expected {(n_total, dim, dim)}")
+        done = np.asarray(fh["done"][...], dtype=bool) if "done" in fh else np.ones(n_total, bool)
+        ok = done & np.all(np.isfinite(mu), axis=(1, 2))
+        idx = np.flatnonzero(ok)
+        if idx.size == 0:
+            raise InputError(f"{path}: no labeled samples (0 of {n_total} done with finite mu_eff)")
+        if max_samples is not None:
+            idx = idx[: int(max_samples)]
+        images = _read_rows(fh["images"], idx).astype(np.uint8, copy=False)
+        if "volume_fraction" in fh:
+            vf = np.asarray(fh["volume_fraction"][...], dtype=np.float64)[idx]
+        else:
+            vf = images.reshape(len(idx), -1).mean(axis=1, dtype=np.float64)
+        attrs = {k: _decode(v) for k, v in fh.attrs.items()}
+    if images.max(initial=0) > 1:
+        raise InputError(f"{path}: images must hold 0/1 (1 = inclusion), found max {images.max()}")
+    logger.info("read %d labeled of %d samples from %s", idx.size, n_total, path)
+    return LabeledData(
+        path=path,
+        images=images,
+        mu_eff=mu[idx],
+        volume_fraction=vf,
+        indices=idx.astype(np.int64),
+        dim=dim,
+        resolution=resolution,
+        mu_matrix=mu_m,
+        mu_inclusion=mu_i,
+        attrs=attrs,
+        n_total=n_total,
+    )
+
+
+def _read_rows(dset: Any, idx: np.ndarray) -> np.ndarray:
+    """Rows ``idx`` (sorted) of an h5py dataset, reading contiguous runs in one go."""
+    if idx.size == dset.shape[0]:
+        return np.asarray(dset[...])
+    out = np.empty((idx.size, *dset.shape[1:]), dtype=dset.dtype)
+    start = 0
+    while start < idx.size:
+        stop = start + 1
+        while stop < idx.size and idx[stop] == idx[stop - 1] + 1:
+            stop += 1
+        out[start:stop] = dset[idx[start] : idx[stop - 1] + 1]
+        start = stop
+    return out
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+@dataclass(frozen=True)
+class Split:
+    """Positions (into :class:`LabeledData` arrays) of the train/validation/test samples."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    seed: int
+
+    def to_dict(self, indices: np.ndarray) -> dict[str, Any]:
+        """JSON form: the seed, the sizes and the file rows of the held-out samples."""
+        return {
+            "seed": int(self.seed),
+            "n_train": int(self.train.size),
+            "n_val": int(self.val.size),
+            "n_test": int(self.test.size),
+            "val_rows": [int(i) for i in indices[self.val]],
+            "test_rows": [int(i) for i in indices[self.test]],
+        }
+
+
+def split_indices(
+    n: int, *, seed: int, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+) -> Split:
+    """Deterministic random split of ``n`` samples (70/15/15 by default).
+
+    Validation and test sets get ``round(fraction * n)`` samples each (at least 1 when
+    ``n >= 3``); the training set the rest. Each part is sorted.
+    """
+    if n < 3:
+        raise InputError(f"need at least 3 labeled samples to split, got {n}")
+    if not np.isclose(sum(fractions), 1.0) or min(fractions) < 0:
+        raise InputError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, int(round(fractions[1] * n)))
+    n_test = max(1, int(round(fractions[2] * n)))
+    val, test, train = perm[:n_val], perm[n_val : n_val + n_test], perm[n_val + n_test :]
+    return Split(train=np.sort(train), val=np.sort(val), test=np.sort(test), seed=int(seed))
+
+
+@dataclass(frozen=True)
+class TargetTransform:
+    """Map between tensors ``mu_eff`` ``(N, d, d)`` and network targets ``(N, m)``.
+
+    Attributes
+    ----------
+    kind
+        ``"log-mandel"`` or ``"standardized-diagonal"``.
+    dim
+        2 or 3.
+    mean, std
+        Per-component statistics of ``standardized-diagonal`` (length ``d``); empty otherwise.
+    """
+
+    kind: str
+    dim: int
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+
+    @classmethod
+    def fit(cls, kind: str, mu_eff: np.ndarray) -> TargetTransform:
+        """Transform of ``kind`` with statistics from training labels ``(N, d, d)``."""
+        mu = np.asarray(mu_eff, dtype=np.float64)
+        dim = mu.shape[-1]
+        if kind == "log-mandel":
+            return cls(kind, dim)
+        if kind == "standardized-diagonal":
+            diag = np.diagonal(mu, axis1=1, axis2=2)
+            std = np.maximum(diag.std(axis=0), 1e-12 * np.abs(diag).max(initial=1.0))
+            return cls(kind, dim, tuple(diag.mean(axis=0).tolist()), tuple(std.tolist()))
+        raise InputError(f"unknown target kind {kind!r}; choose one of {TARGET_KINDS}")
+
+    @property
+    def n_outputs(self) -> int:
+        """Width of the target vector (``m``)."""
+        return n_components(self.dim) if self.kind == "log-mandel" else self.dim
+
+    @property
+    def full_tensor(self) -> bool:
+        """Whether off-diagonal components are predicted."""
+        return self.kind == "log-mandel"
+
+    def pre_targets(self, mu_eff: np.ndarray) -> np.ndarray:
+        """Tensors ``(N, d, d)`` float64 that augmentation transforms (``logm(mu)`` or ``mu``)."""
+        mu = np.asarray(mu_eff, dtype=np.float64)
+        return sym_logm(mu) if self.kind == "log-mandel" else mu
+
+    def targets_from_pre(self, pre: np.ndarray) -> np.ndarray:
+        """Target vectors ``(N, m)`` float32 from pre-target tensors ``(N, d, d)``."""
+        if self.kind == "log-mandel":
+            return mandel(pre).astype(np.float32)
+        diag = np.diagonal(np.asarray(pre), axis1=-2, axis2=-1)
+        return ((diag - np.asarray(self.mean)) / np.asarray(self.std)).astype(np.float32)
+
+    def to_targets(self, mu_eff: np.ndarray) -> np.ndarray:
+        """Target vectors ``(N, m)`` float32 of tensors ``(N, d, d)``."""
+        return self.targets_from_pre(self.pre_targets(mu_eff))
+
+    def to_tensors(
+        self,
+        outputs: np.ndarray,
+        *,
+        lower: np.ndarray | None = None,
+        upper: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Tensors ``(N, d, d)`` float64 from network outputs ``(N, m)``.
+
+        For ``log-mandel`` the eigenvalues of ``logm`` are clipped to ``[log lower, log upper]``
+        when the bounds ``(N,)`` are given (removes float32 round-off at the bounds), then
+        exponentiated. For ``standardized-diagonal`` the result is diagonal.
+        """
+        y = np.asarray(outputs, dtype=np.float64)
+        if y.ndim != 2 or y.shape[1] != self.n_outputs:
+            raise InputError(f"network outputs of shape {y.shape}, expected (N, {self.n_outputs})")
+        if self.kind == "log-mandel":
+            log_mu = from_mandel(y, self.dim)
+            if lower is not None and upper is not None:
+                log_mu = clip_eigenvalues(log_mu, np.log(lower), np.log(upper))
+            mu = sym_expm(log_mu)
+            return 0.5 * (mu + np.swapaxes(mu, -1, -2))
+        diag = y * np.asarray(self.std) + np.asarray(self.mean)
+        out = np.zeros((y.shape[0], self.dim, self.dim))
+        idx = np.arange(self.dim)
+        out[:, idx, idx] = diag
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"kind": self.kind, "dim": self.dim, "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TargetTransform:
+        """Inverse of :meth:`to_dict`."""
+        if d.get("kind") not in TARGET_KINDS:
+            raise InputError(f"unknown target kind {d.get('kind')!r} in model metadata")
+        return cls(d["kind"], int(d["dim"]), tuple(d.get("mean", ())), tuple(d.get("std", ())))

@@ -1,0 +1,378 @@
+"""Constitutive providers backed by a CNN: ``provider(images) -> mu_eff (N, d, d)``.
+
+Both classes implement the ``macro.ConstitutiveProvider`` protocol by structure (``__call__``
+on a bool batch ``(N, n, ..., n)`` returning float64 SPD tensors ``(N, d, d)``):
+
+* :class:`CNNProvider` -- the ensemble's mean tensor, batched; :meth:`CNNProvider.predict` also
+  returns the ensemble spread and out-of-distribution flags (:class:`Prediction`).
+* :class:`HybridProvider` -- answers from the CNN and calls a finite-element provider for the
+  samples the CNN flags (or whose spread is large), counting them in ``n_fallback``.
+
+Flags (per sample, :data:`FLAGS`):
+
+``volume_fraction``  outside the training range widened by ``vf_margin``;
+``contrast``         the caller's phase permeabilities differ from the model's (every sample);
+``spread``           ensemble relative spread above ``spread_threshold``;
+``resolution``       (hybrid only) the image size differs from the model's -- the CNN refuses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from magnetohom.errors import InputError, SolverError
+from surrogate import bounds as _bounds
+
+__all__ = ["FLAGS", "CNNProvider", "HybridPrediction", "HybridProvider", "Prediction"]
+
+logger = logging.getLogger(__name__)
+
+FLAGS = ("volume_fraction", "contrast", "spread", "resolution")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """CNN prediction for a batch.
+
+    Attributes
+    ----------
+    mu_eff
+        ``(N, d, d)`` float64, the ensemble mean (SPD, inside the bounds for the default preset).
+    spread
+        ``(N, d, d)`` float64, standard deviation over members (and symmetry copies with
+        ``tta``); zeros for a single member.
+    volume_fraction
+        ``(N,)`` float64 of the images.
+    flags
+        Flag name -> ``(N,)`` bool.
+    """
+
+    mu_eff: np.ndarray
+    spread: np.ndarray
+    volume_fraction: np.ndarray
+    flags: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def flagged(self) -> np.ndarray:
+        """``(N,)`` bool: any flag raised."""
+        out = np.zeros(self.mu_eff.shape[0], dtype=bool)
+        for mask in self.flags.values():
+            out |= mask
+        return out
+
+    @property
+    def relative_spread(self) -> np.ndarray:
+        """``(N,)`` float64: largest component spread over the mean eigenvalue ``tr(mu)/d``."""
+        scale = np.trace(self.mu_eff, axis1=1, axis2=2) / self.mu_eff.shape[-1]
+        return np.abs(self.spread).max(axis=(1, 2)) / scale
+
+    def flags_of(self, i: int) -> list[str]:
+        """Names of the flags raised for sample ``i``."""
+        return [name for name, mask in self.flags.items() if mask[i]]
+
+
+def _as_batch(images: Any, dim: int) -> np.ndarray:
+    """A ``(N, n, ..., n)`` uint8 0/1 batch (a single image gets a batch axis)."""
+    arr = np.asarray(images)
+    if arr.ndim == dim:
+        arr = arr[None]
+    if arr.ndim != dim + 1:
+        raise InputError(f"expected {dim}D images (N, n{', n' * (dim - 1)}), got shape {arr.shape}")
+    if arr.dtype == bool:
+        return arr.view(np.uint8)
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise InputError(f"images must be bool or 0/1 numbers, got dtype {arr.dtype}")
+    if arr.size and not np.all((arr == 0) | (arr == 1)):
+        raise InputError("images must be binary (0/1 or bool, 1 = inclusion)")
+    return arr.astype(np.uint8)
+
+
+class CNNProvider:
+    """Homogenized permeability from a trained CNN (or ensemble).
+
+    Parameters
+    ----------
+    model
+        Registry name, model directory, or a loaded :class:`surrogate.bundle.ModelBundle`
+        (``None``: the pretrained ``default``).
+    batch_size
+        Images per forward pass.
+    vf_margin
+        Volume fractions within the training range widened by this margin are not flagged.
+    spread_threshold
+        Flag samples whose relative ensemble spread exceeds it (``None``: never).
+    mu_matrix, mu_inclusion
+        The caller's phase permeabilities; a mismatch with the model raises the ``contrast``
+        flag on every sample (the CNN cannot change contrast).
+    tta
+        Test-time augmentation: average over the grid symmetries (8 in 2D, 48 in 3D), mapping
+        each prediction back; costs that many forward passes, adds their scatter to ``spread``.
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        *,
+        batch_size: int = 256,
+        vf_margin: float = 0.02,
+        spread_threshold: float | None = 0.05,
+        mu_matrix: float | None = None,
+        mu_inclusion: float | None = None,
+        tta: bool = False,
+    ):
+        from surrogate.bundle import ModelBundle
+        from surrogate.registry import load_model
+
+        self.bundle = model if isinstance(model, ModelBundle) else load_model(model)
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self.vf_margin = float(vf_margin)
+        self.spread_threshold = spread_threshold
+        self.tta = bool(tta)
+        self.target = self.bundle.target
+        self.contrast_mismatch = _differs(mu_matrix, self.bundle.mu_matrix) or _differs(
+            mu_inclusion, self.bundle.mu_inclusion
+        )
+        if self.contrast_mismatch:
+            logger.warning(
+                "model %s was trained for mu = (%g, %g), asked for (%s, %s): all samples flagged",
+                self.bundle.name,
+                self.bundle.mu_matrix,
+                self.bundle.mu_inclusion,
+                mu_matrix,
+                mu_inclusion,
+            )
+        self._fns: list[Callable] | None = None
+
+    @property
+    def dim(self) -> int:
+        return self.bundle.dim
+
+    @property
+    def resolution(self) -> int:
+        return self.bundle.resolution
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Image shape the model takes."""
+        return (self.resolution,) * self.dim
+
+    def check(self, images: Any) -> np.ndarray:
+        """Validate a batch against the model; returns it as uint8 ``(N, n, ..., n)``."""
+        batch = _as_batch(images, self.dim)
+        if batch.shape[1:] != self.shape:
+            raise InputError(
+                f"image shape {batch.shape[1:]} does not match model {self.bundle.name!r} "
+                f"({self.dim}D, {self.resolution} px per side)"
+            )
+        return batch
+
+    def __call__(self, images: Any) -> np.ndarray:
+        """``(N, d, d)`` float64 homogenized tensors of a bool batch ``(N, n, ..., n)``."""
+        return self.predict(images).mu_eff
+
+    def predict(self, images: Any) -> Prediction:
+        """Mean tensor, spread and flags for a batch; see :class:`Prediction`.
+
+        Raises
+        ------
+        InputError
+            Wrong dimension or shape, non-binary images.
+        SolverError
+            Non-finite network output.
+        """
+        batch = self.check(images)
+        n, d = batch.shape[0], self.dim
+        vf = batch.reshape(n, -1).mean(axis=1, dtype=np.float64) if n else np.zeros(0)
+        if n == 0:
+            empty = np.zeros((0, d, d))
+            return Prediction(empty, empty.copy(), vf, {k: np.zeros(0, bool) for k in FLAGS[:3]})
+        lower, upper = self._bounds(vf)
+        samples = []
+        ops = self._symmetries()
+        for op in ops:
+            x = batch if op is None else np.ascontiguousarray(op.apply(batch))
+            for fn in self._functions():
+                out = self._run(fn, x)
+                mu = self.target.to_tensors(out, lower=lower, upper=upper)
+                samples.append(mu if op is None else op.matrix.T @ mu @ op.matrix)
+        stack = np.stack(samples)  # (S, N, d, d)
+        mu_eff = stack.mean(axis=0)
+        spread = stack.std(axis=0) if len(samples) > 1 else np.zeros_like(mu_eff)
+        if not np.all(np.isfinite(mu_eff)):
+            bad = int(np.sum(~np.all(np.isfinite(mu_eff), axis=(1, 2))))
+            raise SolverError(
+                f"model {self.bundle.name!r} produced non-finite mu_eff for {bad} of {n} images"
+            )
+        pred = Prediction(mu_eff, spread, vf)
+        lo, hi = self.bundle.vf_range
+        flags = {
+            "volume_fraction": (vf < lo - self.vf_margin) | (vf > hi + self.vf_margin),
+            "contrast": np.full(n, self.contrast_mismatch),
+            "spread": (
+                pred.relative_spread > self.spread_threshold
+                if self.spread_threshold is not None
+                else np.zeros(n, bool)
+            ),
+        }
+        return Prediction(mu_eff, spread, vf, flags)
+
+    def _bounds(self, vf: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        if not self.target.full_tensor:
+            return None, None
+        opts = self.bundle.metadata.get("model_options") or {}
+        b = self.bundle
+        if opts.get("bounds", "wiener") == "hashin-shtrikman":
+            return _bounds.hashin_shtrikman(vf, b.mu_matrix, b.mu_inclusion, dim=b.dim)
+        return _bounds.wiener(vf, b.mu_matrix, b.mu_inclusion)
+
+    def _symmetries(self) -> list[Any]:
+        if not self.tta:
+            return [None]
+        from surrogate.augment import symmetry_group
+
+        return list(symmetry_group(self.dim))
+
+    def _functions(self) -> list[Callable]:
+        if self._fns is None:
+            import tensorflow as tf
+
+            spec = tf.TensorSpec((None, *self.shape, 1), tf.uint8)
+            self._fns = [
+                tf.function(lambda x, m=m: m(x, training=False), input_signature=[spec])
+                for m in self.bundle.members
+            ]
+        return self._fns
+
+    def _run(self, fn: Callable, batch: np.ndarray) -> np.ndarray:
+        outs = []
+        for start in range(0, batch.shape[0], self.batch_size):
+            x = batch[start : start + self.batch_size, ..., None]
+            outs.append(np.asarray(fn(x), dtype=np.float64))
+        out = np.concatenate(outs)
+        if not np.all(np.isfinite(out)):
+            raise SolverError(f"model {self.bundle.name!r} produced non-finite outputs")
+        return out
+
+
+def _differs(value: float | None, reference: float) -> bool:
+    return value is not None and not np.isclose(float(value), reference, rtol=1e-9, atol=0.0)
+
+
+@dataclass(frozen=True)
+class HybridPrediction:
+    """Result of :meth:`HybridProvider.predict`.
+
+    Attributes
+    ----------
+    mu_eff
+        ``(N, d, d)`` float64: CNN answers, FE answers where ``fallback``.
+    fallback
+        ``(N,)`` bool, samples answered by the FE provider.
+    flags
+        Flag name -> ``(N,)`` bool (see module doc), the reasons for the fallbacks.
+    prediction
+        The CNN's :class:`Prediction` (``None`` if the CNN refused the batch's shape).
+    """
+
+    mu_eff: np.ndarray
+    fallback: np.ndarray
+    flags: dict[str, np.ndarray]
+    prediction: Prediction | None
+
+    @property
+    def n_fallback(self) -> int:
+        return int(self.fallback.sum())
+
+
+class HybridProvider:
+    """CNN first, finite elements for flagged or uncertain samples.
+
+    Parameters
+    ----------
+    cnn
+        A :class:`CNNProvider` (or anything accepted by it: name, path, bundle).
+    fe_fallback
+        Callable ``images (N, n, ..., n) bool -> (N, d, d)`` (or an object with ``.mu_eff``,
+        e.g. ``micro.homogenize``'s result).
+    spread_threshold
+        Relative ensemble spread above which a sample falls back (``None``: the CNN's own
+        ``spread`` flag decides).
+    fallback_on
+        Flags that send a sample to the FE provider.
+
+    Attributes
+    ----------
+    n_fallback, n_samples, n_calls
+        Cumulative counts over all calls.
+    last
+        The :class:`HybridPrediction` of the latest call.
+    """
+
+    def __init__(
+        self,
+        cnn: Any,
+        fe_fallback: Callable[[np.ndarray], Any],
+        *,
+        spread_threshold: float | None = 0.05,
+        fallback_on: tuple[str, ...] = FLAGS,
+    ):
+        self.cnn = cnn if isinstance(cnn, CNNProvider) else CNNProvider(cnn)
+        unknown = set(fallback_on) - set(FLAGS)
+        if unknown:
+            raise InputError(f"unknown flag(s) {sorted(unknown)}; known: {', '.join(FLAGS)}")
+        self.fe_fallback = fe_fallback
+        self.spread_threshold = spread_threshold
+        self.fallback_on = tuple(fallback_on)
+        self.n_fallback = 0
+        self.n_samples = 0
+        self.n_calls = 0
+        self.last: HybridPrediction | None = None
+
+    def __call__(self, images: Any) -> np.ndarray:
+        """``(N, d, d)`` float64 tensors; see :meth:`predict`."""
+        return self.predict(images).mu_eff
+
+    def predict(self, images: Any) -> HybridPrediction:
+        """CNN answers with FE fallbacks; updates the counters."""
+        batch = _as_batch(images, self.cnn.dim)
+        n, d = batch.shape[0], self.cnn.dim
+        if batch.shape[1:] != self.cnn.shape:
+            pred = None
+            flags = {name: np.zeros(n, bool) for name in FLAGS}
+            flags["resolution"][:] = True
+            mu = np.full((n, d, d), np.nan)
+        else:
+            pred = self.cnn.predict(batch)
+            flags = {**pred.flags, "resolution": np.zeros(n, bool)}
+            if self.spread_threshold is not None:
+                flags["spread"] = pred.relative_spread > self.spread_threshold
+            mu = pred.mu_eff.copy()
+        fallback = np.zeros(n, bool)
+        for name in self.fallback_on:
+            fallback |= flags[name]
+        if fallback.any():
+            mu[fallback] = self._fe(batch[fallback].astype(bool))
+            logger.info("hybrid provider: %d of %d samples by FE", int(fallback.sum()), n)
+        result = HybridPrediction(mu, fallback, flags, pred)
+        self.n_fallback += result.n_fallback
+        self.n_samples += n
+        self.n_calls += 1
+        self.last = result
+        return result
+
+    def _fe(self, images: np.ndarray) -> np.ndarray:
+        res = self.fe_fallback(images)
+        mu = np.asarray(getattr(res, "mu_eff", res), dtype=np.float64)
+        d = self.cnn.dim
+        if mu.shape != (images.shape[0], d, d):
+            raise SolverError(
+                f"FE fallback returned shape {mu.shape}, expected {(images.shape[0], d, d)}"
+            )
+        return mu

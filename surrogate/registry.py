@@ -1,0 +1,75 @@
+"""Pretrained models shipped in the package, by name, and :func:`load_model` for names or paths.
+
+Pretrained models live in ``surrogate/models/<name>/`` (the layout of :mod:`surrogate.bundle`):
+
+* ``default`` -- 2D non-overlapping monodisperse disks, 256^2 (used when no model is given);
+* ``polydisperse`` -- transfer-learned from ``default`` to polydisperse disks;
+* ``overlapping`` -- transfer-learned from ``default`` to overlapping disks.
+
+Their weights are produced by this project's own ``magnetohom train`` runs (the command is in
+each ``metadata.json``). The registry lists whatever model directories are present; asking for a
+known name that is not installed gives an error that says how to get one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from magnetohom.errors import InputError
+from surrogate.bundle import ModelBundle, load_bundle
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "KNOWN_NAMES",
+    "MODELS_DIR",
+    "available_models",
+    "load_model",
+    "resolve_model",
+]
+
+#: Directory of the pretrained models inside the package.
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+#: Names of the models the project ships.
+KNOWN_NAMES = ("default", "polydisperse", "overlapping")
+#: Model used when none is given.
+DEFAULT_MODEL = "default"
+
+
+def available_models() -> dict[str, Path]:
+    """Installed pretrained models: name -> directory (those holding a ``metadata.json``)."""
+    if not MODELS_DIR.is_dir():
+        return {}
+    return {
+        p.name: p
+        for p in sorted(MODELS_DIR.iterdir())
+        if p.is_dir() and (p / "metadata.json").is_file()
+    }
+
+
+def resolve_model(name_or_path: str | Path | None = None) -> Path:
+    """Directory of a model given by registry name or by path (``None``: the default model).
+
+    A path (directory, or a file inside one) wins over a name. Raises :class:`InputError` when
+    neither exists.
+    """
+    if name_or_path is None:
+        name_or_path = DEFAULT_MODEL
+    path = Path(name_or_path)
+    if path.exists():
+        return path.parent if path.is_file() else path
+    name = str(name_or_path)
+    installed = available_models()
+    if name in installed:
+        return installed[name]
+    if name in KNOWN_NAMES or ("/" not in name and "\\" not in name and "." not in name):
+        have = ", ".join(installed) or "none"
+        raise InputError(
+            f"pretrained model {name!r} is not installed (expected {MODELS_DIR / name}; installed: "
+            f"{have}); train one with `magnetohom train` or pass a model directory"
+        )
+    raise InputError(f"cannot read model {name}: no such file or directory")
+
+
+def load_model(name_or_path: str | Path | None = None) -> ModelBundle:
+    """Load a model by registry name or path; see :func:`surrogate.bundle.load_bundle`."""
+    return load_bundle(resolve_model(name_or_path))

@@ -1,0 +1,677 @@
+"""Training of a surrogate (one model or a deep ensemble), with checkpoints and transfer learning.
+
+:func:`train` reads a dataset file, splits it 70/15/15 (seeded), trains ``ensemble`` members
+with different seeds and writes a model directory (:mod:`surrogate.bundle`).
+
+Training plans (:func:`training_plan`; every field can be overridden):
+
+* ``paper``: Adam, lr 5e-4; learning rate x0.1 after 25 epochs without validation progress;
+  early stop after 100 (best weights restored); MSE on the standardized diagonal; 300 epochs; no
+  augmentation -- Section 4.3 of the paper.
+* ``default``: Adam, lr 1e-3 with a cosine decay to 1 % over the run; MSE on ``logm(mu)`` (a
+  relative error); random square/cube symmetries and periodic shifts on every training batch;
+  best validation weights kept; 200 epochs.
+
+Resuming: after every epoch each member writes ``OUT/checkpoints/member_K/`` (the compiled model
+with its optimizer state, the best weights so far, and ``state.json``: epoch, history, plateau and
+early-stop counters, learning rate). Running the same command again continues from there; a
+checkpoint written with other settings is refused. The epoch's shuffling and augmentation are
+drawn from ``(seed, member, epoch)``, so a resumed run sees the same batches it would have seen.
+
+Transfer learning: ``init`` names a trained model; the new model takes its preset and options,
+copies its weights, and ``freeze="conv"`` keeps the convolution layers fixed while the head
+trains on the new data; ``fine_tune_epochs > 0`` then unfreezes everything at a 10x lower
+learning rate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from magnetohom import __version__
+from magnetohom.errors import InputError, SolverError
+from surrogate.augment import random_augment
+from surrogate.bundle import ModelBundle, read_metadata, save_bundle, write_json
+from surrogate.data import LabeledData, TargetTransform, file_sha256, load_labeled, split_indices
+
+__all__ = ["TrainResult", "TrainingPlan", "train", "training_plan"]
+
+logger = logging.getLogger(__name__)
+
+EpochHook = Callable[[int, int, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Optimisation settings of a training run.
+
+    Attributes
+    ----------
+    epochs
+        Epochs of the (head) training phase.
+    batch_size
+        Samples per step.
+    learning_rate
+        Initial Adam learning rate.
+    schedule
+        ``"plateau"`` (x ``plateau_factor`` after ``plateau_patience`` epochs without validation
+        progress) or ``"cosine"`` (decay to 1 % at the last epoch).
+    stop_patience
+        Early stop after that many epochs without validation progress (``None``: never).
+    augment
+        Random symmetries + periodic shifts on training batches.
+    target
+        Target kind (:data:`surrogate.data.TARGET_KINDS`).
+    fine_tune_epochs
+        After the head phase of a transfer, epochs with all layers trainable at
+        ``learning_rate * fine_tune_factor``.
+    """
+
+    epochs: int
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    schedule: str = "cosine"
+    plateau_patience: int = 25
+    plateau_factor: float = 0.1
+    stop_patience: int | None = None
+    augment: bool = True
+    target: str = "log-mandel"
+    fine_tune_epochs: int = 0
+    fine_tune_factor: float = 0.1
+
+
+def training_plan(preset: str, **overrides: Any) -> TrainingPlan:
+    """The plan of ``preset`` with ``overrides`` (``None`` values are ignored)."""
+    if preset == "paper":
+        base = TrainingPlan(
+            epochs=300,
+            learning_rate=5e-4,
+            schedule="plateau",
+            stop_patience=100,
+            augment=False,
+            target="standardized-diagonal",
+        )
+    elif preset == "default":
+        base = TrainingPlan(epochs=200)
+    else:
+        raise InputError(f"unknown preset {preset!r}; choose one of default, paper")
+    known = {f.name for f in dataclasses.fields(TrainingPlan)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise InputError(f"unknown training setting(s) {unknown}")
+    plan = dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
+    if plan.epochs < 1 or plan.batch_size < 1 or plan.learning_rate <= 0:
+        raise InputError(
+            f"epochs, batch size and learning rate must be positive, got {plan.epochs}, "
+            f"{plan.batch_size}, {plan.learning_rate}"
+        )
+    if plan.schedule not in ("plateau", "cosine"):
+        raise InputError(f"schedule must be 'plateau' or 'cosine', got {plan.schedule!r}")
+    if plan.fine_tune_epochs < 0:
+        raise InputError(f"fine_tune_epochs must be >= 0, got {plan.fine_tune_epochs}")
+    return plan
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of :func:`train`.
+
+    Attributes
+    ----------
+    model_dir
+        The written model directory.
+    metadata
+        Its ``metadata.json``.
+    history
+        Per member: ``{"loss", "val_loss", "lr", "seconds"}`` lists, one entry per epoch run.
+    best_val_loss
+        Per member, the validation loss of the kept weights.
+    epochs_run
+        Per member, epochs trained (early stop may end before the plan).
+    seconds
+        Wall time of this call.
+    resumed
+        Whether a checkpoint was continued.
+    """
+
+    model_dir: Path
+    metadata: dict[str, Any]
+    history: tuple[dict[str, list[float]], ...]
+    best_val_loss: tuple[float, ...]
+    epochs_run: tuple[int, ...]
+    seconds: float
+    resumed: bool
+
+
+def train(
+    dataset_path: str | Path,
+    *,
+    out: str | Path,
+    preset: str | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    init: str | Path | None = None,
+    freeze: str | None = None,
+    fine_tune_epochs: int | None = None,
+    ensemble: int = 1,
+    seed: int = 0,
+    split_seed: int | None = None,
+    augment: bool | None = None,
+    options: Mapping[str, Any] | None = None,
+    max_samples: int | None = None,
+    progress: bool = False,
+    command: str | None = None,
+    on_epoch_end: EpochHook | None = None,
+) -> TrainResult:
+    """Train a surrogate on a dataset file and save it to ``out``.
+
+    Parameters
+    ----------
+    dataset_path
+        HDF5 dataset (``docs/ARCHITECTURE.md``); its labeled samples are used.
+    out
+        Model directory to write (created). Re-running the same call resumes from its
+        checkpoints, or returns at once if the model is complete.
+    preset
+        ``"default"`` or ``"paper"`` (default ``"default"``; with ``init``, that model's preset).
+    epochs, batch_size, learning_rate, augment, fine_tune_epochs
+        Override the preset's :class:`TrainingPlan`.
+    init
+        Model (registry name or directory) whose weights start the training (transfer learning).
+    freeze
+        ``"conv"``: keep the convolution layers of ``init`` fixed (requires ``init``).
+    ensemble
+        Number of members (different initial weights and batch orders); the spread of their
+        predictions is the uncertainty estimate.
+    seed
+        Seeds weights, shuffling and augmentation (member ``k`` uses ``(seed, k)``).
+    split_seed
+        Seed of the 70/15/15 split (default: ``seed``).
+    options
+        Model options (:func:`surrogate.models.model_options`); not allowed with ``init``.
+    max_samples
+        Use only the first labeled samples (quick runs).
+    progress
+        Show a progress bar per member (tqdm, on stderr).
+    command
+        Command line recorded in the metadata (default: a Python call summary).
+    on_epoch_end
+        ``f(member, epoch, state)`` after each epoch's checkpoint is written (an exception
+        raised there stops training, e.g. ``KeyboardInterrupt``; the checkpoint stays).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    InputError
+        Bad settings, an unreadable or unlabeled dataset, a model/data mismatch for ``init``,
+        or an ``out`` directory holding a different model or checkpoint.
+    SolverError
+        The loss became non-finite.
+    """
+    t0 = time.perf_counter()
+    dataset_path = Path(dataset_path)
+    out = Path(out)
+    if ensemble < 1:
+        raise InputError(f"ensemble must be >= 1, got {ensemble}")
+    if freeze not in (None, "conv"):
+        raise InputError(f"freeze must be 'conv' or None, got {freeze!r}")
+    if freeze and init is None:
+        raise InputError("freeze='conv' needs an initial model (init / --init)")
+    if out.suffix == ".keras" or (out.exists() and not out.is_dir()):
+        raise InputError(f"output {out} must be a directory (the model directory to write)")
+
+    data = load_labeled(dataset_path, max_samples=max_samples)
+    sha = file_sha256(dataset_path)
+    init_bundle, preset, model_opts = _resolve_init(init, preset, options, data)
+    plan = training_plan(
+        preset,
+        epochs=epochs or (100 if init is not None and preset == "paper" else None),
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        augment=augment,
+        fine_tune_epochs=fine_tune_epochs,
+    )
+    split = split_indices(len(data), seed=seed if split_seed is None else split_seed)
+    if split.train.size < 1:
+        raise InputError(f"too few labeled samples ({len(data)}) to train")
+    target = TargetTransform.fit(plan.target, data.mu_eff[split.train])
+    fingerprint = {
+        "dataset_sha256": sha,
+        "n_labeled": len(data),
+        "preset": preset,
+        "model_options": _jsonable(model_opts),
+        "plan": dataclasses.asdict(plan),
+        "init": None if init_bundle is None else str(init_bundle.path.resolve()),
+        "freeze": freeze,
+        "ensemble": int(ensemble),
+        "seed": int(seed),
+        "split_seed": split.seed,
+        "max_samples": max_samples,
+    }
+    done = _finished(out, fingerprint)
+    if done is not None:
+        logger.info("%s already holds this model; nothing to do", out)
+        return done
+
+    from surrogate.models import build_model, model_options
+
+    model_opts_obj = model_options(preset, model_opts)
+    train_data = data.subset(split.train)
+    val_data = data.subset(split.val)
+    pre_train = target.pre_targets(train_data.mu_eff)
+    y_val = target.to_targets(val_data.mu_eff)
+    members, histories, best, resumed_any = [], [], [], False
+    for k in range(ensemble):
+
+        def _build(k=k):
+            model = build_model(
+                preset,
+                dim=data.dim,
+                resolution=data.resolution,
+                mu_matrix=data.mu_matrix,
+                mu_inclusion=data.mu_inclusion,
+                options=model_opts_obj,
+                rng=[seed, k, 0],
+            )
+            if init_bundle is not None:
+                _copy_weights(init_bundle.members[k % len(init_bundle.members)], model)
+            return model
+
+        model, state, resumed = _train_member(
+            k,
+            ensemble,
+            _build,
+            train_data.images,
+            pre_train,
+            val_data.images,
+            y_val,
+            target,
+            plan,
+            freeze=freeze,
+            seed=seed,
+            ckpt=out / "checkpoints" / f"member_{k}",
+            fingerprint=fingerprint,
+            progress=progress,
+            on_epoch_end=on_epoch_end,
+        )
+        resumed_any |= resumed
+        members.append(model)
+        histories.append(state["history"])
+        best.append(float(state["best_val"]))
+
+    vf_train = train_data.volume_fraction
+    metadata = {
+        "name": out.name,
+        "preset": preset,
+        "model_options": _jsonable(model_opts_obj),
+        "dim": data.dim,
+        "resolution": data.resolution,
+        "mu_matrix": data.mu_matrix,
+        "mu_inclusion": data.mu_inclusion,
+        "components": _component_names(data.dim, target),
+        "target": target.to_dict(),
+        "vf_range": [float(vf_train.min()), float(vf_train.max())],
+        "geometry": data.attrs.get("geometry"),
+        "ensemble": ensemble,
+        "split": split.to_dict(data.indices),
+        "dataset": {
+            "path": str(dataset_path.resolve()),
+            "sha256": sha,
+            "n_samples": data.n_total,
+            "n_labeled": len(data),
+        },
+        "training": {
+            "plan": dataclasses.asdict(plan),
+            "seed": seed,
+            "freeze": freeze,
+            "init": fingerprint["init"],
+            "epochs_run": [len(h["loss"]) for h in histories],
+            "best_val_loss": best,
+            "seconds": sum(sum(h["seconds"]) for h in histories),
+        },
+        "fingerprint": fingerprint,
+        "command": command or _call_summary(dataset_path, out, fingerprint),
+        "magnetohom_version": __version__,
+        "versions": _versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    save_bundle(out, members, metadata, history={"members": histories})
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    return TrainResult(
+        model_dir=out,
+        metadata=read_metadata(out),
+        history=tuple(histories),
+        best_val_loss=tuple(best),
+        epochs_run=tuple(len(h["loss"]) for h in histories),
+        seconds=time.perf_counter() - t0,
+        resumed=resumed_any,
+    )
+
+
+def _component_names(dim: int, target: TargetTransform) -> list[str]:
+    from surrogate.tensors import component_names
+
+    return component_names(dim, diagonal_only=not target.full_tensor)
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
+
+
+def _jsonable(opts: Any) -> dict[str, Any]:
+    if opts is None:
+        return {}
+    if dataclasses.is_dataclass(opts):
+        opts = dataclasses.asdict(opts)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dict(opts).items()}
+
+
+def _call_summary(dataset: Path, out: Path, fingerprint: dict[str, Any]) -> str:
+    return f"surrogate.train({str(dataset)!r}, out={str(out)!r}, ...) from {' '.join(sys.argv[:1])}"
+
+
+def _resolve_init(
+    init: str | Path | None,
+    preset: str | None,
+    options: Mapping[str, Any] | None,
+    data: LabeledData,
+) -> tuple[ModelBundle | None, str, dict[str, Any] | None]:
+    if init is None:
+        return None, preset or "default", dict(options) if options else None
+    from surrogate.registry import load_model
+
+    bundle = load_model(init)
+    if preset is not None and preset != bundle.preset:
+        raise InputError(
+            f"--preset {preset} does not match the initial model's preset {bundle.preset}"
+        )
+    if options:
+        raise InputError("model options cannot be changed when starting from an initial model")
+    if bundle.dim != data.dim or bundle.resolution != data.resolution:
+        raise InputError(
+            f"initial model takes {bundle.dim}D images of {bundle.resolution} px, the dataset has "
+            f"{data.dim}D images of {data.resolution} px"
+        )
+    return bundle, bundle.preset, dict(bundle.metadata.get("model_options") or {})
+
+
+def _copy_weights(source: Any, model: Any) -> None:
+    """Copy the weights of each layer of ``model`` from the same-named layer of ``source``."""
+    by_name = {layer.name: layer for layer in source.layers}
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        src = by_name.get(layer.name)
+        if src is None or [w.shape for w in src.weights] != [w.shape for w in layer.weights]:
+            raise InputError(f"initial model has no layer {layer.name!r} of matching shape")
+        layer.set_weights(src.get_weights())
+
+
+def _finished(out: Path, fingerprint: dict[str, Any]) -> TrainResult | None:
+    """The result stored in ``out`` if it was trained with ``fingerprint``; refuse other models."""
+    if not (out / "metadata.json").exists():
+        return None
+    try:
+        meta = read_metadata(out)
+    except InputError:
+        meta = {}
+    if meta.get("fingerprint") != fingerprint:
+        raise InputError(
+            f"{out} already holds a model trained with other settings; "
+            "remove it or choose another -o"
+        )
+    from surrogate.bundle import load_bundle
+
+    load_bundle(out)  # the members must be readable
+    hist_file = out / "history.json"
+    import json
+
+    hist = json.loads(hist_file.read_text())["members"] if hist_file.exists() else []
+    tr = meta.get("training", {})
+    return TrainResult(
+        model_dir=out,
+        metadata=meta,
+        history=tuple(hist),
+        best_val_loss=tuple(tr.get("best_val_loss", ())),
+        epochs_run=tuple(tr.get("epochs_run", ())),
+        seconds=0.0,
+        resumed=False,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# one member
+
+
+def _batches(images, pre, target, batch_size, rng, augment):
+    """Yield ``(uint8 (B, n.., 1), float32 (B, m))`` training batches for one epoch."""
+    perm = rng.permutation(images.shape[0])
+    for start in range(0, perm.size, batch_size):
+        idx = np.sort(perm[start : start + batch_size])
+        img, t = images[idx], pre[idx]
+        if augment:
+            img, t = random_augment(img, t, rng)
+        yield img[..., None], target.targets_from_pre(t)
+
+
+def _dataset(images, pre, target, plan, rng):
+    import tensorflow as tf
+
+    spatial = images.shape[1:]
+    sig = (
+        tf.TensorSpec((None, *spatial, 1), tf.uint8),
+        tf.TensorSpec((None, target.n_outputs), tf.float32),
+    )
+    gen = lambda: _batches(images, pre, target, plan.batch_size, rng, plan.augment)  # noqa: E731
+    steps = math.ceil(images.shape[0] / plan.batch_size)
+    ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
+    return ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
+
+
+def _compile(model, plan: TrainingPlan, *, lr: float, steps_total: int | None) -> None:
+    import keras
+
+    if steps_total is not None:
+        rate = keras.optimizers.schedules.CosineDecay(
+            lr, decay_steps=max(1, steps_total), alpha=0.01
+        )
+    else:
+        rate = lr
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=rate), loss="mse")
+
+
+def _current_lr(model) -> float:
+    import keras
+
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def _set_phase(model, *, freeze: str | None, fine_tune: bool) -> None:
+    from surrogate.models import conv_layers
+
+    for layer in model.layers:
+        layer.trainable = True
+    if freeze == "conv" and not fine_tune:
+        for layer in conv_layers(model):
+            layer.trainable = False
+
+
+def _train_member(
+    k,
+    n_members,
+    build,
+    images,
+    pre,
+    val_images,
+    y_val,
+    target,
+    plan,
+    *,
+    freeze,
+    seed,
+    ckpt,
+    fingerprint,
+    progress,
+    on_epoch_end,
+):
+    import json
+
+    import keras
+    import tensorflow as tf
+
+    from surrogate import layers  # noqa: F401  (custom objects for loading checkpoints)
+
+    steps = math.ceil(images.shape[0] / plan.batch_size)
+    total = plan.epochs + plan.fine_tune_epochs
+    state_file, model_file, best_file = (
+        ckpt / "state.json",
+        ckpt / "model.keras",
+        ckpt / "best.weights.h5",
+    )
+    resumed = False
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        if state.get("fingerprint") != fingerprint:
+            raise InputError(
+                f"checkpoint {ckpt} was written with other settings; remove it or choose another -o"
+            )
+        try:
+            model = keras.saving.load_model(model_file, compile=True)
+        except Exception as exc:
+            raise InputError(f"cannot read checkpoint {model_file}: {exc}") from None
+        resumed = True
+        logger.info("member %d: resuming at epoch %d of %d", k, state["epoch"], total)
+        if plan.schedule == "plateau" and state["epoch"] < total:
+            model.optimizer.learning_rate.assign(state["lr"])
+    else:
+        model = build()
+        state = {
+            "fingerprint": fingerprint,
+            "epoch": 0,
+            "best_val": math.inf,
+            "best_epoch": -1,
+            "wait_plateau": 0,
+            "wait_stop": 0,
+            "lr": plan.learning_rate,
+            "done": False,
+            "history": {"loss": [], "val_loss": [], "lr": [], "seconds": []},
+        }
+        _set_phase(model, freeze=freeze, fine_tune=False)
+        _compile(
+            model,
+            plan,
+            lr=plan.learning_rate,
+            steps_total=steps * plan.epochs if plan.schedule == "cosine" else None,
+        )
+        ckpt.mkdir(parents=True, exist_ok=True)
+
+    val_ds = tf.data.Dataset.from_tensor_slices((val_images[..., None], y_val)).batch(
+        plan.batch_size
+    )
+    bar = _progress_bar(progress, total, state["epoch"], k, n_members)
+    try:
+        while not state["done"] and state["epoch"] < total:
+            epoch = state["epoch"]
+            if epoch == plan.epochs and plan.fine_tune_epochs:  # phase switch after a transfer head
+                _set_phase(model, freeze=freeze, fine_tune=True)
+                state["lr"] = plan.learning_rate * plan.fine_tune_factor
+                _compile(model, plan, lr=state["lr"], steps_total=None)
+                state["wait_plateau"] = state["wait_stop"] = 0
+            rng = np.random.default_rng([seed, k, 1, epoch])
+            t = time.perf_counter()
+            h = model.fit(
+                _dataset(images, pre, target, plan, rng),
+                validation_data=val_ds,
+                epochs=1,
+                shuffle=False,
+                verbose=0,
+            ).history
+            loss, val_loss = float(h["loss"][-1]), float(h["val_loss"][-1])
+            if not (math.isfinite(loss) and math.isfinite(val_loss)):
+                raise SolverError(
+                    f"training diverged: loss {loss}, validation loss {val_loss} "
+                    f"at epoch {epoch + 1}"
+                )
+            _update_state(
+                state, model, plan, loss, val_loss, _current_lr(model), time.perf_counter() - t
+            )
+            if state["best_epoch"] == epoch:
+                model.save_weights(best_file)
+            state["epoch"] = epoch + 1
+            if plan.stop_patience is not None and state["wait_stop"] >= plan.stop_patience:
+                logger.info("member %d: early stop at epoch %d", k, epoch + 1)
+                state["done"] = True
+            tmp = ckpt / ".model.tmp.keras"
+            model.save(tmp)
+            tmp.replace(model_file)
+            write_json(state_file, state)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(
+                    loss=f"{loss:.3g}",
+                    val=f"{val_loss:.3g}",
+                    lr=f"{state['history']['lr'][-1]:.2g}",
+                )
+            else:
+                logger.info(
+                    "member %d epoch %d/%d: loss %.4g val %.4g", k, epoch + 1, total, loss, val_loss
+                )
+            if on_epoch_end is not None:
+                on_epoch_end(k, epoch, state)
+    finally:
+        if bar is not None:
+            bar.close()
+    if best_file.exists():
+        model.load_weights(best_file)
+    state["done"] = True
+    write_json(state_file, state)
+    return model, state, resumed
+
+
+def _update_state(state, model, plan, loss, val_loss, lr, seconds) -> None:
+    hist = state["history"]
+    hist["loss"].append(loss)
+    hist["val_loss"].append(val_loss)
+    hist["lr"].append(lr)
+    hist["seconds"].append(seconds)
+    epoch = len(hist["loss"]) - 1
+    if val_loss < state["best_val"]:
+        state["best_val"], state["best_epoch"] = val_loss, epoch
+        state["wait_plateau"] = state["wait_stop"] = 0
+    else:
+        state["wait_plateau"] += 1
+        state["wait_stop"] += 1
+    if plan.schedule == "plateau" and state["wait_plateau"] >= plan.plateau_patience:
+        new_lr = lr * plan.plateau_factor
+        model.optimizer.learning_rate.assign(new_lr)
+        state["wait_plateau"] = 0
+        logger.info("learning rate -> %.3g", new_lr)
+        lr = new_lr
+    state["lr"] = lr
+
+
+def _progress_bar(progress: bool, total: int, initial: int, k: int, n: int):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    desc = "training" if n == 1 else f"member {k + 1}/{n}"
+    return tqdm(total=total, initial=initial, desc=desc, unit="epoch", file=sys.stderr, leave=True)

@@ -1,0 +1,81 @@
+"""Reading dataset files, the split and the target transforms."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+from surrogate_helpers import write_dataset
+
+from magnetohom.errors import InputError
+from surrogate.data import TargetTransform, load_labeled, split_indices
+
+
+def test_only_finished_finite_samples_are_used(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.random((6, 8, 8)) < 0.3
+    mu = np.stack([np.eye(2) * (1.5 + i) for i in range(6)])
+    mu[2] = np.nan
+    done = np.array([1, 1, 1, 0, 1, 1], bool)
+    path = write_dataset(tmp_path / "d.h5", images, mu, done=done)
+    data = load_labeled(path)
+    assert list(data.indices) == [0, 1, 4, 5]
+    assert data.images.dtype == np.uint8 and data.images.shape == (4, 8, 8)
+    np.testing.assert_array_equal(data.images, images[[0, 1, 4, 5]])
+    np.testing.assert_allclose(data.volume_fraction, images[[0, 1, 4, 5]].mean(axis=(1, 2)))
+    assert (data.dim, data.resolution, data.mu_inclusion) == (2, 8, 250.0)
+    assert data.attrs["geometry"]["class"] == "test-disks"
+    assert len(load_labeled(path, max_samples=2)) == 2
+
+
+def test_unlabeled_or_foreign_files_are_refused(tmp_path):
+    images = np.zeros((3, 8, 8), bool)
+    with pytest.raises(InputError, match="no labeled samples"):
+        load_labeled(write_dataset(tmp_path / "u.h5", images, None))
+    with h5py.File(tmp_path / "other.h5", "w") as fh:
+        fh["x"] = [1]
+    with pytest.raises(InputError, match="missing"):
+        load_labeled(tmp_path / "other.h5")
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with pytest.raises(InputError, match="cannot read dataset"):
+        load_labeled(tmp_path / "text.h5")
+    with pytest.raises(FileNotFoundError):
+        load_labeled(tmp_path / "absent.h5")
+
+
+def test_split_is_deterministic_and_disjoint():
+    s = split_indices(100, seed=3)
+    assert (s.train.size, s.val.size, s.test.size) == (70, 15, 15)
+    assert len(set(s.train) | set(s.val) | set(s.test)) == 100
+    t = split_indices(100, seed=3)
+    assert all(
+        np.array_equal(a, b) for a, b in zip((s.train, s.val, s.test), (t.train, t.val, t.test))
+    )
+    assert not np.array_equal(s.test, split_indices(100, seed=4).test)
+    d = s.to_dict(np.arange(100) * 2)
+    assert d["n_test"] == 15 and d["test_rows"] == [int(2 * i) for i in s.test]
+    with pytest.raises(InputError):
+        split_indices(2, seed=0)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_target_transforms_round_trip(dim):
+    rng = np.random.default_rng(dim)
+    b = rng.normal(size=(10, dim, dim))
+    mu = b @ np.swapaxes(b, 1, 2) + 2.0 * np.eye(dim)
+    logt = TargetTransform.fit("log-mandel", mu)
+    y = logt.to_targets(mu)
+    assert y.dtype == np.float32 and y.shape == (10, 3 if dim == 2 else 6)
+    np.testing.assert_allclose(logt.to_tensors(y), mu, rtol=1e-5)
+    diag = TargetTransform.fit("standardized-diagonal", mu)
+    z = diag.to_targets(mu)
+    assert z.shape == (10, dim)
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(z.std(axis=0), 1.0, rtol=1e-5)
+    back = diag.to_tensors(z)
+    np.testing.assert_allclose(
+        np.diagonal(back, axis1=1, axis2=2), np.diagonal(mu, axis1=1, axis2=2), rtol=1e-5
+    )
+    assert TargetTransform.from_dict(diag.to_dict()) == diag
+    with pytest.raises(InputError):
+        TargetTransform.fit("raw", mu)

@@ -1,0 +1,146 @@
+"""Training end to end, checkpoints, transfer learning and ensembles (tiny sizes)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import TINY
+
+from magnetohom.errors import InputError
+from surrogate.evaluate import evaluate
+from surrogate.models import conv_layers
+from surrogate.provider import CNNProvider
+from surrogate.registry import load_model
+from surrogate.train import train
+
+
+def test_end_to_end(tiny_model, tiny_dataset, tiny_images, tmp_path):
+    res = tiny_model
+    out = res.model_dir
+    assert {"metadata.json", "history.json", "model_0.keras"} <= {p.name for p in out.iterdir()}
+    assert not (out / "checkpoints").exists()
+    meta = json.loads((out / "metadata.json").read_text())
+    for key in (
+        "dim",
+        "resolution",
+        "mu_matrix",
+        "mu_inclusion",
+        "vf_range",
+        "preset",
+        "target",
+        "split",
+        "dataset",
+        "command",
+        "training",
+        "model_options",
+    ):
+        assert key in meta, key
+    assert meta["split"]["n_train"] + meta["split"]["n_val"] + meta["split"]["n_test"] == 80
+    assert meta["components"] == ["mu11", "mu22", "mu12"]
+    loss = res.history[0]["loss"]
+    assert len(loss) == 5 and loss[-1] < loss[0]
+    # load -> evaluate -> predict
+    ev = evaluate(out, tiny_dataset)
+    assert ev.split == "test" and ev.n == meta["split"]["n_test"]
+    assert ev.mape.shape == (3,) and np.all(np.isfinite(ev.mape)) and ev.mape[0] < 50
+    assert sorted(ev.rows) == sorted(meta["split"]["test_rows"])
+    mu = CNNProvider(out)(tiny_images[:5])
+    assert mu.shape == (5, 2, 2) and mu.dtype == np.float64
+    # figures
+    from surrogate.plots import write_figures
+
+    paths = write_figures(ev, tmp_path / "figs")
+    assert [p.name for p in paths] == ["parity.png", "loss.png"] and all(
+        p.stat().st_size > 1000 for p in paths
+    )
+
+
+def test_resume_after_interruption(tiny_dataset, tmp_path):
+    kw = dict(epochs=3, batch_size=16, learning_rate=3e-3, options=TINY, seed=1)
+
+    def stop_after_first(member, epoch, state):
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_dataset, out=tmp_path / "m", on_epoch_end=stop_after_first, **kw)
+    state = json.loads((tmp_path / "m/checkpoints/member_0/state.json").read_text())
+    assert state["epoch"] == 1 and len(state["history"]["loss"]) == 1
+    resumed = train(tiny_dataset, out=tmp_path / "m", **kw)
+    assert resumed.resumed and resumed.epochs_run == (3,)
+    straight = train(tiny_dataset, out=tmp_path / "ref", **kw)
+    np.testing.assert_allclose(resumed.history[0]["loss"], straight.history[0]["loss"], rtol=1e-4)
+    again = train(tiny_dataset, out=tmp_path / "m", **kw)  # complete: nothing to do
+    assert not again.resumed and again.seconds == 0.0
+    with pytest.raises(InputError, match="other settings"):
+        train(tiny_dataset, out=tmp_path / "m", **{**kw, "epochs": 4})
+
+
+def test_transfer_learning_freezes_conv_weights(tiny_model, other_dataset, tmp_path):
+    res = train(
+        other_dataset,
+        out=tmp_path / "tl",
+        init=tiny_model.model_dir,
+        freeze="conv",
+        epochs=2,
+        batch_size=8,
+        learning_rate=3e-3,
+    )
+    src, new = load_model(tiny_model.model_dir).members[0], load_model(res.model_dir).members[0]
+    for a, b in zip(conv_layers(src), conv_layers(new)):
+        for u, v in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(u, v)
+    dense_changed = [
+        not np.array_equal(src.get_layer(n).get_weights()[0], new.get_layer(n).get_weights()[0])
+        for n in ("dense1", "raw")
+    ]
+    assert all(dense_changed)
+    assert res.metadata["training"]["freeze"] == "conv" and res.metadata["preset"] == "default"
+    # fine-tuning afterwards unfreezes
+    ft = train(
+        other_dataset,
+        out=tmp_path / "ft",
+        init=tiny_model.model_dir,
+        freeze="conv",
+        epochs=1,
+        fine_tune_epochs=1,
+        batch_size=8,
+    )
+    tuned = load_model(ft.model_dir).members[0]
+    assert not np.array_equal(
+        conv_layers(src)[0].get_weights()[0], conv_layers(tuned)[0].get_weights()[0]
+    )
+    assert len(ft.history[0]["loss"]) == 2
+    with pytest.raises(InputError, match="preset"):
+        train(other_dataset, out=tmp_path / "x", init=tiny_model.model_dir, preset="paper")
+
+
+def test_ensemble_and_paper_preset(tiny_dataset, tiny_images, tmp_path):
+    ens = train(
+        tiny_dataset, out=tmp_path / "ens", epochs=1, batch_size=16, options=TINY, ensemble=2
+    )
+    pred = CNNProvider(ens.model_dir, spread_threshold=None).predict(tiny_images[:4])
+    assert np.all(pred.spread[:, 0, 0] > 0)
+    paper = train(
+        tiny_dataset,
+        out=tmp_path / "paper",
+        preset="paper",
+        epochs=2,
+        batch_size=16,
+        options={"filters": [4, 4, 8, 8]},
+    )
+    assert paper.metadata["target"]["kind"] == "standardized-diagonal"
+    assert paper.metadata["components"] == ["mu11", "mu22"]
+    ev = evaluate(paper.model_dir, tiny_dataset)
+    assert ev.components == ["mu11", "mu22"]
+
+
+def test_bad_training_requests(tiny_dataset, tmp_path):
+    with pytest.raises(InputError, match="freeze"):
+        train(tiny_dataset, out=tmp_path / "a", freeze="conv")
+    with pytest.raises(InputError, match="ensemble"):
+        train(tiny_dataset, out=tmp_path / "a", ensemble=0)
+    with pytest.raises(InputError, match="not installed"):
+        train(tiny_dataset, out=tmp_path / "a", init="polydisperse-nonexistent")
