@@ -41,6 +41,7 @@ __all__ = [
     "build_mu_coefficient",
     "constant_tensor",
     "inverse_tensor_function",
+    "point_weights",
     "quadrature_metadata",
     "quadrature_points",
     "quadrature_space",
@@ -107,6 +108,24 @@ def quadrature_points(mesh: Any, degree: int) -> tuple[np.ndarray, np.ndarray]:
     orig = np.asarray(mesh.topology.original_cell_index, dtype=np.int64)[:n_owned]
     gid = orig[:, None] * nq + np.arange(nq, dtype=np.int64)[None, :]
     return np.ascontiguousarray(pts), gid
+
+
+def point_weights(mesh: Any, degree: int) -> np.ndarray:
+    """Integration weights of the owned cells' quadrature points, ``(n_owned_cells, n_qp)``.
+
+    ``sum(w * f)`` over all ranks integrates f over the mesh (weights include ``|det J|``,
+    units of area in 2D).
+    """
+    import ufl
+    from dolfinx import fem
+
+    ref, w = _reference_points(mesh, degree)
+    n_owned = mesh.topology.index_map(mesh.topology.dim).size_local
+    if n_owned == 0:
+        return np.zeros((0, w.size))
+    expr = fem.Expression(abs(ufl.JacobianDeterminant(mesh)), ref)
+    det = expr.eval(np.arange(n_owned, dtype=np.int32)).reshape(n_owned, w.size)
+    return det * w[None, :]
 
 
 def _owned_dofs(space: Any, n_owned: int, nq: int) -> np.ndarray:
@@ -258,8 +277,8 @@ def build_mu_coefficient(
         Quadrature degree (1: one point per triangle; 2: three).
     cell_tags : dolfinx.mesh.MeshTags, optional
         Cell tags; ``None`` makes the whole mesh composite.
-    composite : int or tuple of int
-        Tag(s) of the microstructured cells (with ``cell_tags``).
+    composite : int or tuple of int, optional
+        Tag(s) of the microstructured cells (with ``cell_tags``; ``None``: no composite).
     constants : dict tag -> float or (d, d)
         Constant relative permeability of other tagged regions. Cells neither composite nor
         listed get ``mu = 1`` (air).
@@ -291,8 +310,6 @@ def build_mu_coefficient(
         raise InputError(f"batch_size must be >= 1: got {batch_size}")
     constants = dict(constants or {})
     const_mu = {int(t): constant_tensor(m, gdim) for t, m in constants.items()}
-    if cell_tags is not None and composite is None:
-        raise InputError("with cell tags, say which tag(s) are composite (composite=...)")
     comp_cells, regions = _region_cells(mesh, cell_tags, composite, const_mu)
 
     t0 = time.perf_counter()
