@@ -34,6 +34,7 @@ __all__ = [
     "FractionField",
     "LinearGrading",
     "Material",
+    "MirroredFraction",
     "RadialGrading",
     "SVEBatch",
     "as_fraction_field",
@@ -141,6 +142,22 @@ class RadialGrading(FractionField):
     def describe(self) -> dict[str, Any]:
         return {"type": "radial", "inner": self.inner, "outer": self.outer, "r0": self.r0,
                 "r1": self.r1, "center": list(self.center)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MirroredFraction(FractionField):
+    """``inner`` evaluated at ``|x_axis|``: a field mirrored about the plane ``x_axis = 0``."""
+
+    inner: FractionField
+    axis: int = 0
+
+    def __call__(self, x: Any) -> np.ndarray:
+        pts = np.array(_points(x), copy=True)
+        pts[:, self.axis] = np.abs(pts[:, self.axis])
+        return self.inner(pts)
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": "mirrored", "axis": self.axis, "of": self.inner.describe()}
 
 
 @dataclass(frozen=True)
