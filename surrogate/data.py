@@ -2,8 +2,8 @@
 
 The dataset file is the HDF5 file of ``docs/ARCHITECTURE.md`` (written by :mod:`micro.dataset`).
 Only samples that are finished (``done``) and have finite labels are used; a file without any is
-refused. :func:`load_labeled` reads the file directly with h5py following that schema (the schema
-is the contract; it needs nothing from :mod:`micro`).
+refused. :func:`load_labeled` reads it with ``micro``'s ``load_dataset`` when that is installed,
+and otherwise directly with h5py following the same schema.
 
 Split: a permutation of the labeled samples drawn from ``split_seed``, cut 70/15/15
 (:func:`split_indices`); the seed and the held-out indices are stored in the model metadata, so
@@ -24,6 +24,7 @@ transforms as ``Q T Q^T``; :meth:`TargetTransform.targets_from_pre` then makes t
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -150,11 +151,55 @@ def load_labeled(path: str | Path, *, max_samples: int | None = None) -> Labeled
     InputError
         If it is not an HDF5 dataset of this project, or holds no finished, finite label.
     """
-    import h5py
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(2, "No such file", str(path))
+    loader = _micro_loader()
+    if loader is None:
+        data = _read_h5(path)
+    else:
+        ds = loader(path, require_labels=True)
+        attrs = dict(ds.attrs)
+        data = LabeledData(
+            path=path,
+            images=np.asarray(ds.images).view(np.uint8),
+            mu_eff=np.asarray(ds.mu_eff, dtype=np.float64),
+            volume_fraction=np.asarray(ds.volume_fraction, dtype=np.float64),
+            indices=np.asarray(ds.index, dtype=np.int64),
+            dim=int(attrs["dim"]),
+            resolution=int(attrs["resolution"]),
+            mu_matrix=float(attrs["mu_matrix"]),
+            mu_inclusion=float(attrs["mu_inclusion"]),
+            attrs=attrs,
+            n_total=int(attrs.get("n_samples", len(ds))),
+        )
+    ok = np.flatnonzero(np.all(np.isfinite(data.mu_eff), axis=(1, 2)))
+    if ok.size == 0:
+        raise InputError(f"{path}: no labeled samples (0 of {data.n_total} with finite mu_eff)")
+    if max_samples is not None:
+        ok = ok[: int(max_samples)]
+    if ok.size != len(data):
+        data = data.subset(ok)
+    logger.info("read %d labeled of %d samples from %s", len(data), data.n_total, path)
+    return data
+
+
+def _micro_loader() -> Any:
+    """``micro``'s ``load_dataset`` if installed, else ``None``."""
+    for module in ("micro", "micro.dataset_io"):
+        try:
+            fn = getattr(importlib.import_module(module), "load_dataset", None)
+        except ImportError:
+            fn = None
+        if fn is not None:
+            return fn
+    return None
+
+
+def _read_h5(path: Path) -> LabeledData:
+    """The finished samples of a dataset file, read with h5py (the documented schema)."""
+    import h5py
+
     try:
         fh = h5py.File(path, "r")
     except OSError as exc:
@@ -181,12 +226,9 @@ def load_labeled(path: str | Path, *, max_samples: int | None = None) -> Labeled
         if mu.shape != (n_total, dim, dim):
             raise InputError(f"{path}: mu_eff has shape {mu.shape}, expected {(n_total, dim, dim)}")
         done = np.asarray(fh["done"][...], dtype=bool) if "done" in fh else np.ones(n_total, bool)
-        ok = done & np.all(np.isfinite(mu), axis=(1, 2))
-        idx = np.flatnonzero(ok)
+        idx = np.flatnonzero(done)
         if idx.size == 0:
-            raise InputError(f"{path}: no labeled samples (0 of {n_total} done with finite mu_eff)")
-        if max_samples is not None:
-            idx = idx[: int(max_samples)]
+            raise InputError(f"{path}: no labeled samples (0 of {n_total} done)")
         images = _read_rows(fh["images"], idx).astype(np.uint8, copy=False)
         if "volume_fraction" in fh:
             vf = np.asarray(fh["volume_fraction"][...], dtype=np.float64)[idx]
@@ -195,7 +237,6 @@ def load_labeled(path: str | Path, *, max_samples: int | None = None) -> Labeled
         attrs = {k: _decode(v) for k, v in fh.attrs.items()}
     if images.max(initial=0) > 1:
         raise InputError(f"{path}: images must hold 0/1 (1 = inclusion), found max {images.max()}")
-    logger.info("read %d labeled of %d samples from %s", idx.size, n_total, path)
     return LabeledData(
         path=path,
         images=images,

@@ -2,6 +2,7 @@
 
 * :class:`PeriodicPad` -- circular padding of the spatial axes, so that a following ``"valid"``
   convolution sees the periodic unit cell as it is (no zero border).
+* :class:`SpaceToDepth` -- lossless stem: blocks of pixels become channels.
 * :class:`VolumeFraction` -- the mean of the input image, i.e. the inclusion volume fraction.
 * :class:`AdmissibleLogTensor` -- the output layer of the default model: maps unconstrained network
   outputs to ``logm(mu_eff)`` such that ``mu_eff`` is symmetric positive definite with every
@@ -36,7 +37,7 @@ from keras import ops
 from surrogate import bounds as _bounds
 from surrogate.tensors import mandel_matrix, n_components
 
-__all__ = ["AdmissibleLogTensor", "PeriodicPad", "ToFloat", "VolumeFraction"]
+__all__ = ["AdmissibleLogTensor", "PeriodicPad", "SpaceToDepth", "ToFloat", "VolumeFraction"]
 
 _PACKAGE = "magnetohom"
 
@@ -92,6 +93,42 @@ class PeriodicPad(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "pad": list(self.pad)}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class SpaceToDepth(keras.layers.Layer):
+    """Lossless downsampling: each ``block^d`` cube of pixels becomes ``block^d`` channels.
+
+    ``(B, n, ..., n, C)`` -> ``(B, n/block, ..., n/block, C * block^d)``; ``n`` must be a
+    multiple of ``block``. Channel order: the offsets within the block (C order), then ``C``.
+    """
+
+    def __init__(self, block: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        if block < 1:
+            raise ValueError(f"block must be >= 1, got {block}")
+        self.block = int(block)
+
+    def call(self, x):
+        b = self.block
+        spatial = x.shape[1:-1]
+        dim, c = len(spatial), x.shape[-1]
+        split = []
+        for n in spatial:
+            split += [n // b, b]
+        y = ops.reshape(x, (-1, *split, c))
+        # (B, n1/b, b, n2/b, b, ..., C) -> (B, n1/b, n2/b, ..., b, b, ..., C)
+        order = [0, *(1 + 2 * k for k in range(dim)), *(2 + 2 * k for k in range(dim)), 2 * dim + 1]
+        y = ops.transpose(y, order)
+        return ops.reshape(y, (-1, *(n // b for n in spatial), c * b**dim))
+
+    def compute_output_shape(self, input_shape):
+        b = self.block
+        spatial = [None if s is None else s // b for s in input_shape[1:-1]]
+        return (input_shape[0], *spatial, input_shape[-1] * b ** len(spatial))
+
+    def get_config(self):
+        return {**super().get_config(), "block": self.block}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

@@ -39,7 +39,13 @@ import numpy as np
 
 from magnetohom.errors import InputError
 from surrogate import bounds as _bounds
-from surrogate.layers import AdmissibleLogTensor, PeriodicPad, ToFloat, VolumeFraction
+from surrogate.layers import (
+    AdmissibleLogTensor,
+    PeriodicPad,
+    SpaceToDepth,
+    ToFloat,
+    VolumeFraction,
+)
 from surrogate.tensors import n_components
 
 __all__ = [
@@ -65,8 +71,12 @@ class DefaultOptions:
     Attributes
     ----------
     stem
-        Average-pooling factor applied first (``None``: :func:`auto_stem`). If it does not divide
+        Downsampling factor applied first (``None``: :func:`auto_stem`). If it does not divide
         the resolution, the image is periodically extended to the next multiple first.
+    stem_mode
+        ``"avg"``: parameter-free average pooling (grey values = local volume fraction);
+        ``"space-to-depth"``: lossless, each ``stem^d`` block becomes channels (keeps one-pixel
+        gaps between inclusions exactly; the first convolution then costs ``stem^d`` times more).
     filters
         Filters of the convolution stages; a 2x2 pooling separates consecutive stages.
     kernel_size
@@ -82,6 +92,7 @@ class DefaultOptions:
     """
 
     stem: int | None = None
+    stem_mode: str = "avg"
     filters: tuple[int, ...] = (16, 32, 64, 64)
     kernel_size: int = 3
     pool: str = "max"
@@ -147,6 +158,8 @@ def _validate(opts: DefaultOptions | PaperOptions) -> None:
         return
     if opts.stem is not None and opts.stem < 1:
         raise InputError(f"stem must be >= 1, got {opts.stem}")
+    if opts.stem_mode not in ("avg", "space-to-depth"):
+        raise InputError(f"stem_mode must be 'avg' or 'space-to-depth', got {opts.stem_mode!r}")
     if opts.kernel_size < 1 or opts.kernel_size % 2 == 0:
         raise InputError(f"kernel_size must be odd and positive, got {opts.kernel_size}")
     if opts.pool not in ("max", "avg"):
@@ -291,12 +304,19 @@ def _default_body(x, opts: DefaultOptions, dim, resolution, mu_matrix, mu_inclus
     conv, maxpool, avgpool = _layers(dim)
     pool = maxpool if opts.pool == "max" else avgpool
     reg = keras.regularizers.L2(opts.l2) if opts.l2 else None
-    vf = VolumeFraction(name="volume_fraction")(x)
     stem = opts.stem if opts.stem is not None else auto_stem(resolution, dim)
     if stem > resolution:
         raise InputError(f"stem {stem} is larger than the resolution {resolution}")
-    if stem > 1:
+    if resolution % stem:  # the stem extends the image: measure the fraction on the original
+        vf = VolumeFraction(name="volume_fraction")(x)
+    if stem > 1 and opts.stem_mode == "avg":
         x = _periodic_pool(x, avgpool, stem, "stem")
+    elif stem > 1:
+        if resolution % stem:
+            x = PeriodicPad((0, stem - resolution % stem), name="stem_wrap")(x)
+        x = SpaceToDepth(stem, name="stem")(x)
+    if resolution % stem == 0:  # the mean of the block means is the mean (reads 1/stem^d less)
+        vf = VolumeFraction(name="volume_fraction")(x)
     half = opts.kernel_size // 2
     for k, f in enumerate(opts.filters, start=1):
         if k > 1:

@@ -112,7 +112,18 @@ class CNNProvider:
     tta
         Test-time augmentation: average over the grid symmetries (8 in 2D, 48 in 3D), mapping
         each prediction back; costs that many forward passes, adds their scatter to ``spread``.
+
+    Attributes
+    ----------
+    dim, resolution
+        Image dimension and side the model takes (``macro`` reads both).
+    name
+        Name in reports (``"cnn"``).
+    n_predicted
+        Images predicted so far.
     """
+
+    name = "cnn"
 
     def __init__(
         self,
@@ -149,6 +160,7 @@ class CNNProvider:
                 mu_inclusion,
             )
         self._fns: list[Callable] | None = None
+        self.n_predicted = 0
 
     @property
     def dim(self) -> int:
@@ -210,6 +222,7 @@ class CNNProvider:
             raise SolverError(
                 f"model {self.bundle.name!r} produced non-finite mu_eff for {bad} of {n} images"
             )
+        self.n_predicted += n
         pred = Prediction(mu_eff, spread, vf)
         lo, hi = self.bundle.vf_range
         flags = {
@@ -313,7 +326,11 @@ class HybridProvider:
         Cumulative counts over all calls.
     last
         The :class:`HybridPrediction` of the latest call.
+    name
+        Name in reports (``"hybrid"``).
     """
+
+    name = "hybrid"
 
     def __init__(
         self,
@@ -334,6 +351,16 @@ class HybridProvider:
         self.n_samples = 0
         self.n_calls = 0
         self.last: HybridPrediction | None = None
+
+    @property
+    def dim(self) -> int:
+        """Image dimension (the CNN's)."""
+        return self.cnn.dim
+
+    @property
+    def resolution(self) -> int:
+        """Image side the CNN takes (others go to the FE provider entirely)."""
+        return self.cnn.resolution
 
     def __call__(self, images: Any) -> np.ndarray:
         """``(N, d, d)`` float64 tensors; see :meth:`predict`."""

@@ -9,7 +9,7 @@ from conftest import TINY
 
 from magnetohom.errors import InputError
 from surrogate import bounds
-from surrogate.layers import AdmissibleLogTensor, PeriodicPad
+from surrogate.layers import AdmissibleLogTensor, PeriodicPad, SpaceToDepth
 from surrogate.models import build_model, conv_layers, model_options, total_stride
 from surrogate.tensors import from_mandel, sym_expm
 
@@ -100,11 +100,12 @@ def test_periodic_pad_matches_numpy_wrap():
     np.testing.assert_array_equal(out, np.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)), mode="wrap"))
 
 
+@pytest.mark.parametrize("stem_mode", ["avg", "space-to-depth"])
 @pytest.mark.parametrize("dim", [2, 3])
-def test_default_model_is_invariant_to_periodic_shifts(dim):
+def test_default_model_is_invariant_to_periodic_shifts(dim, stem_mode):
     """np.roll by multiples of the total stride leaves the output unchanged (float32)."""
     n = 32 if dim == 2 else 16
-    opts = {**TINY, "stem": 2}
+    opts = {**TINY, "stem": 2, "stem_mode": stem_mode}
     stride = total_stride(model_options("default", opts), n, dim)
     assert stride == 8
     model = build_model("default", dim=dim, resolution=n, options=opts, rng=0)
@@ -114,6 +115,17 @@ def test_default_model_is_invariant_to_periodic_shifts(dim):
     for shift in [(stride, 0, 2 * stride)[:dim], (3 * stride,) * dim]:
         rolled = np.roll(x, shift, axis=tuple(range(1, dim + 1)))
         np.testing.assert_allclose(np.asarray(model(rolled[..., None])), ref, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_space_to_depth_is_lossless(dim):
+    x = np.random.default_rng(0).random((2,) + (6,) * dim + (3,)).astype(np.float32)
+    y = np.asarray(SpaceToDepth(2)(x))
+    assert y.shape == (2,) + (3,) * dim + (3 * 2**dim,)
+    assert np.array_equal(np.sort(y.ravel()), np.sort(x.ravel()))
+    # block (0, ..., 0) of channel c sits at channel c; block offsets vary slowest
+    np.testing.assert_array_equal(y[..., :3], x[(slice(None), *([slice(0, None, 2)] * dim))])
+    np.testing.assert_array_equal(y[..., -3:], x[(slice(None), *([slice(1, None, 2)] * dim))])
 
 
 def test_zero_padding_is_not_periodic():

@@ -93,3 +93,14 @@ def test_hybrid_falls_back_for_flagged_samples(tiny_model, tiny_images):
     bad = HybridProvider(cnn, lambda im: np.zeros((1, 2, 2)), spread_threshold=None)
     with pytest.raises(SolverError, match="FE fallback"):
         bad(np.ones((2, 32, 32), bool))
+
+
+def test_providers_satisfy_the_macro_protocol(provider, tiny_images):
+    macro_provider = pytest.importorskip("macro.provider")
+    hybrid = HybridProvider(provider, lambda im: np.stack([np.eye(2)] * len(im)))
+    for p in (provider, hybrid):
+        assert isinstance(p, macro_provider.ConstitutiveProvider)
+        mu = macro_provider.evaluate_provider(p, tiny_images[:3], dim=2)
+        assert mu.shape == (3, 2, 2)
+        assert macro_provider.provider_resolution(p) == 32
+    assert (provider.name, hybrid.name) == ("cnn", "hybrid")

@@ -109,9 +109,9 @@ def test_cli_errors_are_one_line(tiny_model, tmp_path, capsys):
             "does not match",
         ),
         (("predict", "--model", str(bad_model), str(tmp_path / "small.npy")), "cannot read model"),
-        (("train", str(unlabeled), "-o", str(tmp_path / "x")), "no labeled samples"),
+        (("train", str(unlabeled), "-o", str(tmp_path / "x")), "no label"),
         (("train", str(tmp_path / "missing.h5"), "-o", str(tmp_path / "x")), "no such file"),
-        (("evaluate", str(tiny_model.model_dir), str(unlabeled)), "no labeled samples"),
+        (("evaluate", str(tiny_model.model_dir), str(unlabeled)), "no label"),
     ]
     for argv, needle in cases:
         code, out, err = _run(capsys, *argv)

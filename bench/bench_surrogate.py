@@ -1,0 +1,141 @@
+"""Inference speed of the CNN surrogates (SVEs per second) and, optionally, of the FE labels.
+
+Measures, in one process on this machine, the end-to-end provider call
+(:class:`surrogate.provider.CNNProvider`: bool images in, float64 tensors out) for the presets at
+a given resolution, with untrained weights (speed does not depend on them) or a trained model.
+
+    python bench/bench_surrogate.py                       # 256^2, batch 256, both presets
+    python bench/bench_surrogate.py --threads 2 --fe 4    # + FE time per SVE (micro.homogenize)
+    python bench/bench_surrogate.py --model models/mono --json bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _untrained_provider(preset: str, dim: int, resolution: int, batch_size: int):
+    from surrogate.bundle import ModelBundle
+    from surrogate.data import TargetTransform
+    from surrogate.models import build_model
+    from surrogate.provider import CNNProvider
+
+    model = build_model(preset, dim=dim, resolution=resolution, rng=0)
+    kind = "log-mandel" if preset == "default" else "standardized-diagonal"
+    target = TargetTransform(
+        kind, dim, *(((0.0,) * dim, (1.0,) * dim) if kind != "log-mandel" else ())
+    )
+    meta = {
+        "preset": preset,
+        "dim": dim,
+        "resolution": resolution,
+        "mu_matrix": 1.0,
+        "mu_inclusion": 250.0,
+        "target": target.to_dict(),
+        "vf_range": [0.0, 1.0],
+        "model_options": {},
+        "members": ["untrained"],
+        "name": f"untrained-{preset}",
+    }
+    bundle = ModelBundle(path=Path(f"untrained-{preset}"), metadata=meta, members=(model,))
+    return CNNProvider(bundle, batch_size=batch_size, spread_threshold=None), model.count_params()
+
+
+def _time(fn, repeats: int) -> float:
+    fn()  # warm-up (tracing)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--resolution", type=int, default=256)
+    ap.add_argument("--dim", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=256, help="images per measured call")
+    ap.add_argument("--presets", nargs="+", default=["default", "paper"])
+    ap.add_argument("--model", default=None, help="measure this trained model instead")
+    ap.add_argument("--repeats", type=int, default=3, help="best of N timed calls")
+    ap.add_argument("--threads", type=int, default=None, help="TensorFlow intra-op threads")
+    ap.add_argument("--fe", type=int, default=0, metavar="N", help="also time N FE labels")
+    ap.add_argument("--json", default=None, help="write results here")
+    args = ap.parse_args(argv)
+
+    import numpy as np
+    import tensorflow as tf
+
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+
+    rng = np.random.default_rng(0)
+    shape = (args.batch,) + (args.resolution,) * args.dim
+    vf = rng.uniform(0.05, 0.6, size=(args.batch,) + (1,) * args.dim)
+    images = rng.random(shape) < vf
+    results = {
+        "machine": platform.node(),
+        "cpus": os.cpu_count(),
+        "threads": args.threads,
+        "resolution": args.resolution,
+        "dim": args.dim,
+        "batch": args.batch,
+        "runs": [],
+    }
+    if args.model:
+        from surrogate.provider import CNNProvider
+
+        runs = [
+            (
+                args.model,
+                CNNProvider(args.model, batch_size=args.batch, spread_threshold=None),
+                None,
+            )
+        ]
+    else:
+        runs = [
+            (p, *_untrained_provider(p, args.dim, args.resolution, args.batch))
+            for p in args.presets
+        ]
+    for name, provider, n_params in runs:
+        sec = _time(lambda provider=provider: provider(images), args.repeats)
+        rate = args.batch / sec
+        results["runs"].append(
+            {"model": name, "params": n_params, "seconds": sec, "sve_per_s": rate}
+        )
+        print(
+            f"{name:>10}: {rate:8.1f} SVE/s  ({sec * 1e3:.0f} ms per {args.batch}; "
+            f"{n_params} parameters)"
+        )
+    if args.fe:
+        from micro.homogenize import homogenize
+
+        fe_imgs = images[: args.fe]
+        homogenize(fe_imgs[:1])  # set-up
+        t = time.perf_counter()
+        homogenize(fe_imgs)
+        per = (time.perf_counter() - t) / args.fe
+        results["fe_seconds_per_sve"] = per
+        print(f"{'FE':>10}: {per:8.3f} s per SVE; speed-up of each run:")
+        for run in results["runs"]:
+            run["speedup_vs_fe"] = per * run["sve_per_s"]
+            print(f"{run['model']:>10}: {run['speedup_vs_fe']:.0f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
