@@ -1,0 +1,196 @@
+"""``magnetohom macro``: run a demo problem with a provider, or compare providers.
+
+Examples::
+
+    magnetohom macro --demo shield --size small --provider fe -o out/shield
+    magnetohom macro --demo inductor --compare --json
+    mpirun -n 2 magnetohom macro --demo inductor --provider fe
+
+DOLFINx, gmsh and the providers are imported inside the handler. Under MPI every rank runs
+the handler; only rank 0 prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+__all__ = ["register", "run"]
+
+logger = logging.getLogger(__name__)
+
+_DEMOS = ("shield", "inductor")
+_PROVIDERS = ("fe", "cnn", "hybrid", "analytic")
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``macro`` sub-command."""
+    p = subparsers.add_parser(
+        "macro",
+        help="FE² macroscale magnetostatics demos (shield, inductor); provider comparison",
+        description="Solve a demo component with mu* from a provider at every quadrature "
+        "point, or compare providers against the full FE² reference.",
+    )
+    p.add_argument("--demo", required=True, help=f"demo problem: {', '.join(_DEMOS)}")
+    p.add_argument("--size", default="small",
+                   help="mesh density: tiny, small, medium, large or elements across the "
+                   "thinnest composite part (default small)")  # fmt: skip
+    p.add_argument("--provider", default="fe", help=f"one of {', '.join(_PROVIDERS)}")
+    p.add_argument(
+        "--providers",
+        default="fe,cnn,analytic",
+        help="with --compare: comma-separated providers (default fe,cnn,analytic)",
+    )
+    p.add_argument("--compare", action="store_true", help="compare providers against fe")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument(
+        "--resolution",
+        type=int,
+        default=None,
+        help="SVE pixels per side (default: the CNN's input size, else 64)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="base seed of the SVEs")
+    p.add_argument("--degree", type=int, default=1, help="quadrature degree (1: 1 point/cell)")
+    p.add_argument("--model", default=None, help="CNN model name or directory (cnn, hybrid)")
+    p.add_argument("-o", "--outdir", default=None, help="write XDMF, PNG and JSON here")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``magnetohom macro``."""
+    from magnetohom.errors import InputError
+
+    if args.demo not in _DEMOS:
+        raise InputError(f"unknown demo {args.demo!r}; valid demos: {', '.join(_DEMOS)}")
+    if not args.compare and args.provider not in _PROVIDERS:
+        raise InputError(f"unknown provider {args.provider!r}; known: {', '.join(_PROVIDERS)}")
+    if args.resolution is not None and args.resolution < 4:
+        raise InputError(f"--resolution must be >= 4: got {args.resolution}")
+    import h5py  # noqa: F401  (before DOLFINx)
+    from mpi4py import MPI
+
+    from macro.geometry import resolve_size
+    from macro.problems import get_problem
+
+    resolve_size(args.size)
+    size = args.size
+    problem = get_problem(
+        args.demo, size=size, degree=args.degree, seed=args.seed, resolution=args.resolution
+    )
+    rank = MPI.COMM_WORLD.rank
+    model_opts = {"model": args.model} if args.model else {}
+    if args.compare:
+        from macro.compare import compare_providers
+
+        names = tuple(n.strip() for n in args.providers.split(",") if n.strip())
+        unknown = [n for n in names if n not in _PROVIDERS]
+        if unknown:
+            raise InputError(f"unknown provider(s) {unknown}; known: {', '.join(_PROVIDERS)}")
+        opts = {"cnn": model_opts, "hybrid": model_opts}
+        cmp = compare_providers(problem, names, provider_options=opts)
+        summary = cmp.summary()
+        summary["mpi_ranks"] = MPI.COMM_WORLD.size
+        if args.outdir:
+            _write_compare(cmp, problem, args.outdir, summary)
+        if rank == 0:
+            print(json.dumps(summary, indent=None if args.json else 2, default=_num)
+                  if args.json else _table(summary))  # fmt: skip
+        return 0
+    from macro.provider import get_provider, provider_resolution
+
+    mat = problem.material
+    opts: dict[str, Any] = {"dim": mat.dim, "mu_matrix": mat.mu_matrix,
+                            "mu_inclusion": mat.mu_inclusion}  # fmt: skip
+    if args.provider in ("cnn", "hybrid"):
+        opts.update(model_opts)
+    provider = get_provider(args.provider, **opts)
+    res = provider_resolution(provider)
+    if res is not None:
+        problem.material = problem.material.with_resolution(res)
+    result = problem.solve(provider)
+    summary = result.summary()
+    summary["mpi_ranks"] = MPI.COMM_WORLD.size
+    summary["mesh_seconds"] = problem.mesh_seconds
+    if args.outdir:
+        from macro.output import write_outputs
+
+        summary["files"] = write_outputs(result, args.outdir, extent=problem.extent)
+    if rank == 0:
+        if args.json:
+            print(json.dumps(summary, default=_num))
+        else:
+            _print_result(summary, result.qoi_name)
+    return 0
+
+
+def _write_compare(cmp: Any, problem: Any, outdir: str, summary: dict[str, Any]) -> None:
+    from pathlib import Path
+
+    from mpi4py import MPI
+
+    from macro.output import write_json, write_outputs
+
+    files = {}
+    for name, result in cmp.results.items():
+        files[name] = write_outputs(result, outdir, extent=problem.extent)
+    summary["files"] = files
+    if MPI.COMM_WORLD.rank == 0:
+        write_json(summary, Path(outdir) / f"{problem.name}_compare.json")
+
+
+def _num(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(type(obj).__name__)
+
+
+def _fmt(x: Any, spec: str = ".3g") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _print_result(summary: dict[str, Any], qoi: str) -> None:
+    out = sys.stdout
+    out.write(f"{summary['problem']} with provider {summary['provider']}: "
+              f"{summary['n_quadrature_points']} quadrature points, "
+              f"{summary['mesh']['n_cells']} cells, {summary['mpi_ranks']} rank(s)\n")  # fmt: skip
+    out.write(f"  energy  {summary['energy_J_per_m']:.6g} J/m\n")
+    out.write(f"  {qoi}  {summary[qoi]:.6g}\n")
+    for k, v in summary["timings_s"].items():
+        out.write(f"  {k:<18s}{v:9.3f} s\n")
+    if summary.get("n_fallback"):
+        out.write(f"  FE fallbacks      {summary['n_fallback']}\n")
+    for kind, path in (summary.get("files") or {}).items():
+        out.write(f"  wrote {kind}: {path}\n")
+
+
+def _table(summary: dict[str, Any]) -> str:
+    lines = [
+        f"{summary['problem']}: {summary['n_quadrature_points']} quadrature points, "
+        f"{summary['sve_resolution']}^2 SVEs, reference {summary['reference']}",
+        f"{'provider':<10s}{'energy err':>11s}{summary['qoi_name'][:12] + ' err':>17s}"
+        f"{'L2(B) err':>11s}{'SVE gen s':>11s}{'mu* s':>9s}{'solve s':>9s}{'total s':>9s}"
+        f"{'speedup':>9s}",
+    ]
+    for name, m in summary["providers"].items():
+        t = m["timings_s"]
+        solve = t["assembly"] + t["solve"] + t["postprocess"] + t["coefficient_fill"]
+        lines.append(
+            f"{name:<10s}{_fmt(m['energy_rel_error'], '.2%'):>11s}"
+            f"{_fmt(m['qoi_rel_error'], '.2%'):>17s}{_fmt(m['l2_B_rel_error'], '.2%'):>11s}"
+            f"{t['sve_generation']:11.2f}{t['mu_evaluation']:9.2f}{solve:9.2f}"
+            f"{m['total_s']:9.2f}{_fmt(m['speedup'], '.1f'):>9s}"
+        )
+    for name, why in summary.get("unavailable", {}).items():
+        lines.append(f"{name:<10s}unavailable: {why}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    logging.basicConfig(level=logging.INFO)
