@@ -29,7 +29,8 @@ stamp="$VENV/.magnetohom-installed"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "[setup] installing Python dependencies into $VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e ".[ml,dev]"
+    # compat mode: a .pth with the repository root, so every package here imports from source
+    "$VENV/bin/python" -m pip install -q -e ".[ml,dev]" --config-settings editable_mode=compat
     touch "$stamp"
 fi
 "$VENV/bin/python" - <<'PY'
