@@ -337,7 +337,13 @@ class Material:
         for k in range(pts.shape[0]):
             if vf[k] <= 0:
                 continue
-            sve = gen(volume_fraction=float(vf[k]), rng=point_rng(self.seed, gid[k]), **kwargs)
+            try:
+                sve = gen(volume_fraction=float(vf[k]), rng=point_rng(self.seed, gid[k]), **kwargs)
+            except InputError as exc:
+                raise InputError(
+                    f"SVE of point {gid[k]} (vf {vf[k]:.3f}, {n} px, radius "
+                    f"{kwargs.get('radius', kwargs.get('radius_range'))}): {exc}"
+                ) from exc
             img = np.asarray(getattr(sve, "image", sve), dtype=bool)
             if img.shape != images.shape[1:]:
                 raise InputError(
