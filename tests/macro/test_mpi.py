@@ -1,0 +1,46 @@
+"""Serial and 2-rank runs give the same microstructures and results (mpirun)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+pytestmark = [
+    pytest.mark.mpi,
+    pytest.mark.skipif(shutil.which("mpirun") is None, reason="no mpirun"),
+]
+
+
+def _run(nproc: int, *args: str) -> dict:
+    cmd = [sys.executable, "-m", "magnetohom.cli", "macro", *args, "--json"]
+    if nproc > 1:
+        cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", str(nproc), *cmd]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    assert len(lines) == 1, res.stdout  # only rank 0 prints
+    return json.loads(lines[0])
+
+
+@pytest.mark.parametrize(
+    ("demo", "degree", "qoi"),
+    [("shield", 2, "shielding_factor"), ("inductor", 1, "inductance_H_per_m")],
+)
+def test_serial_equals_two_ranks(demo, degree, qoi):
+    args = ("--demo", demo, "--size", "tiny", "--resolution", "32", "--provider", "fe",
+            "--degree", str(degree))  # fmt: skip
+    serial = _run(1, *args)
+    parallel = _run(2, *args)
+    assert parallel["mpi_ranks"] == 2
+    assert parallel["n_quadrature_points"] == serial["n_quadrature_points"]
+    assert parallel["energy_J_per_m"] == pytest.approx(serial["energy_J_per_m"], rel=1e-8)
+    assert parallel[qoi] == pytest.approx(serial[qoi], rel=1e-7)
