@@ -1,0 +1,44 @@
+"""micro: periodic two-phase microstructures and their effective permeability.
+
+* :mod:`micro.generate` -- periodic SVEs by random sequential addition of disks/spheres;
+* :mod:`micro.imageio` / :mod:`micro.validate` -- binary image files and checks;
+* :mod:`micro.analytic` -- Voigt/Reuss, Hashin–Shtrikman, Maxwell–Garnett, self-consistent.
+
+Importing :mod:`micro` is light: DOLFINx (``micro.homogenize``) and h5py (datasets) are only
+imported by the modules that need them, and TensorFlow never.
+"""
+
+from micro.analytic import (
+    Estimates,
+    estimates,
+    hashin_shtrikman,
+    maxwell_garnett,
+    reuss,
+    self_consistent,
+    voigt,
+)
+from micro.generate import SVE, generate_sve, max_volume_fraction, rasterize, spawn_seeds
+from micro.imageio import load_image, load_images, save_image
+from micro.validate import as_binary_image, check_mu
+
+__all__ = [
+    "SVE",
+    "Estimates",
+    "as_binary_image",
+    "check_mu",
+    "estimates",
+    "generate_sve",
+    "hashin_shtrikman",
+    "load_image",
+    "load_images",
+    "max_volume_fraction",
+    "maxwell_garnett",
+    "rasterize",
+    "reuss",
+    "save_image",
+    "self_consistent",
+    "spawn_seeds",
+    "voigt",
+    # homogenization (micro.homogenize: Homogenizer, homogenize, HomogenizationResult), datasets
+    # and providers are added here by their owners.
+]

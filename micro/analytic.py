@@ -1,0 +1,182 @@
+"""Analytic bounds and estimates of the effective permeability of a two-phase isotropic medium.
+
+All functions take the inclusion volume fraction ``f`` (scalar or array, broadcast), the phase
+permeabilities ``mu_matrix`` and ``mu_inclusion`` (relative, > 0, may also be arrays) and the
+dimension ``dim`` (2 or 3), and return float64 arrays of the broadcast shape (0-d for scalars).
+
+* Voigt (arithmetic) and Reuss (harmonic) means: the Wiener bounds, valid for any geometry.
+* Hashin–Shtrikman bounds for isotropic composites; the lower bound is the Maxwell–Garnett
+  formula with the lower-μ phase as matrix, the upper one with the higher-μ phase as matrix.
+* Maxwell–Garnett (Clausius–Mossotti): dilute-to-moderate inclusions in the matrix,
+  ``mu_m (mu_i + (d-1) mu_m + (d-1) f (mu_i - mu_m)) / (mu_i + (d-1) mu_m - f (mu_i - mu_m))``.
+* Self-consistent (symmetric Bruggeman effective medium):
+  ``f (mu_i - mu)/(mu_i + (d-1) mu) + (1-f) (mu_m - mu)/(mu_m + (d-1) mu) = 0``, the positive
+  root of ``(d-1) mu^2 - b mu - mu_i mu_m = 0`` with
+  ``b = f ((d-1) mu_i - mu_m) + (1-f) ((d-1) mu_m - mu_i)``.  In 2D at ``f = 1/2`` it gives
+  Keller–Dykhne's ``sqrt(mu_m mu_i)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from magnetohom.errors import InputError
+from micro.validate import check_dim
+
+__all__ = [
+    "Estimates",
+    "estimates",
+    "hashin_shtrikman",
+    "maxwell_garnett",
+    "reuss",
+    "self_consistent",
+    "voigt",
+]
+
+
+def _args(f, mu_matrix, mu_inclusion, dim) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Validate and broadcast the common arguments; float64 arrays."""
+    dim = check_dim(dim)
+    try:
+        f = np.asarray(f, dtype=np.float64)
+        mm = np.asarray(mu_matrix, dtype=np.float64)
+        mi = np.asarray(mu_inclusion, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"volume fraction and mu must be real numbers: {exc}") from None
+    if np.isnan(f).any() or (f < 0.0).any() or (f > 1.0).any():
+        bad = f[np.isnan(f) | (f < 0.0) | (f > 1.0)].ravel()[0]
+        raise InputError(f"volume fraction must be in [0, 1]: got {bad!r}")
+    for name, mu in (("mu_matrix", mm), ("mu_inclusion", mi)):
+        ok = np.isfinite(mu) & (mu > 0.0)
+        if not ok.all():
+            raise InputError(f"{name} must be finite and > 0: got {mu[~ok].ravel()[0]!r}")
+    f, mm, mi = np.broadcast_arrays(f, mm, mi)
+    return f, mm, mi, dim
+
+
+def _out(x: np.ndarray) -> np.ndarray:
+    """float64 array; a 0-d result becomes a ``np.float64`` scalar."""
+    return np.asarray(x, dtype=np.float64)[()]
+
+
+def _mg(f: np.ndarray, mm: np.ndarray, mi: np.ndarray, k: int) -> np.ndarray:
+    """Maxwell–Garnett with ``k = d - 1`` (no validation)."""
+    return mm * (mi + k * mm + k * f * (mi - mm)) / (mi + k * mm - f * (mi - mm))
+
+
+def voigt(f, mu_matrix, mu_inclusion, *, dim: int = 2) -> np.ndarray:
+    """Voigt (arithmetic mean, upper Wiener bound) ``(1-f) mu_m + f mu_i``.
+
+    Parameters
+    ----------
+    f : array_like, inclusion volume fraction in [0, 1]
+    mu_matrix, mu_inclusion : array_like, relative permeabilities > 0
+    dim : {2, 3}
+        Checked only (the mean does not depend on it).
+
+    Returns
+    -------
+    ndarray, float64, broadcast shape of the arguments (``np.float64`` for scalar arguments)
+    """
+    f, mm, mi, _ = _args(f, mu_matrix, mu_inclusion, dim)
+    return _out((1.0 - f) * mm + f * mi)
+
+
+def reuss(f, mu_matrix, mu_inclusion, *, dim: int = 2) -> np.ndarray:
+    """Reuss (harmonic mean, lower Wiener bound) ``1 / ((1-f)/mu_m + f/mu_i)``.
+
+    Arguments and result as in :func:`voigt`.
+    """
+    f, mm, mi, _ = _args(f, mu_matrix, mu_inclusion, dim)
+    return _out(1.0 / ((1.0 - f) / mm + f / mi))
+
+
+def maxwell_garnett(f, mu_matrix, mu_inclusion, *, dim: int = 2) -> np.ndarray:
+    """Maxwell–Garnett estimate for inclusions (fraction ``f``) in the matrix.
+
+    ``mu_m (mu_i + (d-1) mu_m + (d-1) f (mu_i - mu_m)) / (mu_i + (d-1) mu_m - f (mu_i - mu_m))``;
+    arguments and result as in :func:`voigt`.  It is the Hashin–Shtrikman lower bound when
+    ``mu_inclusion > mu_matrix`` and the upper one otherwise.
+    """
+    f, mm, mi, dim = _args(f, mu_matrix, mu_inclusion, dim)
+    return _out(_mg(f, mm, mi, dim - 1))
+
+
+def hashin_shtrikman(f, mu_matrix, mu_inclusion, *, dim: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Hashin–Shtrikman bounds ``(lower, upper)`` for isotropic two-phase composites.
+
+    The lower bound is Maxwell–Garnett with the lower-μ phase as matrix, the upper bound with
+    the higher-μ phase as matrix; either order of ``mu_matrix`` and ``mu_inclusion`` works.
+    Arguments as in :func:`voigt`.
+
+    Returns
+    -------
+    lower, upper : ndarray, float64
+    """
+    f, mm, mi, dim = _args(f, mu_matrix, mu_inclusion, dim)
+    k = dim - 1
+    as_matrix = _mg(f, mm, mi, k)  # the given matrix phase is the host
+    as_inclusion = _mg(1.0 - f, mi, mm, k)  # the inclusion phase is the host
+    low_matrix = mm <= mi
+    lower = np.where(low_matrix, as_matrix, as_inclusion)
+    upper = np.where(low_matrix, as_inclusion, as_matrix)
+    return _out(lower), _out(upper)
+
+
+def self_consistent(f, mu_matrix, mu_inclusion, *, dim: int = 2) -> np.ndarray:
+    """Symmetric self-consistent (Bruggeman) estimate, closed form; see the module docstring.
+
+    Arguments and result as in :func:`voigt`.  Lies between the Hashin–Shtrikman bounds.
+    """
+    f, mm, mi, dim = _args(f, mu_matrix, mu_inclusion, dim)
+    k = float(dim - 1)
+    b = f * (k * mi - mm) + (1.0 - f) * (k * mm - mi)
+    root = np.sqrt(b * b + 4.0 * k * mi * mm)
+    # positive root (b + root) / (2k), written without cancellation for b < 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pos = (b + root) / (2.0 * k)
+        neg = 2.0 * mi * mm / (root - b)
+    return _out(np.where(b >= 0.0, pos, neg))
+
+
+@dataclass(frozen=True, eq=False)
+class Estimates:
+    """All analytic estimates at once (float64 arrays of the broadcast shape of the inputs).
+
+    Attributes
+    ----------
+    voigt, reuss : ndarray
+        Wiener bounds (upper, lower).
+    hs_lower, hs_upper : ndarray
+        Hashin–Shtrikman bounds.
+    maxwell_garnett : ndarray
+        Maxwell–Garnett with the given matrix as host.
+    self_consistent : ndarray
+        Symmetric Bruggeman estimate.
+    """
+
+    voigt: np.ndarray
+    reuss: np.ndarray
+    hs_lower: np.ndarray
+    hs_upper: np.ndarray
+    maxwell_garnett: np.ndarray
+    self_consistent: np.ndarray
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """The fields as a dict (name -> array)."""
+        return asdict(self)
+
+
+def estimates(f, mu_matrix, mu_inclusion, *, dim: int = 2) -> Estimates:
+    """Evaluate every estimate of this module; arguments as in :func:`voigt`."""
+    lower, upper = hashin_shtrikman(f, mu_matrix, mu_inclusion, dim=dim)
+    return Estimates(
+        voigt=voigt(f, mu_matrix, mu_inclusion, dim=dim),
+        reuss=reuss(f, mu_matrix, mu_inclusion, dim=dim),
+        hs_lower=lower,
+        hs_upper=upper,
+        maxwell_garnett=maxwell_garnett(f, mu_matrix, mu_inclusion, dim=dim),
+        self_consistent=self_consistent(f, mu_matrix, mu_inclusion, dim=dim),
+    )
