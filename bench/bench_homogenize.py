@@ -26,11 +26,11 @@ import time
 
 CASES = [  # (dim, size, radius, samples)
     (2, 256, 8, 20),
-    (3, 32, 5, 3),
+    (3, 32, 3, 3),
     (3, 64, 5, 2),
     (3, 101, 5, 2),
 ]
-QUICK = [(2, 64, 8, 5), (2, 256, 8, 5), (3, 32, 5, 2)]
+QUICK = [(2, 256, 8, 5), (3, 32, 3, 2)]
 
 
 def worker(dim: int, size: int, radius: float, samples: int) -> dict:
@@ -40,7 +40,7 @@ def worker(dim: int, size: int, radius: float, samples: int) -> dict:
     from micro.homogenize import Homogenizer
 
     rng = np.random.default_rng(2024)
-    vf_max = 0.5 if dim == 2 else 0.3
+    vf_max = 0.5 if dim == 2 else 0.25
     images = [
         generate_sve(
             dim=dim,

@@ -39,6 +39,37 @@ __all__ = [
     "self_consistent",
     "spawn_seeds",
     "voigt",
-    # homogenization (micro.homogenize: Homogenizer, homogenize, HomogenizationResult), datasets
-    # and providers are added here by their owners.
+    # loaded on first use (they import DOLFINx or h5py):
+    "AnalyticProvider",
+    "CellSolution",
+    "Dataset",
+    "DatasetSummary",
+    "FEProvider",
+    "HomogenizationResult",
+    "Homogenizer",
+    "generate_dataset",
+    "homogenize",
+    "load_dataset",
 ]
+
+_LAZY = {
+    "Homogenizer": "micro.homogenize",
+    "HomogenizationResult": "micro.homogenize",
+    "CellSolution": "micro.homogenize",
+    "homogenize": "micro.homogenize",
+    "generate_dataset": "micro.dataset",
+    "DatasetSummary": "micro.dataset",
+    "load_dataset": "micro.dataset_io",
+    "Dataset": "micro.dataset_io",
+    "FEProvider": "micro.providers",
+    "AnalyticProvider": "micro.providers",
+}
+
+
+def __getattr__(name: str):
+    """Import the heavy parts of the API (DOLFINx, h5py) only when they are first used."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'micro' has no attribute {name!r}")

@@ -255,3 +255,36 @@ def test_agrees_with_dolfinx_mpc_reference():
             )
     got = Homogenizer((n, n), rtol=1e-10).solve_mu(mu_img).mu_eff
     np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"volume_fraction": 0.35, "radius": 6},
+        {"volume_fraction": 0.45, "radius_range": (3, 9)},
+        {"volume_fraction": 0.6, "radius": 6, "overlap": True},
+        {"volume_fraction": 0.8, "radius_range": (3, 9), "overlap": True},
+    ],
+)
+def test_random_sves_inside_hashin_shtrikman_bounds(kwargs):
+    """Every random SVE of the four classes lies inside the HS bounds of its pixel fraction."""
+    from micro import generate_sve, hashin_shtrikman
+
+    h = Homogenizer((96, 96))
+    for seed in range(3):
+        sve = generate_sve(dim=2, size=96, rng=seed, **kwargs)
+        mu = h.solve_mu(np.where(sve.image, MU_I, MU_M)).mu_eff
+        lower, upper = hashin_shtrikman(sve.volume_fraction, MU_M, MU_I, dim=2)
+        eig = np.linalg.eigvalsh(mu)
+        assert lower <= eig.min() and eig.max() <= upper, (eig, lower, upper)
+
+
+def test_random_3d_sve_inside_hashin_shtrikman_bounds():
+    from micro import generate_sve, hashin_shtrikman
+
+    sve = generate_sve(dim=3, size=24, radius=3, volume_fraction=0.2, rng=7)
+    mu = Homogenizer(sve.image.shape).solve_mu(np.where(sve.image, MU_I, MU_M)).mu_eff
+    lower, upper = hashin_shtrikman(sve.volume_fraction, MU_M, MU_I, dim=3)
+    eig = np.linalg.eigvalsh(mu)
+    assert lower <= eig.min() and eig.max() <= upper
+    np.testing.assert_allclose(mu, mu.T, atol=1e-12 * eig.max())
