@@ -1,10 +1,12 @@
-"""``magnetohom generate | bounds`` (and later ``homogenize | dataset``): the micro command line.
+"""``magnetohom generate | bounds | homogenize | dataset``: the micro command line.
 
 Examples::
 
     magnetohom generate --dim 2 --vf 0.3 --seed 1 -n 10 -o out/mono --format png
     magnetohom generate --dim 3 --vf 0.25 --radius-range 3 7 -o sve.tif
     magnetohom bounds out/mono/*.png --mu-inclusion 250 --json
+    magnetohom homogenize out/mono/*.png --json
+    mpirun -n 2 magnetohom dataset out/train.h5 -n 500 --vf-max 0.5
 
 Each command has its own ``_add_<name>(subparsers)`` function that builds its parser and sets
 ``handler=``; the handlers import what they need lazily.  Errors are raised as
@@ -195,5 +197,173 @@ def _run_bounds(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
-# homogenize, dataset: reserved for their owner -- define ``_add_homogenize(subparsers)`` and
-# ``_add_dataset(subparsers)`` below (each setting ``handler=``); ``register`` picks them up.
+# homogenize
+
+
+def _add_homogenize(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "homogenize",
+        help="homogenized permeability tensor of image files (DOLFINx)",
+        description="Compute the effective relative permeability tensor mu* of each image by "
+        "periodic first-order homogenization (Q1 element per pixel). Images of one shape share "
+        "one solver set-up. Prints a table, or with --json one JSON object per file per line "
+        "(file, shape, volume_fraction, mu_eff as a d x d list, iterations, seconds).",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="images (.npy, .png, .tif)")
+    p.add_argument("--mu-matrix", type=float, default=1.0, help="matrix permeability (default 1)")
+    p.add_argument(
+        "--mu-inclusion", type=float, default=250.0, help="inclusion permeability (default 250)"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per file per line")
+    p.set_defaults(handler=_run_homogenize)
+
+
+def _run_homogenize(args: argparse.Namespace) -> int:
+    import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's)
+
+    from micro.imageio import load_images
+    from micro.validate import check_mu
+
+    mu_m, mu_i = check_mu(args.mu_matrix, args.mu_inclusion)
+    images = load_images(args.files)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for k, image in enumerate(images):
+        groups.setdefault(image.shape, []).append(k)
+    from micro.homogenize import Homogenizer
+
+    rows: list[dict] = [{} for _ in images]
+    for shape, members in groups.items():
+        hom = Homogenizer(shape)
+        res = hom(np.stack([images[k] for k in members]), mu_matrix=mu_m, mu_inclusion=mu_i)
+        for j, k in enumerate(members):
+            rows[k] = {
+                "file": str(args.files[k]),
+                "shape": list(shape),
+                "volume_fraction": float(np.count_nonzero(images[k])) / images[k].size,
+                "mu_matrix": mu_m,
+                "mu_inclusion": mu_i,
+                "mu_eff": res.mu_eff[j].tolist(),
+                "iterations": [int(i) for i in res.iterations[j]],
+                "seconds": float(res.seconds[j]),
+            }
+    if args.json:
+        for row in rows:
+            print(json.dumps(row), flush=True)
+        return 0
+    comps = sorted(
+        {
+            (i, j)
+            for row in rows
+            for i in range(len(row["shape"]))
+            for j in range(i, len(row["shape"]))
+        }
+    )
+    head = "".join(f"{f'mu_{i + 1}{j + 1}':>12}" for i, j in comps)
+    print(f"{'file':<30} {'shape':>12} {'vf':>8}{head} {'CG its':>10} {'s':>8}")
+    for row in rows:
+        mu = row["mu_eff"]
+        d = len(row["shape"])
+        vals = "".join(f"{mu[i][j]:>12.6g}" if max(i, j) < d else f"{'':>12}" for i, j in comps)
+        its = "/".join(str(i) for i in row["iterations"])
+        shape = "x".join(str(s) for s in row["shape"])
+        print(
+            f"{row['file']:<30} {shape:>12} {row['volume_fraction']:>8.4f}{vals} {its:>10} "
+            f"{row['seconds']:>8.3f}"
+        )
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# dataset
+
+
+def _add_dataset(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "dataset",
+        help="labelled HDF5 dataset: random SVEs homogenized with DOLFINx (resumable, MPI)",
+        description="Generate N SVEs of one class with target volume fractions uniform in "
+        "[--vf-min, --vf-max], label them with the homogenized permeability and write them to "
+        "one HDF5 file (schema in docs/ARCHITECTURE.md). Rerun the same command to resume after "
+        "an interruption: finished samples are kept. 'mpirun -n K magnetohom dataset ...' "
+        "splits the samples over K ranks and writes the same file.",
+    )
+    p.add_argument("out", metavar="OUT.h5", help="dataset file (created or resumed)")
+    p.add_argument("-n", type=int, required=True, metavar="N", help="number of samples")
+    p.add_argument("--dim", type=int, choices=(2, 3), default=2, help="dimension (default 2)")
+    p.add_argument(
+        "--size", type=int, default=None, help="pixels per side (default 256 in 2D, 101 in 3D)"
+    )
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument(
+        "--radius", type=float, default=None, help="monodisperse radius in pixels (default 8 / 5)"
+    )
+    shape.add_argument(
+        "--radius-range",
+        type=float,
+        nargs=2,
+        metavar=("RMIN", "RMAX"),
+        default=None,
+        help="polydisperse: radii uniform in [RMIN, RMAX] pixels",
+    )
+    p.add_argument("--overlap", action="store_true", help="allow inclusions to overlap")
+    p.add_argument("--vf-min", type=float, default=None, help="smallest target (default 0.05)")
+    p.add_argument(
+        "--vf-max",
+        type=float,
+        default=None,
+        help="largest target (default 0.6, capped at what the class reaches)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    p.add_argument("--mu-matrix", type=float, default=1.0, help="matrix permeability (default 1)")
+    p.add_argument(
+        "--mu-inclusion", type=float, default=250.0, help="inclusion permeability (default 250)"
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: when stderr is a terminal)",
+    )
+    p.set_defaults(handler=_run_dataset)
+
+
+def _run_dataset(args: argparse.Namespace) -> int:
+    import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's)
+    from mpi4py import MPI
+
+    from magnetohom.errors import MagnetohomError
+    from micro.dataset import default_vf_range, generate_dataset
+
+    poly = args.radius_range is not None
+    lo, hi = default_vf_range(args.dim, overlap=args.overlap, polydisperse=poly)
+    rank = MPI.COMM_WORLD.rank
+    try:
+        s = generate_dataset(
+            args.out,
+            n_samples=args.n,
+            dim=args.dim,
+            size=args.size,
+            radius=args.radius,
+            radius_range=tuple(args.radius_range) if poly else None,
+            overlap=args.overlap,
+            vf_range=(
+                lo if args.vf_min is None else args.vf_min,
+                hi if args.vf_max is None else args.vf_max,
+            ),
+            base_seed=args.seed,
+            mu_matrix=args.mu_matrix,
+            mu_inclusion=args.mu_inclusion,
+            progress=args.progress,
+        )
+    except MagnetohomError:
+        if rank != 0:  # rank 0 reports it
+            return 2
+        raise
+    if rank == 0:
+        rate = f"{s.seconds_per_sample:.3g} s per SVE" if s.n_new else "nothing new to do"
+        print(
+            f"{s.path}: {s.n_done}/{s.n_samples} samples done, {s.n_new} new, {rate} "
+            f"({s.seconds:.1f} s on {s.ranks} rank{'s' if s.ranks > 1 else ''})",
+            flush=True,
+        )
+    return 0
