@@ -87,9 +87,13 @@ def main() -> None:
         out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
         print(f"# done {dim}D {size}: {rows[-1]['median_s']:.3f} s/SVE", file=sys.stderr)
-    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, one used")
+    print(
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, one used"
+    )
     print(f"Date: {time.strftime('%Y-%m-%d')}\n")
-    print("| dim | size | SVEs | set-up s | s per SVE (median) | max | CG its/case | peak RSS GiB |")
+    print(
+        "| dim | size | SVEs | set-up s | s per SVE (median) | max | CG its/case | peak RSS GiB |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(
