@@ -17,6 +17,7 @@ import json
 import os
 import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -111,10 +112,57 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
     return opts
 
 
-def _train(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow  # noqa: F401  (before anything that may load DOLFINx)
+def _import_tensorflow(args: argparse.Namespace) -> None:
+    """Import TensorFlow first (before anything that may load DOLFINx), quietly.
 
+    TensorFlow 2.21 writes start-up lines to the stderr file descriptor before its logging is
+    set up (``TF_CPP_MIN_LOG_LEVEL`` does not reach them); they are discarded unless ``-v``.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules or getattr(args, "verbose", 0):
+        import tensorflow
+
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _command_of(args: argparse.Namespace) -> str:
+    """The ``magnetohom train`` command line equivalent to ``args`` (recorded in the metadata)."""
+    words = ["magnetohom", "train", args.dataset, "-o", args.out]
+    for flag, value in [
+        ("--preset", args.preset),
+        ("--epochs", args.epochs),
+        ("--batch-size", args.batch_size),
+        ("--learning-rate", args.learning_rate),
+        ("--init", args.init),
+        ("--freeze", args.freeze),
+        ("--fine-tune-epochs", args.fine_tune_epochs),
+        ("--ensemble", args.ensemble if args.ensemble != 1 else None),
+        ("--seed", args.seed if args.seed != 0 else None),
+        ("--split-seed", args.split_seed),
+        ("--max-samples", args.max_samples),
+    ]:
+        if value is not None:
+            words += [flag, str(value)]
+    if args.augment is not None:
+        words.append("--augment" if args.augment else "--no-augment")
+    for item in args.option:
+        words += ["--option", item]
+    return shlex.join(words)
+
+
+def _train(args: argparse.Namespace) -> int:
+    _import_tensorflow(args)
     from surrogate.train import train
 
     result = train(
@@ -134,7 +182,7 @@ def _train(args: argparse.Namespace) -> int:
         options=_parse_options(args.option) or None,
         max_samples=args.max_samples,
         progress=not args.quiet,
-        command=shlex.join(["magnetohom", *sys.argv[1:]]),
+        command=_command_of(args),
     )
     meta = result.metadata
     split = meta.get("split", {})
@@ -172,9 +220,7 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow  # noqa: F401
-
+    _import_tensorflow(args)
     from surrogate.evaluate import evaluate
 
     ev = evaluate(args.model, args.dataset, split=args.split, tta=args.tta)
@@ -218,22 +264,21 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load_images(path: str, dim: int) -> np.ndarray:
-    """Images of one file as bool ``(N, n, ..., n)``."""
+    """The image of one file as bool ``(1, n, ..., n)`` (a ``.npy`` may hold a batch)."""
     if not Path(path).exists():
         raise FileNotFoundError(2, "No such file", path)
     try:
-        from micro.imageio import load_images
+        from micro.imageio import load_image
     except ImportError:
-        load_images = None
-    if load_images is not None:
-        arr = np.asarray(load_images(path))
-    elif path.endswith(".npy"):
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read image {path}: {exc}") from None
-    else:
+        load_image = None
+    if load_image is not None and not path.endswith(".npy"):
+        return np.asarray(load_image(path, dim=dim))[None]
+    if not path.endswith(".npy"):
         raise InputError(f"cannot read image {path}: only .npy is supported without micro.imageio")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read image {path}: {exc}") from None
     if arr.ndim == dim:
         arr = arr[None]
     if arr.ndim != dim + 1:
@@ -244,9 +289,7 @@ def _load_images(path: str, dim: int) -> np.ndarray:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow  # noqa: F401
-
+    _import_tensorflow(args)
     from surrogate.provider import CNNProvider
 
     provider = CNNProvider(args.model, batch_size=args.batch_size, tta=args.tta)

@@ -253,14 +253,9 @@ class CNNProvider:
         return list(symmetry_group(self.dim))
 
     def _functions(self) -> list[Callable]:
+        """One forward function per member (Keras' cached predict function, no retracing)."""
         if self._fns is None:
-            import tensorflow as tf
-
-            spec = tf.TensorSpec((None, *self.shape, 1), tf.uint8)
-            self._fns = [
-                tf.function(lambda x, m=m: m(x, training=False), input_signature=[spec])
-                for m in self.bundle.members
-            ]
+            self._fns = [m.predict_on_batch for m in self.bundle.members]
         return self._fns
 
     def _run(self, fn: Callable, batch: np.ndarray) -> np.ndarray:

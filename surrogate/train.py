@@ -240,7 +240,7 @@ def train(
     init_bundle, preset, model_opts = _resolve_init(init, preset, options, data)
     plan = training_plan(
         preset,
-        epochs=epochs or (100 if init is not None and preset == "paper" else None),
+        epochs=epochs or (100 if init is not None else None),
         batch_size=batch_size,
         learning_rate=learning_rate,
         augment=augment,
@@ -250,11 +250,14 @@ def train(
     if split.train.size < 1:
         raise InputError(f"too few labeled samples ({len(data)}) to train")
     target = TargetTransform.fit(plan.target, data.mu_eff[split.train])
+    from surrogate.models import build_model, model_options
+
+    model_opts_obj = model_options(preset, model_opts)
     fingerprint = {
         "dataset_sha256": sha,
         "n_labeled": len(data),
         "preset": preset,
-        "model_options": _jsonable(model_opts),
+        "model_options": _jsonable(model_opts_obj),
         "plan": dataclasses.asdict(plan),
         "init": None if init_bundle is None else str(init_bundle.path.resolve()),
         "freeze": freeze,
@@ -268,11 +271,11 @@ def train(
         logger.info("%s already holds this model; nothing to do", out)
         return done
 
-    from surrogate.models import build_model, model_options
-
-    model_opts_obj = model_options(preset, model_opts)
     train_data = data.subset(split.train)
     val_data = data.subset(split.val)
+    info = data.subset(split.test[:0])  # the file's description, without pixels
+    indices = data.indices
+    del data  # free the full image array
     pre_train = target.pre_targets(train_data.mu_eff)
     y_val = target.to_targets(val_data.mu_eff)
     members, histories, best, resumed_any = [], [], [], False
@@ -281,10 +284,10 @@ def train(
         def _build(k=k):
             model = build_model(
                 preset,
-                dim=data.dim,
-                resolution=data.resolution,
-                mu_matrix=data.mu_matrix,
-                mu_inclusion=data.mu_inclusion,
+                dim=info.dim,
+                resolution=info.resolution,
+                mu_matrix=info.mu_matrix,
+                mu_inclusion=info.mu_inclusion,
                 options=model_opts_obj,
                 rng=[seed, k, 0],
             )
@@ -319,21 +322,21 @@ def train(
         "name": out.name,
         "preset": preset,
         "model_options": _jsonable(model_opts_obj),
-        "dim": data.dim,
-        "resolution": data.resolution,
-        "mu_matrix": data.mu_matrix,
-        "mu_inclusion": data.mu_inclusion,
-        "components": _component_names(data.dim, target),
+        "dim": info.dim,
+        "resolution": info.resolution,
+        "mu_matrix": info.mu_matrix,
+        "mu_inclusion": info.mu_inclusion,
+        "components": _component_names(info.dim, target),
         "target": target.to_dict(),
         "vf_range": [float(vf_train.min()), float(vf_train.max())],
-        "geometry": data.attrs.get("geometry"),
+        "geometry": info.attrs.get("geometry"),
         "ensemble": ensemble,
-        "split": split.to_dict(data.indices),
+        "split": split.to_dict(indices),
         "dataset": {
             "path": str(dataset_path.resolve()),
             "sha256": sha,
-            "n_samples": data.n_total,
-            "n_labeled": len(data),
+            "n_samples": info.n_total,
+            "n_labeled": int(indices.size),
         },
         "training": {
             "plan": dataclasses.asdict(plan),
@@ -505,6 +508,9 @@ def _current_lr(model) -> float:
 
 
 def _set_phase(model, *, freeze: str | None, fine_tune: bool) -> None:
+    """All layers trainable, except conv layers (and batch norms) in a frozen head phase."""
+    import keras
+
     from surrogate.models import conv_layers
 
     for layer in model.layers:
@@ -512,6 +518,9 @@ def _set_phase(model, *, freeze: str | None, fine_tune: bool) -> None:
     if freeze == "conv" and not fine_tune:
         for layer in conv_layers(model):
             layer.trainable = False
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
 
 
 def _train_member(

@@ -6,10 +6,11 @@ import keras
 import numpy as np
 import pytest
 from conftest import TINY
+from surrogate_helpers import fv_homogenize
 
 from magnetohom.errors import InputError
 from surrogate import bounds
-from surrogate.layers import AdmissibleLogTensor, PeriodicPad, SpaceToDepth
+from surrogate.layers import AdmissibleLogTensor, LineBounds, PeriodicPad, SpaceToDepth
 from surrogate.models import build_model, conv_layers, model_options, total_stride
 from surrogate.tensors import from_mandel, sym_expm
 
@@ -21,11 +22,10 @@ def _random_images(n_samples, n, dim, rng=0):
 
 
 def _scramble(model, scale, rng=0):
-    """Large random weights everywhere (stress the output layer)."""
+    """Large random trainable weights everywhere (stress the output layer)."""
     rng = np.random.default_rng(rng)
-    model.set_weights(
-        [scale * rng.normal(size=w.shape).astype(np.float32) for w in model.get_weights()]
-    )
+    for w in model.trainable_weights:
+        w.assign(scale * rng.normal(size=w.shape).astype(np.float32))
 
 
 @pytest.mark.parametrize("dim", [2, 3])
@@ -126,6 +126,29 @@ def test_space_to_depth_is_lossless(dim):
     # block (0, ..., 0) of channel c sits at channel c; block offsets vary slowest
     np.testing.assert_array_equal(y[..., :3], x[(slice(None), *([slice(0, None, 2)] * dim))])
     np.testing.assert_array_equal(y[..., -3:], x[(slice(None), *([slice(1, None, 2)] * dim))])
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_line_bounds_of_a_laminate_are_exact(dim):
+    """Layers normal to x_1: mu_11 = Reuss (both bounds), the others = Voigt (both bounds)."""
+    n = 8
+    img = np.zeros((1,) + (n,) * dim + (1,), np.float32)
+    img[:, : n // 4] = 1.0  # f = 1/4
+    f, mm, mi = 0.25, 1.0, 250.0
+    reuss, voigt = 1 / (f / mi + (1 - f) / mm), f * mi + (1 - f) * mm
+    out = np.asarray(LineBounds(dim, mm, mi)(img))[0] * np.log(mi / mm)
+    expected = [reuss, reuss] + [voigt, voigt] * (dim - 1)
+    np.testing.assert_allclose(np.exp(out), expected, rtol=1e-5)
+    rng = np.random.default_rng(0)
+    x = (rng.random((4,) + (n,) * dim + (1,)) < 0.4).astype(np.float32)
+    b = np.exp(np.asarray(LineBounds(dim, mm, mi)(x)) * np.log(mi / mm)).reshape(4, dim, 2)
+    lo, hi = bounds.wiener(x.reshape(4, -1).mean(axis=1), mm, mi)
+    assert np.all(b[..., 0] <= b[..., 1] * (1 + 1e-6))
+    assert np.all(b[..., 0] >= lo[:, None] * (1 - 1e-6))
+    assert np.all(b[..., 1] <= hi[:, None] * (1 + 1e-6))
+    # and they bound the solved tensor (finite volumes, harmonic face means)
+    mu = np.diagonal(fv_homogenize(x[..., 0].astype(bool)), axis1=1, axis2=2)
+    assert np.all(b[..., 0] <= mu * (1 + 1e-6)) and np.all(mu <= b[..., 1] * (1 + 1e-6))
 
 
 def test_zero_padding_is_not_periodic():

@@ -63,7 +63,9 @@ def test_cli_train_evaluate_predict(tiny_dataset, tiny_model, tiny_images, tmp_p
     assert code == 0, err
     assert "best validation loss" in out
     meta = json.loads((tmp_path / "m" / "metadata.json").read_text())
-    assert meta["command"].startswith("magnetohom ")
+    assert meta["command"].startswith(
+        f"magnetohom train {tiny_dataset} -o {tmp_path / 'm'} --epochs 1"
+    )
     code, out, err = _run(
         capsys,
         "evaluate",
@@ -95,6 +97,13 @@ def test_cli_train_evaluate_predict(tiny_dataset, tiny_model, tiny_images, tmp_p
         capsys, "predict", "--model", str(tiny_model.model_dir), str(tmp_path / "a.npy")
     )
     assert code == 0 and "mu_eff" in out
+    imageio = pytest.importorskip("micro.imageio")  # 8-bit images: 0 = inclusion
+    imageio.save_image(tmp_path / "a.png", tiny_images[0])
+    code, out, err = _run(
+        capsys, "predict", "--model", str(tiny_model.model_dir), str(tmp_path / "a.png"), "--json"
+    )
+    assert code == 0, err
+    np.testing.assert_allclose(json.loads(out)["mu_eff"], lines[0]["mu_eff"], rtol=1e-9)
 
 
 def test_cli_errors_are_one_line(tiny_model, tmp_path, capsys):
