@@ -550,11 +550,9 @@ def _train_member(
 
     steps = math.ceil(images.shape[0] / plan.batch_size)
     total = plan.epochs + plan.fine_tune_epochs
-    state_file, model_file, best_file = (
-        ckpt / "state.json",
-        ckpt / "model.keras",
-        ckpt / "best.weights.h5",
-    )
+    # Files carry the epoch in their name and state.json names the current ones; stale files are
+    # removed only after state.json is replaced, so a kill at any moment leaves a consistent set.
+    state_file = ckpt / "state.json"
     resumed = False
     if state_file.exists():
         state = json.loads(state_file.read_text())
@@ -562,6 +560,7 @@ def _train_member(
             raise InputError(
                 f"checkpoint {ckpt} was written with other settings; remove it or choose another -o"
             )
+        model_file = ckpt / state["model_file"]
         try:
             model = keras.saving.load_model(model_file, compile=True)
         except Exception as exc:
@@ -581,6 +580,8 @@ def _train_member(
             "wait_stop": 0,
             "lr": plan.learning_rate,
             "done": False,
+            "model_file": None,
+            "best_file": None,
             "history": {"loss": [], "val_loss": [], "lr": [], "seconds": []},
         }
         _set_phase(model, freeze=freeze, fine_tune=False)
@@ -623,15 +624,16 @@ def _train_member(
                 state, model, plan, loss, val_loss, _current_lr(model), time.perf_counter() - t
             )
             if state["best_epoch"] == epoch:
-                model.save_weights(best_file)
+                state["best_file"] = f"best_{epoch + 1}.npz"
+                _save_weights(model, ckpt / state["best_file"])
             state["epoch"] = epoch + 1
             if plan.stop_patience is not None and state["wait_stop"] >= plan.stop_patience:
                 logger.info("member %d: early stop at epoch %d", k, epoch + 1)
                 state["done"] = True
-            tmp = ckpt / ".model.tmp.keras"
-            model.save(tmp)
-            tmp.replace(model_file)
+            state["model_file"] = f"model_{epoch + 1}.keras"
+            model.save(ckpt / state["model_file"])
             write_json(state_file, state)
+            _remove_stale(ckpt, state)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(
@@ -648,11 +650,30 @@ def _train_member(
     finally:
         if bar is not None:
             bar.close()
-    if best_file.exists():
-        model.load_weights(best_file)
+    if state["best_file"]:
+        _load_weights(model, ckpt / state["best_file"])
     state["done"] = True
     write_json(state_file, state)
     return model, state, resumed
+
+
+def _save_weights(model: Any, path: Path) -> None:
+    """The model's weights (trainable and not, no optimizer state) as an ``.npz`` file."""
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, *model.get_weights())
+    tmp.replace(path)
+
+
+def _load_weights(model: Any, path: Path) -> None:
+    with np.load(path) as f:
+        model.set_weights([f[f"arr_{i}"] for i in range(len(f.files))])
+
+
+def _remove_stale(ckpt: Path, state: dict[str, Any]) -> None:
+    keep = {state["model_file"], state["best_file"], "state.json"}
+    for f in ckpt.iterdir():
+        if f.name not in keep and f.suffix in (".keras", ".npz"):
+            f.unlink(missing_ok=True)
 
 
 def _update_state(state, model, plan, loss, val_loss, lr, seconds) -> None:

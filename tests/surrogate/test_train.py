@@ -69,6 +69,8 @@ def test_resume_after_interruption(tiny_dataset, tmp_path):
         train(tiny_dataset, out=tmp_path / "m", on_epoch_end=stop_after_first, **kw)
     state = json.loads((tmp_path / "m/checkpoints/member_0/state.json").read_text())
     assert state["epoch"] == 1 and len(state["history"]["loss"]) == 1
+    files = sorted(p.name for p in (tmp_path / "m/checkpoints/member_0").iterdir())
+    assert files == ["best_1.npz", "model_1.keras", "state.json"]
     resumed = train(tiny_dataset, out=tmp_path / "m", **kw)
     assert resumed.resumed and resumed.epochs_run == (3,)
     straight = train(tiny_dataset, out=tmp_path / "ref", **kw)
@@ -105,7 +107,8 @@ def test_transfer_learning_freezes_conv_weights(tiny_model, other_dataset, tmp_p
 
     def look(member, epoch, state):
         if epoch == 1:
-            ckpt = keras.saving.load_model(tmp_path / "ft/checkpoints/member_0/model.keras")
+            name = state["model_file"]
+            ckpt = keras.saving.load_model(tmp_path / "ft/checkpoints/member_0" / name)
             kernel = conv_layers(ckpt)[0].get_weights()[0]
             changed.append(not np.array_equal(conv_layers(src)[0].get_weights()[0], kernel))
 
