@@ -71,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="best of N timed calls")
     ap.add_argument("--threads", type=int, default=None, help="TensorFlow intra-op threads")
     ap.add_argument("--fe", type=int, default=0, metavar="N", help="also time N FE labels")
+    ap.add_argument(
+        "--images",
+        choices=("random", "disks"),
+        default="random",
+        help="random pixels, or non-overlapping disk SVEs (micro.generate; default radius)",
+    )
     ap.add_argument("--json", default=None, help="write results here")
     args = ap.parse_args(argv)
 
@@ -83,8 +89,19 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = np.random.default_rng(0)
     shape = (args.batch,) + (args.resolution,) * args.dim
-    vf = rng.uniform(0.05, 0.6, size=(args.batch,) + (1,) * args.dim)
-    images = rng.random(shape) < vf
+    if args.images == "disks":
+        from micro.generate import generate_sve
+
+        n_unique = min(args.batch, 16)
+        fractions = np.linspace(0.1, 0.5, n_unique)
+        unique = [
+            generate_sve(dim=args.dim, size=args.resolution, volume_fraction=f, rng=i).image
+            for i, f in enumerate(fractions)
+        ]
+        images = np.stack([unique[i % n_unique] for i in range(args.batch)])
+    else:
+        vf = rng.uniform(0.05, 0.6, size=(args.batch,) + (1,) * args.dim)
+        images = rng.random(shape) < vf
     results = {
         "machine": platform.node(),
         "cpus": os.cpu_count(),

@@ -59,7 +59,7 @@ def test_end_to_end(tiny_model, tiny_dataset, tiny_images, tmp_path):
 
 
 def test_resume_after_interruption(tiny_dataset, tmp_path):
-    kw = dict(epochs=3, batch_size=16, learning_rate=3e-3, options=TINY, seed=1)
+    kw = dict(epochs=2, batch_size=16, learning_rate=3e-3, options=TINY, seed=1)
 
     def stop_after_first(member, epoch, state):
         if epoch == 0:
@@ -72,13 +72,13 @@ def test_resume_after_interruption(tiny_dataset, tmp_path):
     files = sorted(p.name for p in (tmp_path / "m/checkpoints/member_0").iterdir())
     assert files == ["best_1.npz", "model_1.keras", "state.json"]
     resumed = train(tiny_dataset, out=tmp_path / "m", **kw)
-    assert resumed.resumed and resumed.epochs_run == (3,)
+    assert resumed.resumed and resumed.epochs_run == (2,)
     straight = train(tiny_dataset, out=tmp_path / "ref", **kw)
     np.testing.assert_allclose(resumed.history[0]["loss"], straight.history[0]["loss"], rtol=1e-4)
     again = train(tiny_dataset, out=tmp_path / "m", **kw)  # complete: nothing to do
     assert not again.resumed and again.seconds == 0.0
     with pytest.raises(InputError, match="other settings"):
-        train(tiny_dataset, out=tmp_path / "m", **{**kw, "epochs": 4})
+        train(tiny_dataset, out=tmp_path / "m", **{**kw, "epochs": 3})
 
 
 def test_transfer_learning_freezes_conv_weights(tiny_model, other_dataset, tmp_path):
@@ -138,7 +138,7 @@ def test_ensemble_and_paper_preset(tiny_dataset, tiny_images, tmp_path):
         tiny_dataset,
         out=tmp_path / "paper",
         preset="paper",
-        epochs=2,
+        epochs=1,
         batch_size=16,
         options={"filters": [4, 4, 8, 8]},
     )
