@@ -27,6 +27,6 @@ echo "== 4. CNN predictions for the SVEs of step 1 (pretrained model shipped in 
 $MH predict "$OUT"/sves/*.npy || echo "(no pretrained model shipped yet)"
 
 echo "== 5. FE² magnetic shield: CNN and analytic providers against the full FE² reference"
-$MH macro --demo shield --size small --compare -o "$OUT/shield"
+$MH macro --demo shield --size tiny --resolution 64 --compare --providers fe,analytic -o "$OUT/shield"
 
 echo "demo outputs in $OUT"
