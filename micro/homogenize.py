@@ -53,6 +53,7 @@ _HYPRE_OPTIONS = {
         "pc_hypre_boomeramg_strong_threshold": "0.25",
         "pc_hypre_boomeramg_relax_type_all": "Jacobi",
         "pc_hypre_boomeramg_agg_nl": "1",
+        "pc_hypre_boomeramg_agg_num_paths": "2",
     },
     3: {
         "pc_hypre_boomeramg_coarsen_type": "HMIS",
