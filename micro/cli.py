@@ -335,7 +335,9 @@ def _run_dataset(args: argparse.Namespace) -> int:
     from micro.dataset import default_vf_range, generate_dataset
 
     poly = args.radius_range is not None
-    lo, hi = default_vf_range(args.dim, overlap=args.overlap, polydisperse=poly)
+    lo, hi = default_vf_range(
+        args.dim, overlap=args.overlap, polydisperse=poly, radius_range=args.radius_range
+    )
     rank = MPI.COMM_WORLD.rank
     try:
         s = generate_dataset(

@@ -99,15 +99,24 @@ class DatasetSummary:
     ranks: int
 
 
-def default_vf_range(dim: int = 2, *, overlap: bool = False, polydisperse: bool = False):
+def default_vf_range(
+    dim: int = 2,
+    *,
+    overlap: bool = False,
+    polydisperse: bool = False,
+    radius_range: tuple[float, float] | None = None,
+):
     """The default target range: ``(0.05, 0.6)`` capped at what the generator reaches.
 
     Returns
     -------
     (float, float)
-        ``(0.05, min(0.6, micro.generate.max_volume_fraction(dim, overlap, polydisperse)))``.
+        ``(0.05, min(0.6, micro.generate.max_volume_fraction(dim, ...)))``; the limit of a
+        polydisperse class depends on its ``radius_range``.
     """
-    limit = max_volume_fraction(dim, overlap=overlap, polydisperse=polydisperse)
+    limit = max_volume_fraction(
+        dim, overlap=overlap, polydisperse=polydisperse, radius_range=radius_range
+    )
     return (_VF_DEFAULT[0], min(_VF_DEFAULT[1], limit))
 
 
@@ -185,7 +194,11 @@ def _check_options(**o: Any) -> dict[str, Any]:
         raise InputError(f"n_samples must be an integer >= 1: got {n!r}")
     o["dim"] = check_dim(o["dim"])
     o["overlap"] = bool(o["overlap"])
-    cls = {"overlap": o["overlap"], "polydisperse": o["radius_range"] is not None}
+    cls = {
+        "overlap": o["overlap"],
+        "polydisperse": o["radius_range"] is not None,
+        "radius_range": None if o["radius_range"] is None else tuple(o["radius_range"]),
+    }
     limit = max_volume_fraction(o["dim"], **cls)
     if o["vf_range"] is None:
         o["vf_range"] = default_vf_range(o["dim"], **cls)
