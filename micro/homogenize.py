@@ -18,10 +18,11 @@ Implementation
 * Periodicity is imposed by condensing the (n+1)^d node grid onto the n^d periodic nodes
   (``P^T K P`` with ``P`` the 0/1 restriction): dofs on opposite faces are *the same* unknown,
   so there are no slave-master chains and nothing to pin.
-* The periodic matrix is linear in the pixel values of ``mu``.  In ``assembly="scatter"`` mode
-  the linear map ``A`` (``K_periodic.data = A @ mu``) is extracted once from DOLFINx assemblies
-  of 2^d pixel colourings, so a new sample costs one sparse mat-vec; ``assembly="dolfinx"``
-  re-assembles with DOLFINx for every sample (less memory; the default in 3D).
+* The periodic matrix is linear in the pixel values of ``mu``.  With ``assembly="stencil"``
+  (default) the Q1 element stencil is read once off DOLFINx assemblies of 2^d pixel colourings
+  of a 4^d cell, and a new sample costs 2^d array shifts (:mod:`micro.periodic`); at every
+  set-up the result is checked against DOLFINx's own assembly at the actual size for a random
+  ``mu``.  ``assembly="dolfinx"`` re-assembles with DOLFINx for every sample (the reference).
 * The right-hand side and energies use ``x_i``'s exact Q1 interpolant through the per-entry
   periodic offsets, so no non-periodic vectors are ever formed.
 * PETSc CG with a BoomerAMG (hypre) preconditioner, the constant null space removed; the
@@ -40,6 +41,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from magnetohom.errors import InputError, SolverError
+from micro.periodic import (
+    entry_map,
+    offset_weights,
+    periodic_pattern,
+    scatter_map,
+    stencil_from_scatter,
+    stencil_values,
+)
 
 __all__ = ["CellSolution", "HomogenizationResult", "Homogenizer", "homogenize"]
 
@@ -223,102 +232,20 @@ class Homogenizer:
         return fem.assemble_matrix(self._form)
 
     def _build_periodic_pattern(self) -> None:
-        """Sparsity of ``P^T K P`` and the map from DOLFINx's CSR entries onto it.
-
-        On the periodic n^d grid (n >= 3) every node couples with its 3^d neighbours, so each
-        row has exactly 3^d entries; ``self._code`` holds, per entry, the neighbour offset
-        encoded in base 3 (digit k = offset along axis k + 1).  Built row-block-wise in int32
-        to keep the 101^3 set-up well inside the memory budget.
-        """
-        d, n = self.dim, self.n
-        N, m = n**d, 3**d
-        offsets = np.indices((3,) * d).reshape(d, -1).T - 1  # (m, d), code order
-        self._indptr = (np.arange(N + 1, dtype=np.int64) * m).astype(np.int32)
-        indices = np.empty((N, m), dtype=np.int32)
-        code = np.empty((N, m), dtype=np.uint8)
-        position = np.empty((N, m), dtype=np.uint8)  # position of offset code c in row p
-        block = 1 << 16
-        for start in range(0, N, block):
-            p = np.arange(start, min(start + block, N))
-            g = np.stack(np.unravel_index(p, self.shape), axis=1)
-            q = (g[:, None, :] + offsets[None, :, :]) % n
-            cols = np.ravel_multi_index(tuple(np.moveaxis(q, 2, 0)), self.shape)
-            order = np.argsort(cols, axis=1)
-            indices[p] = np.take_along_axis(cols, order, axis=1)
-            code[p] = order
-            pos = np.empty_like(order)
-            np.put_along_axis(pos, order, np.arange(m)[None, :], axis=1)
-            position[p] = pos
-        self._indices = indices.ravel()
-        self._code = code  # (N, m) uint8
-        self._offset_of_code = offsets
-        # DOLFINx CSR entry (r, c) -> periodic entry index
+        """Sparsity of ``P^T K P`` and the map from DOLFINx's CSR entries onto it."""
+        self._pattern = periodic_pattern(self.shape)
+        self._indptr, self._indices = self._pattern.indptr, self._pattern.indices
         K = self._assemble_dolfinx(np.ones(self.shape))
         self._K0 = K
-        nrows = K.indptr.size - 1
-        row_of_entry = np.repeat(np.arange(nrows, dtype=np.int32), np.diff(K.indptr))
-        self._entry_to_periodic = np.empty(K.indices.size, dtype=np.int64)
-        weights = 3 ** np.arange(d - 1, -1, -1)
-        chunk = 1 << 22
-        for start in range(0, K.indices.size, chunk):
-            sl = slice(start, start + chunk)
-            r, c = row_of_entry[sl], K.indices[sl]
-            diff = self._node_ijk[c] - self._node_ijk[r]
-            if np.abs(diff).max() > 1:
-                raise RuntimeError("DOLFINx stencil wider than one pixel")
-            ecode = (diff + 1) @ weights
-            prow = self._dof_to_periodic[r]
-            self._entry_to_periodic[sl] = prow * m + position[prow, ecode]
-
-    def _offset_weights(self, data: np.ndarray, axis: int) -> np.ndarray:
-        """``data`` times the periodic offset along ``axis`` (in units of length), per entry."""
-        off = self._offset_of_code[:, axis].astype(np.float64) / self.n
-        return (data.reshape(self._code.shape) * off[self._code]).ravel()
+        self._entry_to_periodic = entry_map(
+            self._pattern, K.indptr, K.indices, self._node_ijk, self._dof_to_periodic
+        )
 
     def _scatter_map(self) -> sp.csr_matrix:
-        """Linear map A with K_periodic.data = A @ mu_pixels, read off DOLFINx assemblies.
-
-        Cells of one parity colour share no node, so in the matrix assembled with mu = the
-        indicator of colour c every entry (r, q) comes from at most one cell: the cell of that
-        colour that contains both nodes.
-        """
-        d, n = self.dim, self.n
-        K0 = self._K0
-        nrows = K0.indptr.size - 1
-        rows = np.repeat(np.arange(nrows, dtype=np.int64), np.diff(K0.indptr))
-        gr = self._node_ijk[rows].astype(np.int64)
-        gq = self._node_ijk[K0.indices].astype(np.int64)
-        lo = np.minimum(gr, gq)
-        same = gr == gq
-        pix_ijk = np.indices((2,) * d).reshape(d, -1).T
-        parts_r, parts_c, parts_v = [], [], []
-        for colour in pix_ijk:
-            indicator = np.ones(self.shape, dtype=bool)
-            for axis in range(d):
-                idx = np.arange(n) % 2 == colour[axis]
-                sl = [slice(None)] * d
-                sl[axis] = ~idx
-                indicator[tuple(sl)] = False
-            Kc = self._assemble_dolfinx(indicator.astype(np.float64))
-            # candidate lower corner per axis with the colour's parity
-            cell = np.where((lo % 2) == colour, lo, lo - 1)
-            ok = (cell >= 0) & (cell <= n - 1) & (same | (cell == lo))
-            ok = ok.all(axis=1) & (Kc.data != 0.0)
-            pix = np.ravel_multi_index(tuple(cell[ok].T), self.shape)
-            parts_r.append(self._entry_to_periodic[ok])
-            parts_c.append(pix)
-            parts_v.append(Kc.data[ok])
-        A = sp.csr_matrix(
-            (np.concatenate(parts_v), (np.concatenate(parts_r), np.concatenate(parts_c))),
-            shape=(self._indices.size, n**d),
+        """Linear map A with ``K_periodic.data = A @ mu_pixels``, from DOLFINx assemblies."""
+        return scatter_map(
+            self._pattern, self._assemble_dolfinx, self._K0, self._node_ijk, self._entry_to_periodic
         )
-        A.sum_duplicates()
-        # The map must reproduce DOLFINx's own assembly of the reference (all-ones) matrix.
-        ref = np.bincount(self._entry_to_periodic, weights=K0.data, minlength=A.shape[0])
-        err = np.abs(A @ np.ones(n**d) - ref).max()
-        if err > 1e-12 * np.abs(ref).max():
-            raise RuntimeError(f"scatter map inconsistent with DOLFINx assembly ({err:.2e})")
-        return A
 
     def _verify_stencil(self) -> None:
         """The stencil assembly must reproduce DOLFINx's assembly at this size to round-off."""
@@ -328,21 +255,6 @@ class Homogenizer:
         err = np.abs(self._periodic_data(mu) - ref).max()
         if err > 1e-12 * np.abs(ref).max():
             raise RuntimeError(f"stencil assembly differs from DOLFINx assembly ({err:.2e})")
-
-    def _stencil_data(self, mu: np.ndarray) -> np.ndarray:
-        """Periodic CSR values from the element stencil: one shifted copy of mu per corner."""
-        d, N, m = self.dim, self.n**self.dim, self._code.shape[1]
-        corners = np.indices((2,) * d).reshape(d, -1).T - 1  # cell offsets relative to a node
-        shifted = [
-            np.roll(mu, tuple(-corners[c]), axis=tuple(range(d))).ravel()
-            for c in range(len(corners))
-        ]
-        # element tensors of the Laplacian scale with h^(d-2); the stencil is read off at n = 4
-        scale = (_STENCIL_N / self.n) ** (d - 2)
-        D = np.zeros((m, N))
-        for code, corner, value in self._stencil:
-            D[code] += (scale * value) * shifted[corner]
-        return D[self._code, np.arange(N)[:, None]].ravel()
 
     def _build_solver(self) -> None:
         from petsc4py import PETSc
@@ -382,7 +294,7 @@ class Homogenizer:
 
     def _periodic_data(self, mu: np.ndarray) -> np.ndarray:
         if self.assembly == "stencil":
-            return self._stencil_data(mu)
+            return stencil_values(self._pattern, mu, self._stencil, stencil_n=_STENCIL_N)
         K = self._assemble_dolfinx(mu)
         return np.bincount(self._entry_to_periodic, weights=K.data, minlength=self._indices.size)
 
@@ -418,9 +330,8 @@ class Homogenizer:
         N = self.n**d
         # b_i = -(K x_i) on the periodic nodes: row sums of K times the periodic offsets.
         rhs, scale = [], []
-        m = self._code.shape[1]
         for i in range(d):
-            w = self._offset_weights(data, i).reshape(N, m)
+            w = offset_weights(self._pattern, data, i)
             rhs.append(-w.sum(axis=1))
             # size the right-hand side would have without cancellation: absolute tolerance
             # floor, so that a load case with b = 0 up to round-off (laminates) stops at once
@@ -510,31 +421,10 @@ def _element_stencil(dim: int) -> list[tuple[int, int, float]]:
     a 4^d periodic cell (every cell of the uniform grid has the same element tensor); each
     value must be the same at every node, which is checked.  Values are for pixel size 1/4.
     """
-    if dim in _STENCILS:
-        return _STENCILS[dim]
-    n = _STENCIL_N
-    small = Homogenizer((n,) * dim, assembly="dolfinx")
-    A = small._scatter_map().tocoo()
-    m = small._code.shape[1]
-    p, slot = np.divmod(A.row, m)
-    code = small._code[p, slot].astype(np.int64)
-    gp = np.stack(np.unravel_index(p, small.shape), axis=1)
-    gc = np.stack(np.unravel_index(A.col, small.shape), axis=1)
-    delta = (gc - gp + 1) % n - 1  # in {-1, 0}
-    if delta.max() > 0 or delta.min() < -1:
-        raise RuntimeError("element stencil: a cell that does not touch its node")
-    corner = np.ravel_multi_index(tuple((delta + 1).T), (2,) * dim)
-    key = code * 2**dim + corner
-    values: dict[int, float] = {}
-    tol = 1e-12 * np.abs(A.data).max()
-    for k in np.unique(key):
-        v = A.data[key == k]
-        if np.ptp(v) > tol:
-            raise RuntimeError("element stencil differs between cells")
-        values[int(k)] = float(v.mean())
-    stencil = [(k // 2**dim, k % 2**dim, v) for k, v in sorted(values.items()) if abs(v) > tol]
-    _STENCILS[dim] = stencil
-    return stencil
+    if dim not in _STENCILS:
+        small = Homogenizer((_STENCIL_N,) * dim, assembly="dolfinx")
+        _STENCILS[dim] = stencil_from_scatter(small._pattern, small._scatter_map())
+    return _STENCILS[dim]
 
 
 _CACHE: dict[tuple, Homogenizer] = {}
@@ -546,6 +436,7 @@ def homogenize(
     mu_matrix: float = 1.0,
     mu_inclusion: float = 250.0,
     rtol: float = 1e-6,
+    dim: int | None = None,
 ) -> HomogenizationResult:
     """Homogenize one image or a batch of images of one shape.
 
@@ -558,18 +449,25 @@ def homogenize(
         True = inclusion; axis k is direction x_(k+1).
     mu_matrix, mu_inclusion : float
         Relative permeabilities (defaults 1 and 250, the paper's Table 1).
+    rtol : float
+        CG tolerance (see :class:`Homogenizer`).
+    dim : {2, 3}, optional
+        Spatial dimension. Needed only for a batch of ``n`` 2D images of ``n x n`` pixels, which
+        is otherwise read as one 3D image.
 
     Returns
     -------
     HomogenizationResult
     """
     images = np.asarray(images)
-    if images.ndim in (2, 3) and len(set(images.shape)) == 1:
-        shape = images.shape
-    elif images.ndim in (3, 4):
-        shape = images.shape[1:]
-    else:
-        raise InputError(f"expected one image or a batch of 2D/3D images: got shape {images.shape}")
+    if dim is None:
+        cubic = images.ndim == 3 and len(set(images.shape)) == 1
+        dim = 2 if images.ndim == 2 or (images.ndim == 3 and not cubic) else 3
+    if dim not in (2, 3) or images.ndim not in (dim, dim + 1):
+        raise InputError(
+            f"expected one {dim}D image or a batch of them: got an array of shape {images.shape}"
+        )
+    shape = images.shape[-dim:]
     key = (tuple(shape), float(rtol))
     if key not in _CACHE:
         _CACHE[key] = Homogenizer(shape, rtol=rtol)
