@@ -12,11 +12,15 @@ Training plans (:func:`training_plan`; every field can be overridden):
   relative error); random square/cube symmetries and periodic shifts on every training batch;
   best validation weights kept; 200 epochs.
 
+Each member is trained by :func:`surrogate.fit.train_member` (input pipeline, optimizer,
+schedules, epoch loop).
+
 Resuming: after every epoch each member writes ``OUT/checkpoints/member_K/`` (the compiled model
 with its optimizer state, the best weights so far, and ``state.json``: epoch, history, plateau and
-early-stop counters, learning rate). Running the same command again continues from there; a
-checkpoint written with other settings is refused. The epoch's shuffling and augmentation are
-drawn from ``(seed, member, epoch)``, so a resumed run sees the same batches it would have seen.
+early-stop counters, learning rate; :mod:`surrogate.checkpoint`). Running the same command again
+continues from there; a checkpoint written with other settings is refused. The epoch's shuffling
+and augmentation are drawn from ``(seed, member, epoch)``, so a resumed run sees the same batches
+it would have seen.
 
 Transfer learning: ``init`` names a trained model; the new model takes its preset and options,
 copies its weights, and ``freeze="conv"`` keeps the convolution layers fixed while the head
@@ -28,11 +32,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
-import shutil
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,16 +42,15 @@ from typing import Any
 import numpy as np
 
 from magnetohom import __version__
-from magnetohom.errors import InputError, SolverError
-from surrogate.augment import random_augment
-from surrogate.bundle import ModelBundle, read_metadata, save_bundle, write_json
+from magnetohom.errors import InputError
+from surrogate.bundle import ModelBundle, read_metadata, save_bundle
+from surrogate.checkpoint import finished_model, member_dir, remove_checkpoints
 from surrogate.data import LabeledData, TargetTransform, file_sha256, load_labeled, split_indices
+from surrogate.fit import EpochHook, train_member
 
 __all__ = ["TrainResult", "TrainingPlan", "train", "training_plan"]
 
 logger = logging.getLogger(__name__)
-
-EpochHook = Callable[[int, int, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -266,10 +267,20 @@ def train(
         "split_seed": split.seed,
         "max_samples": max_samples,
     }
-    done = _finished(out, fingerprint)
+    done = finished_model(out, fingerprint)
     if done is not None:
         logger.info("%s already holds this model; nothing to do", out)
-        return done
+        meta, hist = done
+        tr = meta.get("training", {})
+        return TrainResult(
+            model_dir=out,
+            metadata=meta,
+            history=tuple(hist),
+            best_val_loss=tuple(tr.get("best_val_loss", ())),
+            epochs_run=tuple(tr.get("epochs_run", ())),
+            seconds=0.0,
+            resumed=False,
+        )
 
     train_data = data.subset(split.train)
     val_data = data.subset(split.val)
@@ -295,7 +306,7 @@ def train(
                 _copy_weights(init_bundle.members[k % len(init_bundle.members)], model)
             return model
 
-        model, state, resumed = _train_member(
+        model, state, resumed = train_member(
             k,
             ensemble,
             _build,
@@ -307,7 +318,7 @@ def train(
             plan,
             freeze=freeze,
             seed=seed,
-            ckpt=out / "checkpoints" / f"member_{k}",
+            ckpt=member_dir(out, k),
             fingerprint=fingerprint,
             progress=progress,
             on_epoch_end=on_epoch_end,
@@ -354,7 +365,7 @@ def train(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     save_bundle(out, members, metadata, history={"members": histories})
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    remove_checkpoints(out)
     return TrainResult(
         model_dir=out,
         metadata=read_metadata(out),
@@ -426,282 +437,3 @@ def _copy_weights(source: Any, model: Any) -> None:
         if src is None or [w.shape for w in src.weights] != [w.shape for w in layer.weights]:
             raise InputError(f"initial model has no layer {layer.name!r} of matching shape")
         layer.set_weights(src.get_weights())
-
-
-def _finished(out: Path, fingerprint: dict[str, Any]) -> TrainResult | None:
-    """The result stored in ``out`` if it was trained with ``fingerprint``; refuse other models."""
-    if not (out / "metadata.json").exists():
-        return None
-    try:
-        meta = read_metadata(out)
-    except InputError:
-        meta = {}
-    if meta.get("fingerprint") != fingerprint:
-        raise InputError(
-            f"{out} already holds a model trained with other settings; "
-            "remove it or choose another -o"
-        )
-    from surrogate.bundle import load_bundle
-
-    load_bundle(out)  # the members must be readable
-    hist_file = out / "history.json"
-    import json
-
-    hist = json.loads(hist_file.read_text())["members"] if hist_file.exists() else []
-    tr = meta.get("training", {})
-    return TrainResult(
-        model_dir=out,
-        metadata=meta,
-        history=tuple(hist),
-        best_val_loss=tuple(tr.get("best_val_loss", ())),
-        epochs_run=tuple(tr.get("epochs_run", ())),
-        seconds=0.0,
-        resumed=False,
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# one member
-
-
-def _batches(images, pre, target, batch_size, rng, augment):
-    """Yield ``(uint8 (B, n.., 1), float32 (B, m))`` training batches for one epoch."""
-    perm = rng.permutation(images.shape[0])
-    for start in range(0, perm.size, batch_size):
-        idx = np.sort(perm[start : start + batch_size])
-        img, t = images[idx], pre[idx]
-        if augment:
-            img, t = random_augment(img, t, rng)
-        yield img[..., None], target.targets_from_pre(t)
-
-
-def _dataset(images, pre, target, plan, rng):
-    import tensorflow as tf
-
-    spatial = images.shape[1:]
-    sig = (
-        tf.TensorSpec((None, *spatial, 1), tf.uint8),
-        tf.TensorSpec((None, target.n_outputs), tf.float32),
-    )
-    gen = lambda: _batches(images, pre, target, plan.batch_size, rng, plan.augment)  # noqa: E731
-    steps = math.ceil(images.shape[0] / plan.batch_size)
-    ds = tf.data.Dataset.from_generator(gen, output_signature=sig)
-    return ds.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(2)
-
-
-def _compile(model, plan: TrainingPlan, *, lr: float, steps_total: int | None) -> None:
-    import keras
-
-    if steps_total is not None:
-        rate = keras.optimizers.schedules.CosineDecay(
-            lr, decay_steps=max(1, steps_total), alpha=0.01
-        )
-    else:
-        rate = lr
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=rate), loss="mse")
-
-
-def _current_lr(model) -> float:
-    import keras
-
-    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-
-
-def _set_phase(model, *, freeze: str | None, fine_tune: bool) -> None:
-    """All layers trainable, except conv layers (and batch norms) in a frozen head phase."""
-    import keras
-
-    from surrogate.models import conv_layers
-
-    for layer in model.layers:
-        layer.trainable = True
-    if freeze == "conv" and not fine_tune:
-        for layer in conv_layers(model):
-            layer.trainable = False
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.trainable = False
-
-
-def _train_member(
-    k,
-    n_members,
-    build,
-    images,
-    pre,
-    val_images,
-    y_val,
-    target,
-    plan,
-    *,
-    freeze,
-    seed,
-    ckpt,
-    fingerprint,
-    progress,
-    on_epoch_end,
-):
-    import json
-
-    import keras
-    import tensorflow as tf
-
-    from surrogate import layers  # noqa: F401  (custom objects for loading checkpoints)
-
-    steps = math.ceil(images.shape[0] / plan.batch_size)
-    total = plan.epochs + plan.fine_tune_epochs
-    # Files carry the epoch in their name and state.json names the current ones; stale files are
-    # removed only after state.json is replaced, so a kill at any moment leaves a consistent set.
-    state_file = ckpt / "state.json"
-    resumed = False
-    if state_file.exists():
-        state = json.loads(state_file.read_text())
-        if state.get("fingerprint") != fingerprint:
-            raise InputError(
-                f"checkpoint {ckpt} was written with other settings; remove it or choose another -o"
-            )
-        model_file = ckpt / state["model_file"]
-        try:
-            model = keras.saving.load_model(model_file, compile=True)
-        except Exception as exc:
-            raise InputError(f"cannot read checkpoint {model_file}: {exc}") from None
-        resumed = True
-        logger.info("member %d: resuming at epoch %d of %d", k, state["epoch"], total)
-        if plan.schedule == "plateau" and state["epoch"] < total:
-            model.optimizer.learning_rate.assign(state["lr"])
-    else:
-        model = build()
-        state = {
-            "fingerprint": fingerprint,
-            "epoch": 0,
-            "best_val": math.inf,
-            "best_epoch": -1,
-            "wait_plateau": 0,
-            "wait_stop": 0,
-            "lr": plan.learning_rate,
-            "done": False,
-            "model_file": None,
-            "best_file": None,
-            "history": {"loss": [], "val_loss": [], "lr": [], "seconds": []},
-        }
-        _set_phase(model, freeze=freeze, fine_tune=False)
-        _compile(
-            model,
-            plan,
-            lr=plan.learning_rate,
-            steps_total=steps * plan.epochs if plan.schedule == "cosine" else None,
-        )
-        ckpt.mkdir(parents=True, exist_ok=True)
-
-    val_ds = tf.data.Dataset.from_tensor_slices((val_images[..., None], y_val)).batch(
-        plan.batch_size
-    )
-    bar = _progress_bar(progress, total, state["epoch"], k, n_members)
-    try:
-        while not state["done"] and state["epoch"] < total:
-            epoch = state["epoch"]
-            if epoch == plan.epochs and plan.fine_tune_epochs:  # phase switch after a transfer head
-                _set_phase(model, freeze=freeze, fine_tune=True)
-                state["lr"] = plan.learning_rate * plan.fine_tune_factor
-                _compile(model, plan, lr=state["lr"], steps_total=None)
-                state["wait_plateau"] = state["wait_stop"] = 0
-            rng = np.random.default_rng([seed, k, 1, epoch])
-            t = time.perf_counter()
-            h = model.fit(
-                _dataset(images, pre, target, plan, rng),
-                validation_data=val_ds,
-                epochs=1,
-                shuffle=False,
-                verbose=0,
-            ).history
-            loss, val_loss = float(h["loss"][-1]), float(h["val_loss"][-1])
-            if not (math.isfinite(loss) and math.isfinite(val_loss)):
-                raise SolverError(
-                    f"training diverged: loss {loss}, validation loss {val_loss} "
-                    f"at epoch {epoch + 1}"
-                )
-            _update_state(
-                state, model, plan, loss, val_loss, _current_lr(model), time.perf_counter() - t
-            )
-            if state["best_epoch"] == epoch:
-                state["best_file"] = f"best_{epoch + 1}.npz"
-                _save_weights(model, ckpt / state["best_file"])
-            state["epoch"] = epoch + 1
-            if plan.stop_patience is not None and state["wait_stop"] >= plan.stop_patience:
-                logger.info("member %d: early stop at epoch %d", k, epoch + 1)
-                state["done"] = True
-            state["model_file"] = f"model_{epoch + 1}.keras"
-            model.save(ckpt / state["model_file"])
-            write_json(state_file, state)
-            _remove_stale(ckpt, state)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(
-                    loss=f"{loss:.3g}",
-                    val=f"{val_loss:.3g}",
-                    lr=f"{state['history']['lr'][-1]:.2g}",
-                )
-            else:
-                logger.info(
-                    "member %d epoch %d/%d: loss %.4g val %.4g", k, epoch + 1, total, loss, val_loss
-                )
-            if on_epoch_end is not None:
-                on_epoch_end(k, epoch, state)
-    finally:
-        if bar is not None:
-            bar.close()
-    if state["best_file"]:
-        _load_weights(model, ckpt / state["best_file"])
-    state["done"] = True
-    write_json(state_file, state)
-    return model, state, resumed
-
-
-def _save_weights(model: Any, path: Path) -> None:
-    """The model's weights (trainable and not, no optimizer state) as an ``.npz`` file."""
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, *model.get_weights())
-    tmp.replace(path)
-
-
-def _load_weights(model: Any, path: Path) -> None:
-    with np.load(path) as f:
-        model.set_weights([f[f"arr_{i}"] for i in range(len(f.files))])
-
-
-def _remove_stale(ckpt: Path, state: dict[str, Any]) -> None:
-    keep = {state["model_file"], state["best_file"], "state.json"}
-    for f in ckpt.iterdir():
-        if f.name not in keep and f.suffix in (".keras", ".npz"):
-            f.unlink(missing_ok=True)
-
-
-def _update_state(state, model, plan, loss, val_loss, lr, seconds) -> None:
-    hist = state["history"]
-    hist["loss"].append(loss)
-    hist["val_loss"].append(val_loss)
-    hist["lr"].append(lr)
-    hist["seconds"].append(seconds)
-    epoch = len(hist["loss"]) - 1
-    if val_loss < state["best_val"]:
-        state["best_val"], state["best_epoch"] = val_loss, epoch
-        state["wait_plateau"] = state["wait_stop"] = 0
-    else:
-        state["wait_plateau"] += 1
-        state["wait_stop"] += 1
-    if plan.schedule == "plateau" and state["wait_plateau"] >= plan.plateau_patience:
-        new_lr = lr * plan.plateau_factor
-        model.optimizer.learning_rate.assign(new_lr)
-        state["wait_plateau"] = 0
-        logger.info("learning rate -> %.3g", new_lr)
-        lr = new_lr
-    state["lr"] = lr
-
-
-def _progress_bar(progress: bool, total: int, initial: int, k: int, n: int):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
-
-    desc = "training" if n == 1 else f"member {k + 1}/{n}"
-    return tqdm(total=total, initial=initial, desc=desc, unit="epoch", file=sys.stderr, leave=True)
