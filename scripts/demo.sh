@@ -16,11 +16,12 @@ $MH homogenize "$OUT"/sves/*.npy
 $MH bounds "$OUT/sves/sve_0000.npy"
 
 echo "== 2. a labelled dataset, samples split over 2 MPI ranks (resumable)"
-mpirun -n 2 $MH dataset "$OUT/data.h5" -n ${DEMO_SAMPLES:-240} --dim 2 --size 64 --radius 4 \
+mpirun -n 2 $MH dataset "$OUT/data.h5" -n ${DEMO_SAMPLES:-400} --dim 2 --size 64 --radius 4 \
     --vf-min 0.05 --vf-max 0.45 --seed 7
 
 echo "== 3. a CNN surrogate trained on it, evaluated on its held-out test split"
-$MH train "$OUT/data.h5" -o "$OUT/model" --epochs ${DEMO_EPOCHS:-30} --quiet
+echo "   (a small demo model: see surrogate/models/default for the full-size one and its accuracy)"
+$MH train "$OUT/data.h5" -o "$OUT/model" --epochs ${DEMO_EPOCHS:-40} --quiet
 $MH evaluate "$OUT/model" "$OUT/data.h5" -o "$OUT/figures"
 
 echo "== 4. CNN predictions for the SVEs of step 1 (pretrained model shipped in the package)"
