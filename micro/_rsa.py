@@ -209,6 +209,7 @@ class RSA:
         flat = np.ravel_multi_index(tuple(np.moveaxis(nbr, -1, 0)), (nb,) * self.dim)
         idx = self.bin_items[flat].reshape(pos.shape[0], -1)  # (k, 3^d * cap)
         valid = idx >= 0
+        idx = np.where(valid, idx, 0)  # empty slots (-1) would read unset memory
         d = pos[:, None, :] - self.centers[idx]
         d -= n * np.round(d / n)
         dist2 = np.einsum("kmd,kmd->km", d, d)
