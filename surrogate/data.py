@@ -2,8 +2,8 @@
 
 The dataset file is the HDF5 file of ``docs/ARCHITECTURE.md`` (written by :mod:`micro.dataset`).
 Only samples that are finished (``done``) and have finite labels are used; a file without any is
-refused. :func:`load_labeled` reads it with ``micro``'s ``load_dataset`` when that is installed,
-and otherwise directly with h5py following the same schema.
+refused. :func:`load_labeled` reads it with :func:`micro.dataset_io.load_dataset` (imported on
+first use, so importing this module stays light).
 
 Split: a permutation of the labeled samples drawn from ``split_seed``, cut 70/15/15
 (:func:`split_indices`); the seed and the held-out indices are stored in the model metadata, so
@@ -24,8 +24,6 @@ transforms as ``Q T Q^T``; :meth:`TargetTransform.targets_from_pre` then makes t
 from __future__ import annotations
 
 import hashlib
-import importlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,7 +54,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TARGET_KINDS = ("log-mandel", "standardized-diagonal")
-_FORMAT = "magnetohom-dataset"
 
 
 @dataclass(frozen=True)
@@ -127,13 +124,6 @@ def file_sha256(path: str | Path, *, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def _attr(attrs: Any, name: str, path: Path) -> Any:
-    if name not in attrs:
-        raise InputError(f"{path}: not a magnetohom dataset (attribute {name!r} missing)")
-    value = attrs[name]
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def load_labeled(path: str | Path, *, max_samples: int | None = None) -> LabeledData:
     """Read the labeled samples of a dataset file.
 
@@ -154,25 +144,23 @@ def load_labeled(path: str | Path, *, max_samples: int | None = None) -> Labeled
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(2, "No such file", str(path))
-    loader = _micro_loader()
-    if loader is None:
-        data = _read_h5(path)
-    else:
-        ds = loader(path, require_labels=True)
-        attrs = dict(ds.attrs)
-        data = LabeledData(
-            path=path,
-            images=np.asarray(ds.images).view(np.uint8),
-            mu_eff=np.asarray(ds.mu_eff, dtype=np.float64),
-            volume_fraction=np.asarray(ds.volume_fraction, dtype=np.float64),
-            indices=np.asarray(ds.index, dtype=np.int64),
-            dim=int(attrs["dim"]),
-            resolution=int(attrs["resolution"]),
-            mu_matrix=float(attrs["mu_matrix"]),
-            mu_inclusion=float(attrs["mu_inclusion"]),
-            attrs=attrs,
-            n_total=int(attrs.get("n_samples", len(ds))),
-        )
+    from micro.dataset_io import load_dataset  # h5py; lazily, to keep this module light
+
+    ds = load_dataset(path, require_labels=True)
+    attrs = dict(ds.attrs)
+    data = LabeledData(
+        path=path,
+        images=np.asarray(ds.images).view(np.uint8),
+        mu_eff=np.asarray(ds.mu_eff, dtype=np.float64),
+        volume_fraction=np.asarray(ds.volume_fraction, dtype=np.float64),
+        indices=np.asarray(ds.index, dtype=np.int64),
+        dim=int(attrs["dim"]),
+        resolution=int(attrs["resolution"]),
+        mu_matrix=float(attrs["mu_matrix"]),
+        mu_inclusion=float(attrs["mu_inclusion"]),
+        attrs=attrs,
+        n_total=int(attrs.get("n_samples", len(ds))),
+    )
     ok = np.flatnonzero(np.all(np.isfinite(data.mu_eff), axis=(1, 2)))
     if ok.size == 0:
         raise InputError(f"{path}: no labeled samples (0 of {data.n_total} with finite mu_eff)")
@@ -182,104 +170,6 @@ def load_labeled(path: str | Path, *, max_samples: int | None = None) -> Labeled
         data = data.subset(ok)
     logger.info("read %d labeled of %d samples from %s", len(data), data.n_total, path)
     return data
-
-
-def _micro_loader() -> Any:
-    """``micro``'s ``load_dataset`` if installed, else ``None``."""
-    for module in ("micro", "micro.dataset_io"):
-        try:
-            fn = getattr(importlib.import_module(module), "load_dataset", None)
-        except ImportError:
-            fn = None
-        if fn is not None:
-            return fn
-    return None
-
-
-def _read_h5(path: Path) -> LabeledData:
-    """The finished samples of a dataset file, read with h5py (the documented schema)."""
-    import h5py
-
-    try:
-        fh = h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(f"cannot read dataset {path}: {exc}") from None
-    with fh:
-        fmt = fh.attrs.get("format", _FORMAT)
-        fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
-        if fmt != _FORMAT:
-            raise InputError(f"{path}: format {fmt!r} is not {_FORMAT!r}")
-        for name in ("images", "mu_eff"):
-            if name not in fh:
-                raise InputError(f"{path}: dataset {name!r} missing; is this a magnetohom dataset?")
-        dim = int(_attr(fh.attrs, "dim", path))
-        resolution = int(_attr(fh.attrs, "resolution", path))
-        mu_m = float(_attr(fh.attrs, "mu_matrix", path))
-        mu_i = float(_attr(fh.attrs, "mu_inclusion", path))
-        n_total = int(fh["images"].shape[0])
-        if fh["images"].shape[1:] != (resolution,) * dim:
-            raise InputError(
-                f"{path}: images of shape {fh['images'].shape[1:]} do not match dim={dim}, "
-                f"resolution={resolution}"
-            )
-        mu = np.asarray(fh["mu_eff"][...], dtype=np.float64)
-        if mu.shape != (n_total, dim, dim):
-            raise InputError(f"{path}: mu_eff has shape {mu.shape}, expected {(n_total, dim, dim)}")
-        done = np.asarray(fh["done"][...], dtype=bool) if "done" in fh else np.ones(n_total, bool)
-        idx = np.flatnonzero(done)
-        if idx.size == 0:
-            raise InputError(f"{path}: no labeled samples (0 of {n_total} done)")
-        images = _read_rows(fh["images"], idx).astype(np.uint8, copy=False)
-        if "volume_fraction" in fh:
-            vf = np.asarray(fh["volume_fraction"][...], dtype=np.float64)[idx]
-        else:
-            vf = images.reshape(len(idx), -1).mean(axis=1, dtype=np.float64)
-        attrs = {k: _decode(v) for k, v in fh.attrs.items()}
-    if images.max(initial=0) > 1:
-        raise InputError(f"{path}: images must hold 0/1 (1 = inclusion), found max {images.max()}")
-    return LabeledData(
-        path=path,
-        images=images,
-        mu_eff=mu[idx],
-        volume_fraction=vf,
-        indices=idx.astype(np.int64),
-        dim=dim,
-        resolution=resolution,
-        mu_matrix=mu_m,
-        mu_inclusion=mu_i,
-        attrs=attrs,
-        n_total=n_total,
-    )
-
-
-def _read_rows(dset: Any, idx: np.ndarray) -> np.ndarray:
-    """Rows ``idx`` (sorted) of an h5py dataset, reading contiguous runs in one go."""
-    if idx.size == dset.shape[0]:
-        return np.asarray(dset[...])
-    out = np.empty((idx.size, *dset.shape[1:]), dtype=dset.dtype)
-    start = 0
-    while start < idx.size:
-        stop = start + 1
-        while stop < idx.size and idx[stop] == idx[stop - 1] + 1:
-            stop += 1
-        out[start:stop] = dset[idx[start] : idx[stop - 1] + 1]
-        start = stop
-    return out
-
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, str) and value[:1] in "{[":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
 
 
 @dataclass(frozen=True)

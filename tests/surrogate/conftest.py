@@ -1,4 +1,4 @@
-"""Fixtures of the surrogate tests: tiny datasets (32^2, FV labels) and a tiny trained model."""
+"""Fixtures of the surrogate tests: tiny datasets (32^2, DOLFINx labels), a tiny trained model."""
 
 from __future__ import annotations
 
@@ -9,32 +9,52 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 import tensorflow  # noqa: F401  (before anything that may load DOLFINx)
-from surrogate_helpers import disk_images, fv_homogenize, write_dataset
 
 #: Small model options that keep the tests fast (stride 1 * 2^2 = 4 px).
 TINY = {"filters": [4, 8, 8], "dense": [16], "stem": 1}
 N_PIX = 32
 
 
-@pytest.fixture(scope="session")
-def tiny_images() -> np.ndarray:
-    return disk_images(80, N_PIX, radius=3.0, rng=1)
+def _generate(path, *, n_samples: int, radius: float, vf_range, base_seed: int):
+    """A labeled 2D dataset file of N_PIX^2 RSA disks made by the real pipeline (micro)."""
+    from mpi4py import MPI
+
+    from micro.dataset import generate_dataset
+
+    generate_dataset(
+        path,
+        n_samples=n_samples,
+        dim=2,
+        size=N_PIX,
+        radius=radius,
+        vf_range=vf_range,
+        base_seed=base_seed,
+        comm=MPI.COMM_SELF,
+        progress=False,
+    )
+    return path
 
 
 @pytest.fixture(scope="session")
-def tiny_dataset(tmp_path_factory, tiny_images):
-    """A labeled 2D dataset file: 80 samples of 32^2 with finite-volume labels."""
-    mu = fv_homogenize(tiny_images)
-    return write_dataset(tmp_path_factory.mktemp("data") / "tiny.h5", tiny_images, mu)
+def tiny_dataset(tmp_path_factory):
+    """A labeled 2D dataset file: 80 samples of 32^2 (disks of radius 2), DOLFINx labels."""
+    path = tmp_path_factory.mktemp("data") / "tiny.h5"
+    return _generate(path, n_samples=80, radius=2.0, vf_range=(0.05, 0.45), base_seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_images(tiny_dataset) -> np.ndarray:
+    """The images of ``tiny_dataset``: bool (80, 32, 32)."""
+    from micro.dataset_io import load_dataset
+
+    return load_dataset(tiny_dataset).images
 
 
 @pytest.fixture(scope="session")
 def other_dataset(tmp_path_factory):
-    """A second labeled dataset (larger disks), for transfer learning."""
-    images = disk_images(40, N_PIX, radius=4.5, rng=2, vf_range=(0.1, 0.4))
-    return write_dataset(
-        tmp_path_factory.mktemp("data2") / "other.h5", images, fv_homogenize(images)
-    )
+    """A second labeled dataset (40 samples, larger disks), for transfer learning."""
+    path = tmp_path_factory.mktemp("data2") / "other.h5"
+    return _generate(path, n_samples=40, radius=2.5, vf_range=(0.1, 0.4), base_seed=2)
 
 
 @pytest.fixture(scope="session")

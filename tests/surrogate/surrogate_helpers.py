@@ -1,9 +1,13 @@
-"""Test helpers: random disk images, a finite-volume homogenizer and dataset files in the schema.
+"""Test helpers: random disk images, a finite-volume homogenizer and hand-made dataset files.
 
 The finite-volume (two-point flux, cell-centred) homogenizer is independent of :mod:`micro`: on the
 pixel grid it is exactly equivariant under the grid symmetries, symmetric, and gives non-zero
 off-diagonal components for tilted/stretched inclusions, so it checks the tensor transformation
-rules of the augmentation with a real solve.
+rules of the augmentation with a real solve, independently of the project's solver.
+
+:func:`write_dataset` writes files by hand for edge cases the real pipeline never produces (NaN
+labels, unfinished rows); the shared datasets of ``conftest.py`` come from
+:func:`micro.dataset.generate_dataset`.
 """
 
 from __future__ import annotations

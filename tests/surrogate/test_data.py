@@ -8,21 +8,10 @@ import pytest
 from surrogate_helpers import write_dataset
 
 from magnetohom.errors import InputError
-from surrogate import data as data_module
 from surrogate.data import TargetTransform, load_labeled, split_indices
 
 
-@pytest.fixture(params=["micro", "h5py"])
-def reader(request, monkeypatch):
-    """Run with micro's load_dataset (when installed) and with the built-in reader."""
-    if request.param == "h5py":
-        monkeypatch.setattr(data_module, "_micro_loader", lambda: None)
-    elif data_module._micro_loader() is None:
-        pytest.skip("micro's load_dataset is not installed")
-    return request.param
-
-
-def test_only_finished_finite_samples_are_used(tmp_path, reader):
+def test_only_finished_finite_samples_are_used(tmp_path):
     rng = np.random.default_rng(0)
     images = rng.random((6, 8, 8)) < 0.3
     mu = np.stack([np.eye(2) * (1.5 + i) for i in range(6)])
@@ -39,7 +28,7 @@ def test_only_finished_finite_samples_are_used(tmp_path, reader):
     assert len(load_labeled(path, max_samples=2)) == 2
 
 
-def test_unlabeled_or_foreign_files_are_refused(tmp_path, reader):
+def test_unlabeled_or_foreign_files_are_refused(tmp_path):
     images = np.zeros((3, 8, 8), bool)
     with pytest.raises(InputError, match="no label"):
         load_labeled(write_dataset(tmp_path / "u.h5", images, None))
