@@ -153,6 +153,16 @@ def _run_generate(args: argparse.Namespace) -> int:
 # bounds
 
 
+def _add_image_arguments(p: argparse.ArgumentParser) -> None:
+    """FILE..., the phase permeabilities and --json: shared by ``bounds`` and ``homogenize``."""
+    p.add_argument("files", nargs="+", metavar="FILE", help="images (.npy, .png, .tif)")
+    p.add_argument("--mu-matrix", type=float, default=1.0, help="matrix permeability (default 1)")
+    p.add_argument(
+        "--mu-inclusion", type=float, default=250.0, help="inclusion permeability (default 250)"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per file per line")
+
+
 def _add_bounds(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "bounds",
@@ -161,12 +171,7 @@ def _add_bounds(subparsers: argparse._SubParsersAction) -> None:
         "Reuss, Hashin-Shtrikman, Maxwell-Garnett and self-consistent estimates of the "
         "effective relative permeability.",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="images (.npy, .png, .tif)")
-    p.add_argument("--mu-matrix", type=float, default=1.0, help="matrix permeability (default 1)")
-    p.add_argument(
-        "--mu-inclusion", type=float, default=250.0, help="inclusion permeability (default 250)"
-    )
-    p.add_argument("--json", action="store_true", help="one JSON object per file per line")
+    _add_image_arguments(p)
     p.set_defaults(handler=_run_bounds)
 
 
@@ -209,12 +214,7 @@ def _add_homogenize(subparsers: argparse._SubParsersAction) -> None:
         "one solver set-up. Prints a table, or with --json one JSON object per file per line "
         "(file, shape, volume_fraction, mu_eff as a d x d list, iterations, seconds).",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="images (.npy, .png, .tif)")
-    p.add_argument("--mu-matrix", type=float, default=1.0, help="matrix permeability (default 1)")
-    p.add_argument(
-        "--mu-inclusion", type=float, default=250.0, help="inclusion permeability (default 250)"
-    )
-    p.add_argument("--json", action="store_true", help="one JSON object per file per line")
+    _add_image_arguments(p)
     p.set_defaults(handler=_run_homogenize)
 
 
