@@ -47,20 +47,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # generate
 
 
-def _add_generate(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "generate",
-        help="generate periodic SVEs (random sequential addition of disks/spheres)",
-        description="Generate N periodic SVEs of one class and write them as image files; "
-        "prints one line per file with the measured volume fraction. PNG/TIFF use the paper's "
-        "grey levels (0 = inclusion, 255 = matrix); .npy holds bool (True = inclusion).",
-    )
+def _add_class_arguments(p: argparse.ArgumentParser) -> None:
+    """--dim, --size, --radius | --radius-range, --overlap: shared by generate and dataset."""
     p.add_argument("--dim", type=int, choices=(2, 3), default=2, help="dimension (default 2)")
     p.add_argument(
         "--size", type=int, default=None, help="pixels per side (default 256 in 2D, 101 in 3D)"
-    )
-    p.add_argument(
-        "--vf", type=float, required=True, help="target inclusion volume fraction in (0, 1)"
     )
     shape = p.add_mutually_exclusive_group()
     shape.add_argument(
@@ -75,6 +66,20 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
         help="polydisperse: radii uniform in [RMIN, RMAX] pixels",
     )
     p.add_argument("--overlap", action="store_true", help="allow inclusions to overlap")
+
+
+def _add_generate(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "generate",
+        help="generate periodic SVEs (random sequential addition of disks/spheres)",
+        description="Generate N periodic SVEs of one class and write them as image files; "
+        "prints one line per file with the measured volume fraction. PNG/TIFF use the paper's "
+        "grey levels (0 = inclusion, 255 = matrix); .npy holds bool (True = inclusion).",
+    )
+    _add_class_arguments(p)
+    p.add_argument(
+        "--vf", type=float, required=True, help="target inclusion volume fraction in (0, 1)"
+    )
     p.add_argument(
         "--seed",
         type=int,
@@ -289,23 +294,7 @@ def _add_dataset(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("out", metavar="OUT.h5", help="dataset file (created or resumed)")
     p.add_argument("-n", type=int, required=True, metavar="N", help="number of samples")
-    p.add_argument("--dim", type=int, choices=(2, 3), default=2, help="dimension (default 2)")
-    p.add_argument(
-        "--size", type=int, default=None, help="pixels per side (default 256 in 2D, 101 in 3D)"
-    )
-    shape = p.add_mutually_exclusive_group()
-    shape.add_argument(
-        "--radius", type=float, default=None, help="monodisperse radius in pixels (default 8 / 5)"
-    )
-    shape.add_argument(
-        "--radius-range",
-        type=float,
-        nargs=2,
-        metavar=("RMIN", "RMAX"),
-        default=None,
-        help="polydisperse: radii uniform in [RMIN, RMAX] pixels",
-    )
-    p.add_argument("--overlap", action="store_true", help="allow inclusions to overlap")
+    _add_class_arguments(p)
     p.add_argument("--vf-min", type=float, default=None, help="smallest target (default 0.05)")
     p.add_argument(
         "--vf-max",
