@@ -22,7 +22,7 @@ __all__ = ["register", "run"]
 
 logger = logging.getLogger(__name__)
 
-_DEMOS = ("shield", "inductor")
+_DEMOS = ("shield", "inductor", "shield3d")
 _PROVIDERS = ("fe", "cnn", "hybrid", "analytic")
 
 
@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
     """Add the ``macro`` sub-command."""
     p = subparsers.add_parser(
         "macro",
-        help="FE² macroscale magnetostatics demos (shield, inductor); provider comparison",
+        help="FE² macroscale magnetostatics demos (shield, inductor, shield3d); comparisons",
         description="Solve a demo component with mu* from a provider at every quadrature "
         "point, or compare providers against the full FE² reference.",
     )
@@ -173,7 +173,8 @@ def _print_result(summary: dict[str, Any], qoi: str) -> None:
 def _table(summary: dict[str, Any]) -> str:
     lines = [
         f"{summary['problem']}: {summary['n_quadrature_points']} quadrature points, "
-        f"{summary['sve_resolution']}^2 SVEs, reference {summary['reference']}",
+        f"{summary['sve_resolution']}^{summary.get('dim', 2)} SVEs, "
+        f"reference {summary['reference']}",
         f"{'provider':<10s}{'energy err':>11s}{summary['qoi_name'][:12] + ' err':>17s}"
         f"{'L2(B) err':>11s}{'SVE gen s':>11s}{'mu* s':>9s}{'solve s':>9s}{'total s':>9s}"
         f"{'speedup':>9s}",

@@ -116,6 +116,7 @@ class Comparison:
             "candidate": cand,
             "n_quadrature_points": self.n_quadrature_points,
             "sve_resolution": self.resolution,
+            "dim": int(ref.material.dim),
             "qoi_name": ref.qoi_name,
             "energy_rel_error": head.get("energy_rel_error"),
             "qoi_rel_error": head.get("qoi_rel_error"),

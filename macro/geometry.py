@@ -122,12 +122,15 @@ def _gmsh_session() -> Iterator[Any]:
             gmsh.finalize()
 
 
-def _physical_names(gmsh: Any) -> tuple[dict[str, int], dict[str, int]]:
+def _physical_names(gmsh: Any) -> tuple[dict[str, int], dict[str, int], int]:
+    """Cell and facet physical groups by name, and the cell dimension (the highest present)."""
+    groups = gmsh.model.getPhysicalGroups()
+    tdim = max((dim for dim, _ in groups), default=2)
     cells, facets = {}, {}
-    for dim, tag in gmsh.model.getPhysicalGroups():
+    for dim, tag in groups:
         name = gmsh.model.getPhysicalName(dim, tag) or str(tag)
-        (cells if dim == 2 else facets if dim == 1 else {})[name] = int(tag)
-    return cells, facets
+        (cells if dim == tdim else facets if dim == tdim - 1 else {})[name] = int(tag)
+    return cells, facets, tdim
 
 
 def _to_dolfinx(
@@ -143,14 +146,14 @@ def _to_dolfinx(
 
     names = _physical_names(gmsh) if comm.rank == 0 else None
     names = comm.bcast(names, root=0)
-    regions, boundaries = names
+    regions, boundaries, tdim = names
     missing = [r for r in required_regions if r not in regions]
     missing += [b for b in required_boundaries if b not in boundaries]
     if missing:
         have = ", ".join([*regions, *boundaries]) or "none"
         raise InputError(f"mesh lacks physical group(s) {', '.join(missing)} (has: {have})")
     model = gmsh.model if comm.rank == 0 else None
-    mesh, cell_tags, facet_tags = gmshio.model_to_mesh(model, comm, 0, gdim=2)
+    mesh, cell_tags, facet_tags = gmshio.model_to_mesh(model, comm, 0, gdim=tdim)
     mesh.name = "mesh"
     cell_tags.name = "regions"
     facet_tags.name = "boundaries"
@@ -164,7 +167,7 @@ def load_msh(
     required_regions: Sequence[str] = (),
     required_boundaries: Sequence[str] = (),
 ) -> MacroMesh:
-    """Read a 2D gmsh ``.msh`` file with named physical groups.
+    """Read a 2D or 3D gmsh ``.msh`` file with named physical groups.
 
     Raises
     ------

@@ -230,7 +230,8 @@ class Material:
         Target inclusion fraction vf(x) (see :func:`as_fraction_field`).
     radius : float, optional
         Disk radius in pixels of the SVE (``None``: ``max(2, n / 32)``, the paper's ratio of
-        8 px at 256^2, whatever the resolution).
+        8 px at 256^2, whatever the resolution; spheres ``max(1.5, 5 n / 101)``, the paper's
+        5 voxels at 101^3).
     radius_range : (float, float), optional
         Polydisperse radii in pixels, instead of ``radius``.
     overlap : bool
@@ -282,6 +283,8 @@ class Material:
         """Disk radius in pixels used at a resolution (monodisperse classes)."""
         if self.radius is not None:
             return float(self.radius)
+        if self.dim == 3:
+            return max(1.5, resolution * 5.0 / 101.0)
         return max(2.0, resolution / 32.0)
 
     def fractions(self, x: Any) -> np.ndarray:

@@ -2,9 +2,10 @@
 
 * :func:`write_xdmf` -- the mesh with its region tags, the potential (Lagrange), and as cell
   data (DG0, the average over each cell's quadrature points) ``B`` [T], ``H`` [A/m],
-  ``mu_xx``, ``mu_xy``, ``mu_yy`` and ``volume_fraction``;
+  the components ``mu_xx``, ``mu_xy``, ... of mu* and ``volume_fraction``;
 * :func:`plot_field` -- |B| per cell (log colour scale) with field lines: contour lines of A_z
-  for the vector potential, streamlines of B on a grid otherwise (matplotlib, Agg);
+  for the vector potential, streamlines of B on a grid otherwise (matplotlib, Agg); in 3D the
+  mid-plane z = 0 (:mod:`macro.output3d`);
 * :func:`write_json` -- a summary dict (atomic write).
 
 These functions consume :class:`macro.solve.MacroSolution`; nothing in the numerics imports
@@ -71,8 +72,10 @@ def write_xdmf(solution: Any, path: str | Path, *, cell_tags: Any = None) -> Pat
         _dg0(mesh, cell_average(solution.H, w), "H"),
         _dg0(mesh, cell_average(vf_q[dofs], w), "volume_fraction"),
     ]
-    for i, j, name in ((0, 0, "mu_xx"), (0, 1, "mu_xy"), (1, 1, "mu_yy"))[: 3 if d == 2 else 0]:
-        fields.append(_dg0(mesh, mu[:, i, j], name))
+    axes = "xyz"[:d]
+    for i in range(d):
+        for j in range(i, d):
+            fields.append(_dg0(mesh, mu[:, i, j], f"mu_{axes[i]}{axes[j]}"))
     if mesh.comm.rank == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
     mesh.comm.barrier()
@@ -124,6 +127,10 @@ def plot_field(
     if solution.potential.function_space.ufl_element().degree() != 1:
         logger.warning("plot_field shows degree-1 potentials only; skipped")
         return None
+    if solution.potential.function_space.mesh.geometry.dim == 3:
+        from macro.output3d import plot_midplane
+
+        return plot_midplane(solution, path, extent=extent, title=title, grid=grid)
     data = _gather_triangles(solution)
     if data is None:
         return None

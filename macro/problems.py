@@ -1,4 +1,4 @@
-"""The demo problems: a graded composite shield and an E-I core inductor.
+"""The demo problems: graded composite shields (2D ring, 3D shell) and an E-I core inductor.
 
 Each problem builds its mesh once (:meth:`Problem.mesh`) and solves it with any provider
 (:meth:`Problem.solve`), so that :mod:`macro.compare` runs the same mesh and the same SVEs with
@@ -9,6 +9,9 @@ ones.
 * ``shield`` -- ring of radii 16 / 20 mm in a 120 mm air box, composite radially graded from
   vf = 0.40 (inner) to 0.15 (outer), applied field H0 = 1 kA/m along x; quantity of interest:
   the shielding factor ``S = mu0 |H0| / |<B>_cavity|``.
+* ``shield3d`` -- spherical shell of radii 12 / 20 mm in a 120 mm air cube, spheres graded
+  from vf = 0.30 (inner) to 0.10 (outer), 24^3-voxel SVEs by default, H0 = 1 kA/m along x;
+  the 3D shielding factor.
 * ``inductor`` -- E-I core (5 mm legs, 0.5 mm gap) graded linearly from vf = 0.45 at the
   centre leg to 0.25 at the outer legs, coil of 100 ampere-turns per side; quantity of
   interest: the inductance per unit depth ``L = 2 W / I^2``.
@@ -208,8 +211,33 @@ class InductorProblem(Problem):
         return DemoResult(self.name, sol, m, self.material, self.qoi_name, sol.inductance, q)
 
 
+class Shield3DProblem(ShieldProblem):
+    """Composite spherical shell in a uniform applied field (3D scalar potential)."""
+
+    name = "shield3d"
+    r_outer, r_inner, half_width = 0.02, 0.012, 0.06
+    H0 = (1000.0, 0.0, 0.0)
+
+    def default_material(self, seed: int) -> Material:
+        grading = RadialGrading(0.30, 0.10, r0=self.r_inner, r1=self.r_outer,
+                                center=(0.0, 0.0, 0.0))  # fmt: skip
+        return Material(grading, dim=3, resolution=24, seed=seed)
+
+    def build_mesh(self, comm: Any) -> Any:
+        from macro.geometry3d import shell_geometry
+
+        return shell_geometry(
+            comm, r_outer=self.r_outer, r_inner=self.r_inner, half_width=self.half_width,
+            size=self.size,
+        )  # fmt: skip
+
+
 #: Demo problems by name.
-PROBLEMS: dict[str, type[Problem]] = {"shield": ShieldProblem, "inductor": InductorProblem}
+PROBLEMS: dict[str, type[Problem]] = {
+    "shield": ShieldProblem,
+    "inductor": InductorProblem,
+    "shield3d": Shield3DProblem,
+}
 
 
 def get_problem(name: str, **options: Any) -> Problem:

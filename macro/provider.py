@@ -171,16 +171,18 @@ class ConstantProvider:
     ----------
     mu : float or array_like, shape (d, d)
         Relative permeability; a scalar means ``mu * I``.
-    dim : int
-        Spatial dimension d.
+    dim : int, optional
+        Spatial dimension d (default: from the shape of ``mu``, 2 for a scalar).
     name : str
         Name in reports.
     """
 
-    def __init__(self, mu: Any, *, dim: int = 2, name: str = "constant") -> None:
+    def __init__(self, mu: Any, *, dim: int | None = None, name: str = "constant") -> None:
+        arr = np.asarray(mu, dtype=np.float64)
+        if dim is None:
+            dim = arr.shape[0] if arr.ndim == 2 else 2
         if dim not in (2, 3):
             raise InputError(f"dim must be 2 or 3: got {dim!r}")
-        arr = np.asarray(mu, dtype=np.float64)
         if arr.ndim == 0:
             arr = float(arr) * np.eye(dim)
         self.mu = check_tensors(arr[None], dim=dim, provider=f"provider {name!r}")[0]

@@ -1,4 +1,4 @@
-"""Linear macroscale magnetostatics with a quadrature-point permeability tensor (2D).
+"""Linear macroscale magnetostatics with a quadrature-point permeability tensor.
 
 Two formulations, both with Lagrange elements and the permeability of a
 :class:`macro.coefficient.TensorCoefficient` (relative units; mu0 applied here):
@@ -14,10 +14,11 @@ Two formulations, both with Lagrange elements and the permeability of a
     A_z = 0 on the outer boundary (or a given function),
     B = curl A = (dA/dy, -dA/dx) = R grad A,  H = nu* B / mu0.
 
-Energies are per unit depth, ``W = 1/2 int B . H dx`` [J/m]; with currents the inductance per
-unit depth is ``L = 2 W / I^2`` [H/m] (I in ampere-turns per coil side). Linear systems are
-solved by PETSc CG with BoomerAMG (hypre; ``pc="gamg"`` for PETSc's own AMG); a solve that does
-not converge raises :class:`magnetohom.errors.SolverError`.
+The scalar potential works on 2D and 3D meshes, the vector potential A_z on 2D ones. Energies
+are ``W = 1/2 int B . H dx``, per unit depth in 2D [J/m] and in joules in 3D; with currents
+the inductance per unit depth is ``L = 2 W / I^2`` [H/m] (I in ampere-turns per coil side).
+Linear systems are solved by PETSc CG with BoomerAMG (hypre; ``pc="gamg"`` for PETSc's own
+AMG); a solve that does not converge raises :class:`magnetohom.errors.SolverError`.
 """
 
 from __future__ import annotations
@@ -52,12 +53,12 @@ class MacroSolution:
     formulation : {"scalar", "vector"}
     potential : dolfinx.fem.Function
         rho [A] (scalar) or A_z [Wb/m] (vector), Lagrange.
-    B, H : ndarray, shape (n_owned_cells, n_qp, 2), float64
+    B, H : ndarray, shape (n_owned_cells, n_qp, gdim), float64
         Flux density [T] and field [A/m] at the owned cells' quadrature points.
     weights : ndarray, shape (n_owned_cells, n_qp), float64
-        Integration weights [m^2] of those points.
+        Integration weights [m^gdim] of those points.
     energy : float
-        ``1/2 int B . H dx`` over the whole mesh [J/m].
+        ``1/2 int B . H dx`` over the whole mesh [J/m in 2D, J in 3D].
     region_energy : dict int -> float
         The same per cell tag.
     region_B : dict int -> list of float
@@ -229,21 +230,21 @@ def _region_sums(
             area = comm.allreduce(float(np.sum(w)), op=MPI.SUM)
             flux = comm.allreduce(np.einsum("cq,cqi->i", w, B[sel]), op=MPI.SUM)
             energies[int(t)] = e
-            means[int(t)] = (flux / area).tolist() if area > 0 else [0.0, 0.0]
+            means[int(t)] = (flux / area).tolist() if area > 0 else [0.0] * B.shape[-1]
     return total, energies, means
 
 
 def _check_2d(coef: TensorCoefficient) -> Any:
     msh = coef.mu.function_space.mesh
     if msh.geometry.dim != 2 or msh.topology.dim != 2:
-        raise InputError(f"the macro solvers are 2D: mesh is {msh.geometry.dim}D")
+        raise InputError(f"the vector potential A_z is 2D: mesh is {msh.geometry.dim}D")
     return msh
 
 
 def solve_scalar_potential(
     coef: TensorCoefficient,
     *,
-    H0: tuple[float, float] = (1000.0, 0.0),
+    H0: tuple[float, ...] = (1000.0, 0.0),
     facet_tags: Any = None,
     boundary: int | None = None,
     boundary_value: Callable[[np.ndarray], np.ndarray] | None = None,
@@ -252,13 +253,13 @@ def solve_scalar_potential(
     pc: str = "hypre",
     max_it: int = 1000,
 ) -> MacroSolution:
-    """Reduced scalar potential in an applied field.
+    """Reduced scalar potential in an applied field, in 2D or 3D.
 
     Parameters
     ----------
     coef : TensorCoefficient
         mu* at the quadrature points (relative permeability).
-    H0 : (float, float)
+    H0 : tuple of float, length gdim
         Applied field [A/m]; the boundary value is ``rho = -H0 . x`` unless ``boundary_value``.
     facet_tags, boundary : optional
         Facet tags and the tag of the outer boundary (default: all exterior facets).
@@ -273,13 +274,16 @@ def solve_scalar_potential(
     import ufl
     from dolfinx import fem
 
-    msh = _check_2d(coef)
+    msh = coef.mu.function_space.mesh
+    gdim = msh.geometry.dim
+    if gdim not in (2, 3) or msh.topology.dim != gdim:
+        raise InputError(f"the scalar potential needs a 2D or 3D volume mesh: mesh is {gdim}D")
     timings = dict(coef.timings)
     h0 = np.asarray(H0, dtype=np.float64)
-    if h0.shape != (2,) or not np.all(np.isfinite(h0)):
-        raise InputError(f"H0 must be two finite numbers: got {H0!r}")
+    if h0.shape != (gdim,) or not np.all(np.isfinite(h0)):
+        raise InputError(f"H0 must be {gdim} finite numbers on a {gdim}D mesh: got {H0!r}")
     V = fem.FunctionSpace(msh, ("CG", int(degree)))
-    value = boundary_value or (lambda x: -(h0[0] * x[0] + h0[1] * x[1]))
+    value = boundary_value or (lambda x: -np.einsum("i,i...->...", h0, x[:gdim]))
     bcs = [_bc(V, _boundary_dofs(V, facet_tags, boundary), value)]
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
     dx = ufl.Measure("dx", domain=msh, metadata=quadrature_metadata(coef.degree))

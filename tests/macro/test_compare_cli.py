@@ -61,6 +61,23 @@ def test_cli_compare_json_and_outputs(tmp_path):
     } <= names
 
 
+def test_cli_compare_3d_shell(tmp_path):
+    """The 3D demo: every point owns a 3D SVE; the FE² reference against Hashin–Shtrikman."""
+    res = _cli("--demo", "shield3d", "--size", "tiny", "--resolution", "12", "--compare",
+               "--providers", "fe,analytic", "--json", "-o", str(tmp_path))  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["dim"] == 3 and out["sve_resolution"] == 12 and out["n_quadrature_points"] > 100
+    fe = out["providers"]["fe"]
+    # a permeable shell shields its cavity: S > 1
+    assert 1.0 < fe["shielding_factor"] < 3.0
+    saved = json.loads((tmp_path / "shield3d_fe.json").read_text())
+    assert all(len(b) == 3 for b in saved["region_mean_B_T"].values())
+    assert 0 < out["providers"]["analytic"]["energy_rel_error"] < 1
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"shield3d_fe.xdmf", "shield3d_fe.png", "shield3d_compare.json"} <= names
+
+
 def test_cli_single_provider_text(tmp_path):
     res = _cli("--demo", "inductor", "--size", "tiny", "--resolution", "32", "--provider",
                "analytic")  # fmt: skip
@@ -71,7 +88,7 @@ def test_cli_single_provider_text(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--demo", "toaster"), "unknown demo 'toaster'; valid demos: shield, inductor"),
+        (("--demo", "toaster"), "unknown demo 'toaster'; valid demos: shield, inductor, shield3d"),
         (("--demo", "shield", "--provider", "magic"), "unknown provider 'magic'"),
         (("--demo", "shield", "--size", "huge"), "unknown size 'huge'"),
     ],
