@@ -32,12 +32,16 @@ def _run(nproc: int, *args: str) -> dict:
 
 
 @pytest.mark.parametrize(
-    ("demo", "degree", "qoi"),
-    [("shield", 2, "shielding_factor"), ("inductor", 1, "inductance_H_per_m")],
+    ("demo", "degree", "qoi", "resolution"),
+    [
+        ("shield", 2, "shielding_factor", 32),
+        ("inductor", 1, "inductance_H_per_m", 32),
+        ("shield3d", 1, "shielding_factor", 10),
+    ],
 )
-def test_serial_equals_two_ranks(demo, degree, qoi):
-    args = ("--demo", demo, "--size", "tiny", "--resolution", "32", "--provider", "fe",
-            "--degree", str(degree))  # fmt: skip
+def test_serial_equals_two_ranks(demo, degree, qoi, resolution):
+    args = ("--demo", demo, "--size", "tiny", "--resolution", str(resolution), "--provider",
+            "fe", "--degree", str(degree))  # fmt: skip
     serial = _run(1, *args)
     parallel = _run(2, *args)
     assert parallel["mpi_ranks"] == 2
