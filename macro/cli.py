@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(summary, indent=None if args.json else 2, default=_num)
                   if args.json else _table(summary))  # fmt: skip
         return 0
-    from macro.provider import get_provider, provider_resolution
+    from macro.provider import get_provider, provider_geometry, provider_resolution
 
     mat = problem.material
     opts: dict[str, Any] = {"dim": mat.dim, "mu_matrix": mat.mu_matrix,
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     provider = get_provider(args.provider, **opts)
     res = provider_resolution(provider)
     if res is not None:
-        problem.material = problem.material.with_resolution(res)
+        problem.material = problem.material.matched_to(res, provider_geometry(provider))
     result = problem.solve(provider)
     summary = result.summary()
     summary["mpi_ranks"] = MPI.COMM_WORLD.size

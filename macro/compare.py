@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from macro.problems import DemoResult, Problem
-from macro.provider import get_provider, provider_resolution
+from macro.provider import get_provider, provider_geometry, provider_resolution
 from magnetohom.errors import InputError
 
 __all__ = ["Comparison", "compare_providers", "l2_difference"]
@@ -181,7 +181,8 @@ def compare_providers(
         if problem.material.resolution not in (None, res):
             logger.warning("SVE resolution %s -> %d (the CNN's input size)",
                            problem.material.resolution, res)  # fmt: skip
-        problem.material = problem.material.with_resolution(res)
+        geometry = next((g for g in map(provider_geometry, built.values()) if g), {})
+        problem.material = problem.material.matched_to(res, geometry)
     elif problem.material.resolution is None:
         problem.material = problem.material.with_resolution(64)
     problem.mesh()

@@ -279,6 +279,24 @@ class Material:
 
         return replace(self, resolution=int(resolution))
 
+    def matched_to(self, resolution: int | None, geometry: dict[str, Any] | None) -> Material:
+        """A copy with a provider's SVE size and, if this material leaves the radius open, the
+        inclusion radius of the provider's training class (a CNN trained on radius-5 spheres
+        at 48^3 gets radius-5 spheres; same overlap flag and monodisperse only)."""
+        from dataclasses import replace
+
+        out = self if resolution is None else self.with_resolution(resolution)
+        geom = geometry or {}
+        radius = geom.get("radius")
+        if (
+            radius is not None
+            and self.radius is None
+            and self.radius_range is None
+            and bool(geom.get("overlap", False)) == self.overlap
+        ):
+            out = replace(out, radius=float(radius))
+        return out
+
     def radius_for(self, resolution: int) -> float:
         """Disk radius in pixels used at a resolution (monodisperse classes)."""
         if self.radius is not None:

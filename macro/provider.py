@@ -42,6 +42,7 @@ __all__ = [
     "evaluate_provider",
     "get_provider",
     "provider_name",
+    "provider_geometry",
     "provider_resolution",
     "register_provider",
 ]
@@ -295,6 +296,12 @@ def _make_hybrid(**options: Any) -> Any:
 def _check_dim(provider: Any, dim: int | None) -> None:
     if dim is not None and int(provider.dim) != int(dim):
         raise InputError(f"provider is {provider.dim}D but {dim}D was asked for")
+
+
+def provider_geometry(provider: Any) -> dict[str, Any]:
+    """Microstructure class a provider was trained on (a CNN's ``geometry``), else ``{}``."""
+    geom = getattr(provider, "geometry", None)
+    return dict(geom) if isinstance(geom, dict) else {}
 
 
 def provider_resolution(provider: Any) -> int | None:

@@ -171,6 +171,11 @@ class CNNProvider:
         return self.bundle.resolution
 
     @property
+    def geometry(self) -> dict[str, Any]:
+        """Microstructure class of the training data (``class``, ``radius``, ``overlap``, ...)."""
+        return dict(self.bundle.metadata.get("geometry") or {})
+
+    @property
     def shape(self) -> tuple[int, ...]:
         """Image shape the model takes."""
         return (self.resolution,) * self.dim
@@ -356,6 +361,11 @@ class HybridProvider:
     def resolution(self) -> int:
         """Image side the CNN takes (others go to the FE provider entirely)."""
         return self.cnn.resolution
+
+    @property
+    def geometry(self) -> dict[str, Any]:
+        """Microstructure class of the CNN's training data."""
+        return self.cnn.geometry
 
     def __call__(self, images: Any) -> np.ndarray:
         """``(N, d, d)`` float64 tensors; see :meth:`predict`."""

@@ -56,3 +56,14 @@ def test_zero_fraction_gives_matrix_only():
     mat = Material(0.0, resolution=16)
     batch = mat.generate(np.zeros((3, 2)), [0, 1, 2])
     assert batch.images.shape == (3, 16, 16) and not batch.images.any()
+
+
+def test_matched_to_adopts_size_and_training_radius():
+    mat = Material(0.2, dim=3)
+    m = mat.matched_to(48, {"radius": 5.0, "overlap": False})
+    assert m.resolution == 48 and m.radius_for(48) == 5.0
+    # an explicit radius, another class, or no geometry keep the material's own rule
+    assert Material(0.2, radius=3.0).matched_to(48, {"radius": 5.0}).radius == 3.0
+    assert Material(0.2, overlap=True).matched_to(48, {"radius": 5.0}).radius is None
+    assert mat.matched_to(None, {}).resolution is None
+    assert mat.matched_to(101, None).radius_for(101) == 5.0
