@@ -25,9 +25,13 @@ Implementation
   ``mu``.  ``assembly="dolfinx"`` re-assembles with DOLFINx for every sample (the reference).
 * The right-hand side and energies use ``x_i``'s exact Q1 interpolant through the per-entry
   periodic offsets, so no non-periodic vectors are ever formed.
-* PETSc CG with a BoomerAMG (hypre) preconditioner, the constant null space removed; the
-  preconditioner is set up once per sample and reused for the ``d`` load cases.  A diverged or
-  non-converged solve raises :class:`~magnetohom.errors.SolverError`.
+* The solver (``solver=``): in 2D by default (``"mg"``) a CG preconditioned by the compiled
+  black-box geometric multigrid of :mod:`micro.multigrid` (BoxMG prolongation, Galerkin coarse
+  operators in stencil form, symmetric Gauss-Seidel V-cycle); in 3D, and on 2D grids without a
+  multigrid hierarchy (odd ``n``), PETSc CG with a BoomerAMG (hypre) preconditioner
+  (``"amg"``), the constant null space removed.  Either way the preconditioner is set up once
+  per sample and reused for the ``d`` load cases, CG stops on the unpreconditioned residual
+  norm, and a diverged or non-converged solve raises :class:`~magnetohom.errors.SolverError`.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ import scipy.sparse as sp
 from magnetohom.errors import InputError, SolverError
 from micro.periodic import (
     entry_map,
+    node_stencils,
     offset_weights,
     periodic_pattern,
     scatter_map,
@@ -149,9 +154,13 @@ class Homogenizer:
         Iteration limit per load case; reaching it raises :class:`SolverError`.
     assembly : {"stencil", "dolfinx"}
         How the periodic matrix is assembled for each sample (see the module docstring).
+    solver : {"mg", "amg"}, optional
+        Preconditioner of CG: the geometric multigrid of :mod:`micro.multigrid` (2D only, grids
+        that halve down to at most 1024 nodes, e.g. any even ``n`` with a power-of-two
+        factor large enough) or BoomerAMG.  Default: ``"mg"`` where it applies, else ``"amg"``.
     solver_options : dict, optional
         PETSc options (without leading dash) that override the tuned BoomerAMG defaults,
-        e.g. ``{"pc_hypre_boomeramg_strong_threshold": "0.5"}``.
+        e.g. ``{"pc_hypre_boomeramg_strong_threshold": "0.5"}`` (``solver="amg"`` only).
     """
 
     def __init__(
@@ -162,6 +171,7 @@ class Homogenizer:
         rtol: float = 1e-6,
         max_it: int = 500,
         assembly: str = "stencil",
+        solver: str | None = None,
         solver_options: dict[str, str] | None = None,
     ) -> None:
         t0 = time.perf_counter()
@@ -180,21 +190,26 @@ class Homogenizer:
                 "samples across ranks instead"
             )
         self.rtol, self.max_it = float(rtol), int(max_it)
+        self.solver = _choose_solver(solver, self.dim, self.n)
         self._build_fe_space()
         self._build_periodic_pattern()
         self.assembly = assembly
         if assembly == "stencil":
             self._stencil = _element_stencil(self.dim)
             self._verify_stencil()
-        self._options = {**_HYPRE_OPTIONS[self.dim], **(solver_options or {})}
-        self._build_solver()
+        if self.solver == "mg":
+            self._build_multigrid()
+        else:
+            self._options = {**_HYPRE_OPTIONS[self.dim], **(solver_options or {})}
+            self._build_solver()
         self.setup_seconds = time.perf_counter() - t0
         log.info(
-            "homogenizer %s: %d periodic dofs, %d nonzeros, assembly=%s, set-up %.2f s",
+            "homogenizer %s: %d periodic dofs, %d nonzeros, assembly=%s, solver=%s, set-up %.2f s",
             self.shape,
             self.n**self.dim,
             self._indices.size,
             self.assembly,
+            self.solver,
             self.setup_seconds,
         )
 
@@ -255,6 +270,30 @@ class Homogenizer:
         err = np.abs(self._periodic_data(mu) - ref).max()
         if err > 1e-12 * np.abs(ref).max():
             raise RuntimeError(f"stencil assembly differs from DOLFINx assembly ({err:.2e})")
+
+    def _build_multigrid(self) -> None:
+        """The multigrid solver; its fine stencil must equal the verified periodic assembly."""
+        from micro.multigrid import PeriodicMultigrid, element_matrix
+
+        self._mg = PeriodicMultigrid(self.n)
+        if self.assembly == "stencil":
+            self._element = element_matrix(
+                self._stencil, scale=(_STENCIL_N / self.n) ** (self.dim - 2)
+            )
+        mu = 1.0 + np.random.default_rng(54321).random(self.shape)
+        self._mg_setup(mu)  # also loads the compiled kernels
+        ref = node_stencils(self._pattern, self._periodic_data(mu)).reshape(self.n, self.n, 9)
+        err = np.abs(self._mg.stencil(0) - ref).max()
+        if err > 1e-12 * np.abs(ref).max():
+            raise RuntimeError(f"multigrid stencil differs from the periodic assembly ({err:.2e})")
+        self._mg.solve(self._mg.coordinate_loads()[0][0], threshold=0.0, max_it=1)
+
+    def _mg_setup(self, mu: np.ndarray) -> None:
+        if self.assembly == "stencil":
+            self._mg.setup_from_mu(mu, self._element)
+        else:
+            data = self._periodic_data(mu)
+            self._mg.setup(node_stencils(self._pattern, data).reshape(self.n, self.n, 9))
 
     def _build_solver(self) -> None:
         from petsc4py import PETSc
@@ -322,6 +361,53 @@ class Homogenizer:
         """
         mu = self._check_mu(mu)
         t0 = time.perf_counter()
+        if self.solver == "mg":
+            rhs, phi, Kphi, iterations = self._solve_mg(mu)
+        else:
+            rhs, phi, Kphi, iterations = self._solve_amg(mu)
+        d = self.dim
+        mean_mu = mu.mean()
+        flux = np.empty((d, d))
+        energy = np.empty((d, d))
+        for i in range(d):
+            for j in range(d):
+                base = mean_mu if i == j else 0.0
+                flux[j, i] = base - _dot(rhs[j], phi[i])
+                energy[i, j] = (
+                    base - _dot(phi[j], rhs[i]) - _dot(phi[i], rhs[j]) + _dot(phi[i], Kphi[j])
+                )
+        if not np.all(np.isfinite(energy)):
+            raise SolverError(f"non-finite homogenized tensor for a {self.shape} cell")
+        energy = 0.5 * (energy + energy.T)
+        log.debug("cell solved in %s iterations", iterations.tolist())
+        return CellSolution(energy, flux, iterations, time.perf_counter() - t0)
+
+    def _solve_mg(self, mu: np.ndarray) -> tuple[list, list, list, np.ndarray]:
+        """Load vectors, fluctuations and their images under K, with the multigrid CG."""
+        self._mg_setup(mu)
+        loads, sizes = self._mg.coordinate_loads()
+        phi, Kphi = [], []
+        iterations = np.zeros(self.dim, dtype=np.int64)
+        for i in range(self.dim):
+            b = loads[i]
+            # tolerance as PETSc's: rtol on ||b|| (mean removed), absolute floor for b ~ 0
+            bnorm = np.sqrt(max(_dot(b, b) - b.sum() ** 2 / b.size, 0.0))
+            threshold = max(self.rtol * bnorm, 1e-3 * self.rtol * sizes[i])
+            sol = self._mg.solve(b, threshold=threshold, max_it=self.max_it)
+            iterations[i] = sol.iterations
+            if not sol.converged:
+                why = "iteration limit" if sol.status == 0 else "breakdown"
+                raise SolverError(
+                    f"CG did not converge for load case {i + 1} of a {self.shape} cell "
+                    f"(multigrid, {why}, {sol.iterations} iterations, "
+                    f"residual {sol.residual:.3e})"
+                )
+            phi.append(sol.x)
+            Kphi.append(self._mg.matvec(sol.x))
+        return list(loads), phi, Kphi, iterations
+
+    def _solve_amg(self, mu: np.ndarray) -> tuple[list, list, list, np.ndarray]:
+        """Load vectors, fluctuations and their images under K, with PETSc CG + BoomerAMG."""
         d = self.dim
         data = self._periodic_data(mu)
         self._mat.setValuesCSR(self._indptr, self._indices, data)
@@ -356,20 +442,7 @@ class Homogenizer:
             sol = self._x.array.copy()
             phi.append(sol - sol.mean())
         K = sp.csr_matrix((data, self._indices, self._indptr), shape=(N, N))
-        mean_mu = mu.mean()
-        flux = np.empty((d, d))
-        energy = np.empty((d, d))
-        Kphi = [K @ p for p in phi]
-        for i in range(d):
-            for j in range(d):
-                base = mean_mu if i == j else 0.0
-                flux[j, i] = base - rhs[j] @ phi[i]
-                energy[i, j] = base - phi[j] @ rhs[i] - phi[i] @ rhs[j] + phi[i] @ Kphi[j]
-        if not np.all(np.isfinite(energy)):
-            raise SolverError(f"non-finite homogenized tensor for a {self.shape} cell")
-        energy = 0.5 * (energy + energy.T)
-        log.debug("cell solved in %s iterations", iterations.tolist())
-        return CellSolution(energy, flux, iterations, time.perf_counter() - t0)
+        return rhs, phi, [K @ p for p in phi], iterations
 
     def __call__(
         self,
@@ -409,6 +482,26 @@ class Homogenizer:
         return HomogenizationResult(out_mu, out_it, out_s, self.setup_seconds)
 
 
+def _choose_solver(solver: str | None, dim: int, n: int) -> str:
+    from micro.multigrid import multigrid_levels
+
+    supported = dim == 2 and multigrid_levels(n) is not None
+    if solver is None:
+        return "mg" if supported else "amg"
+    if solver not in ("mg", "amg"):
+        raise InputError(f"solver must be 'mg' or 'amg': got {solver!r}")
+    if solver == "mg" and not supported:
+        raise InputError(
+            f"the multigrid solver needs a 2D grid that halves at least once and down to at "
+            f"most 1024 nodes: got shape {(n,) * dim}"
+        )
+    return solver
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a.ravel(), b.ravel()))
+
+
 _STENCILS: dict[int, list[tuple[int, int, float]]] = {}
 _STENCIL_N = 4
 
@@ -422,7 +515,7 @@ def _element_stencil(dim: int) -> list[tuple[int, int, float]]:
     value must be the same at every node, which is checked.  Values are for pixel size 1/4.
     """
     if dim not in _STENCILS:
-        small = Homogenizer((_STENCIL_N,) * dim, assembly="dolfinx")
+        small = Homogenizer((_STENCIL_N,) * dim, assembly="dolfinx", solver="amg")
         _STENCILS[dim] = stencil_from_scatter(small._pattern, small._scatter_map())
     return _STENCILS[dim]
 

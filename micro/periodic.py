@@ -19,6 +19,7 @@ import numpy as np
 __all__ = [
     "PeriodicPattern",
     "entry_map",
+    "node_stencils",
     "offset_weights",
     "periodic_pattern",
     "scatter_map",
@@ -126,6 +127,27 @@ def entry_map(
             raise RuntimeError("stencil wider than one pixel")
         prow = node_to_periodic[r]
         out[sl] = prow * m + pattern.position[prow, (diff + 1) @ weights]
+    return out
+
+
+def node_stencils(pattern: PeriodicPattern, data: np.ndarray) -> np.ndarray:
+    """The CSR data of a periodic operator as one stencil per node, ordered by offset code.
+
+    Parameters
+    ----------
+    data : ndarray, shape (nnz,), float64
+        CSR data in ``pattern``'s structure.
+
+    Returns
+    -------
+    ndarray, shape (n^d, 3^d), float64
+        ``out[p, code]`` couples node p with its neighbour at ``pattern.offsets[code]``; for
+        d = 2 and node ``p = i n + j`` this is the stencil ``S[i, j, 3 (di + 1) + dj + 1]`` of
+        :mod:`micro.multigrid`.
+    """
+    N, m = pattern.code.shape
+    out = np.empty((N, m))
+    np.put_along_axis(out, pattern.code.astype(np.intp), data.reshape(N, m), axis=1)
     return out
 
 
