@@ -4,8 +4,10 @@ Stages (names as shown by ``magnetohom study CONFIG --list``; outputs relative t
 directory):
 
 ``data.CLASS``            ``data/CLASS.h5`` by :func:`micro.generate_dataset` (resumes by itself)
-                          for the four 2D classes and ``spheres``, and ``results/samples_CLASS.npz``
-                          (a few images at spread volume fractions, for Figs. 6 and 13);
+                          for the four 2D classes and ``spheres`` -- with ``[study] ranks > 1``
+                          in a child ``mpirun -n ranks`` (the same file as a serial run) --, and
+                          ``results/samples_CLASS.npz`` (a few images at spread volume
+                          fractions, for Figs. 6 and 13);
 ``train.mono.PRESET``     ``models/mono_PRESET`` by :func:`surrogate.train` (resumes from its
                           checkpoints), one per preset of ``[train]``;
 ``lc.FRACTION``           ``models/lc_FRACTION``: the learning-curve preset on the first
