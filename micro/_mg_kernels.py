@@ -29,6 +29,7 @@ import numpy as np
 
 __all__ = [
     "aos_to_quad",
+    "apply_mu",
     "apply_quad",
     "coordinate_loads",
     "from_quad",
@@ -36,6 +37,7 @@ __all__ = [
     "pcg",
     "planes_to_quad",
     "prolongation_weights",
+    "q1_sparsity_ok",
     "q1_stencil",
     "symmetrize",
     "to_quad",
@@ -399,6 +401,131 @@ def _colour_sweep(S, D, B, X, T, c, mode):
 
 
 @_jit
+def _q1_coefficients(E):
+    """The 17 entries of the element matrix ``E`` (9, 4) used by :func:`_q1_point`, as a tuple
+    (kept in registers by the sweeps)."""
+    return (
+        E[0, 0], E[1, 0], E[1, 1], E[2, 1], E[3, 0], E[3, 2], E[5, 1], E[5, 3], E[6, 2],
+        E[7, 2], E[7, 3], E[8, 3], E[4, 0], E[4, 1], E[4, 2], E[4, 3],
+    )  # fmt: skip
+
+
+@_jit
+def _q1_point(e, m0, m1, m2, m3, x0, x1, x2, x3, x5, x6, x7, x8):
+    """Off-centre part of ``(A x)`` at a node and its centre coefficient, from the pixel values
+    ``m0..m3`` of its cells (numbered as in :func:`q1_stencil`), its neighbours' values ``x_k``
+    (offset codes k) and ``e = _q1_coefficients(E)``.  Only the Q1 couplings are used: a
+    diagonal neighbour shares one cell with the node, an edge neighbour two
+    (:func:`q1_sparsity_ok`)."""
+    off = (
+        e[0] * m0 * x0
+        + (e[1] * m0 + e[2] * m1) * x1
+        + e[3] * m1 * x2
+        + (e[4] * m0 + e[5] * m2) * x3
+        + (e[6] * m1 + e[7] * m3) * x5
+        + e[8] * m2 * x6
+        + (e[9] * m2 + e[10] * m3) * x7
+        + e[11] * m3 * x8
+    )
+    centre = e[12] * m0 + e[13] * m1 + e[14] * m2 + e[15] * m3
+    return off, centre
+
+
+def q1_sparsity_ok(E: np.ndarray) -> bool:
+    """Whether the element matrix ``E`` (9, 4) couples only through shared cells (Q1)."""
+    touch = np.zeros((9, 4), dtype=bool)
+    for k in range(9):
+        di, dj = k // 3 - 1, k % 3 - 1
+        for t in range(4):
+            ci, cj = t // 2 - 1, t % 2 - 1  # cell offset: the cell spans nodes c .. c + 1
+            touch[k, t] = ci <= di <= ci + 1 and cj <= dj <= cj + 1
+    return bool(np.all(E[~touch] == 0.0))
+
+
+@_jit
+def _colour_sweep_mu(MU, E, D, B, X, T, c, mode):
+    """:func:`_colour_sweep` for the Q1 operator of quad pixel values ``MU`` (4, m, m).
+
+    The couplings are formed on the fly from the four cells around each node (``E`` as in
+    :func:`q1_stencil`), so the sweep reads one value per pixel instead of nine stencil planes.
+    """
+    m = X.shape[1]
+    ci = c >> 1
+    cj = c & 1
+    r_lo = -1 if ci == 0 else 0
+    r_hi = 0 if ci == 0 else 1
+    s_lo = -1 if cj == 0 else 0
+    s_hi = 0 if cj == 0 else 1
+    p_d = 2 * (1 - ci) + 1 - cj
+    p_v = 2 * (1 - ci) + cj
+    p_h = 2 * ci + 1 - cj
+    e = _q1_coefficients(E)
+    for I in range(m):
+        Ilo = _wrap(I + r_lo, m)
+        Ihi = _wrap(I + r_hi, m)
+        up = _wrap(I - 1 + ci, m)  # quad row of the cells above the node
+        r_nw = MU[2 * (1 - ci) + 1 - cj, up]  # cell (-1, -1): column J + cj - 1
+        r_n = MU[2 * (1 - ci) + cj, up]  # cell (-1, 0): column J
+        r_w = MU[2 * ci + 1 - cj, I]  # cell (0, -1): column J + cj - 1
+        r_c = MU[2 * ci + cj, I]  # cell (0, 0): column J
+        v_nw = r_nw[cj:]
+        v_w = r_w[cj:]
+        xa0 = X[p_d, Ilo]
+        xa1 = X[p_v, Ilo]
+        xb0 = X[p_h, I]
+        xb1 = X[c, I]
+        xc0 = X[p_d, Ihi]
+        xc1 = X[p_v, Ihi]
+        a0l = xa0[s_lo + 1 :]
+        a0h = xa0[s_hi:]
+        b0l = xb0[s_lo + 1 :]
+        b0h = xb0[s_hi:]
+        c0l = xc0[s_lo + 1 :]
+        c0h = xc0[s_hi:]
+        bI = B[c, I]
+        tI = T[c, I]
+        dI = D[c, I]
+        if mode == 0:
+            for J in range(1, m - 1):
+                off, _ = _q1_point(
+                    e, v_nw[J - 1], r_n[J], v_w[J - 1], r_c[J], a0l[J - 1], xa1[J], a0h[J],
+                    b0l[J - 1], b0h[J], c0l[J - 1], xc1[J], c0h[J],
+                )  # fmt: skip
+                xb1[J] = dI[J] * (bI[J] - off)
+        else:
+            for J in range(1, m - 1):
+                off, centre = _q1_point(
+                    e, v_nw[J - 1], r_n[J], v_w[J - 1], r_c[J], a0l[J - 1], xa1[J], a0h[J],
+                    b0l[J - 1], b0h[J], c0l[J - 1], xc1[J], c0h[J],
+                )  # fmt: skip
+                tI[J] = off + centre * xb1[J]
+            if mode == 1:
+                for J in range(1, m - 1):
+                    tI[J] = bI[J] - tI[J]
+        for J in (0, m - 1):
+            jl = _wrap(J + s_lo, m)
+            jh = _wrap(J + s_hi, m)
+            jc = _wrap(J + cj - 1, m)
+            off, centre = _q1_point(
+                e, r_nw[jc], r_n[J], r_w[jc], r_c[J], xa0[jl], xa1[J], xa0[jh], xb0[jl], xb0[jh],
+                xc0[jl], xc1[J], xc0[jh],
+            )  # fmt: skip
+            if mode == 0:
+                xb1[J] = dI[J] * (bI[J] - off)
+            elif mode == 1:
+                tI[J] = bI[J] - (off + centre * xb1[J])
+            else:
+                tI[J] = off + centre * xb1[J]
+
+
+@_jit
+def apply_mu(MU, E, X, Y):
+    """``Y = A X`` in the quad layout for the Q1 operator of quad pixel values ``MU``."""
+    for c in range(4):
+        _colour_sweep_mu(MU, E, MU, X, X, Y, c, 2)
+
+
+@_jit
 def apply_quad(S, X, Y):
     """``Y = A X`` in the quad layout."""
     for c in range(4):
@@ -513,11 +640,12 @@ def _dot(x, y):
 
 
 @_jit
-def _smooth(S, D, B, X, T, nu, down):
+def _smooth(S, D, B, X, T, nu, down, MU, E, use_mu):
     """``nu`` four-colour Gauss-Seidel sweeps on one level, then (``down``) the residual.
 
     Down the V: colours 0, 1, 2, 3, then ``T = B - A X`` on colours 0-2 (colour 3, updated
-    last, has zero residual); up the V: colours 3, 2, 1, 0 -- the adjoint sweep.
+    last, has zero residual); up the V: colours 3, 2, 1, 0 -- the adjoint sweep.  With
+    ``use_mu`` the operator is the Q1 operator of the quad pixel values ``MU`` (level 0).
     """
     steps = 4 * nu + (3 if down else 0)
     for step in range(steps):
@@ -527,19 +655,23 @@ def _smooth(S, D, B, X, T, nu, down):
         else:
             c = step - 4 * nu
             mode = 1
-        _colour_sweep(S, D, B, X, T, c, mode)
+        if use_mu:
+            _colour_sweep_mu(MU, E, D, B, X, T, c, mode)
+        else:
+            _colour_sweep(S, D, B, X, T, c, mode)
 
 
 @_jit
-def vcycle(R, Z, sizes, s_buf, d_buf, w_buf, v_off, binv, xb, bb, tb, nb_, nu):
+def vcycle(R, Z, sizes, s_buf, d_buf, w_buf, v_off, binv, MU, E, use_mu, xb, bb, tb, nb_, nu):
     """``Z = M R`` (quad, level 0): one V(nu, nu) cycle from a zero guess, zero-mean in and out.
 
     Forward four-colour Gauss-Seidel (colours 0, 1, 2, 3) before the coarse-grid correction,
     backward (3, 2, 1, 0) after, ``R = P^T``, and the coarsest level solved exactly on the
     zero-mean subspace with the symmetric ``binv``, so that ``M`` is symmetric positive
     definite on zero-mean vectors.  ``xb``, ``bb``, ``tb`` hold quad vectors per level and
-    ``nb_`` natural ones (same offsets ``v_off``).  One call site per kernel keeps the
-    compiled code small.
+    ``nb_`` natural ones (same offsets ``v_off``).  With ``use_mu`` the level-0 operator is
+    the Q1 operator of the quad pixel values ``MU`` with element matrix ``E`` (formed on the
+    fly).  One call site per kernel keeps the compiled code small.
     """
     L = sizes.size
     B0 = _vec(bb, v_off, sizes, 0)
@@ -561,7 +693,7 @@ def vcycle(R, Z, sizes, s_buf, d_buf, w_buf, v_off, binv, xb, bb, tb, nb_, nu):
             else:
                 coarse_nat = _nat(xb, v_off, sizes, lev + 1)
             _prolong_add(W, coarse_nat, X)
-        _smooth(S, D, B, X, T, nu, down)
+        _smooth(S, D, B, X, T, nu, down, MU, E, use_mu and lev == 0)
         if down:
             _restrict(W, T, coarse_nat)
             if lev + 1 < L - 1:
@@ -578,7 +710,7 @@ def vcycle(R, Z, sizes, s_buf, d_buf, w_buf, v_off, binv, xb, bb, tb, nb_, nu):
 
 
 @_jit
-def pcg(b, x, threshold, max_it, sizes, s_buf, d_buf, w_buf, v_off, binv, nu):
+def pcg(b, x, threshold, max_it, sizes, s_buf, d_buf, w_buf, v_off, binv, MU, E, use_mu, nu):
     """Multigrid-preconditioned CG for ``A x = b`` (quad, level 0), from ``x = 0``.
 
     Stops when the unpreconditioned residual norm is ``<= threshold``, checked before the first
@@ -614,13 +746,16 @@ def pcg(b, x, threshold, max_it, sizes, s_buf, d_buf, w_buf, v_off, binv, nu):
             return it, rnorm, 1
         if it == max_it:
             return it, rnorm, 0
-        vcycle(r, z, sizes, s_buf, d_buf, w_buf, v_off, binv, xb, bb, tb, nb_, nu)
+        vcycle(r, z, sizes, s_buf, d_buf, w_buf, v_off, binv, MU, E, use_mu, xb, bb, tb, nb_, nu)
         rz_new = _dot(r, z)
         beta = rz_new / rz if it > 0 else 0.0
         rz = rz_new
         for k in range(N):
             pf[k] = zf[k] + beta * pf[k]
-        apply_quad(S, p, q)
+        if use_mu:
+            apply_mu(MU, E, p, q)
+        else:
+            apply_quad(S, p, q)
         pq = _dot(p, q)
         it += 1
         if not (pq > 0.0) or not np.isfinite(pq):

@@ -142,7 +142,9 @@ class PeriodicMultigrid:
         self._w_buf = np.zeros(4 * total)  # quad prolongation weights
         self._d_buf = np.zeros(total)  # quad inverse diagonals
         self._y_buf = np.zeros(9 * self.n**2)  # work space of the Galerkin product
-        self._mu = np.zeros((4, self.n // 2, self.n // 2))
+        self._mu = np.zeros((4, self.n // 2, self.n // 2))  # quad pixel values (mu mode)
+        self._element = np.zeros((9, 4))
+        self._use_mu = False
         nc = int(self.sizes[-1]) ** 2
         self._binv = np.zeros((nc, nc))
         self._ready = False
@@ -184,7 +186,10 @@ class PeriodicMultigrid:
             raise InputError(f"element matrix has shape {element.shape}, expected (9, 4)")
         _k.to_quad(mu, self._mu)
         _k.q1_stencil(self._mu, element, self._quad_stencil(0))
+        self._element[:] = element
         self._build()
+        # level 0 from the pixel values on the fly where the element has the Q1 couplings
+        self._use_mu = _k.q1_sparsity_ok(element)
 
     def setup(self, stencil: np.ndarray) -> None:
         """Set up for the level-0 stencil ``stencil`` (n, n, 9), float64 (copied).
@@ -197,9 +202,11 @@ class PeriodicMultigrid:
             raise InputError(f"stencil has shape {stencil.shape}, expected {(self.n, self.n, 9)}")
         _k.aos_to_quad(stencil, self._quad_stencil(0))
         self._build()
+        self._use_mu = False
 
     def _build(self) -> None:
         self._ready = False
+        self._use_mu = False
         if not self._quad_stencil(0)[:, 4].min() > 0:
             raise InputError("the stencil centre must be positive")
         last = len(self.sizes) - 1
@@ -281,14 +288,27 @@ class PeriodicMultigrid:
 
     def _args(self) -> tuple:
         self._check_ready()
-        return (self.sizes, self._s_buf, self._d_buf, self._w_buf, self._v_off, self._binv)
+        return (
+            self.sizes,
+            self._s_buf,
+            self._d_buf,
+            self._w_buf,
+            self._v_off,
+            self._binv,
+            self._mu,
+            self._element,
+            self._use_mu,
+        )
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
         """``A x`` for the level-0 operator."""
         self._check_ready()
         X, natural = self._in(x)
         Y = np.empty_like(X)
-        _k.apply_quad(self._quad_stencil(0), X, Y)
+        if self._use_mu:
+            _k.apply_mu(self._mu, self._element, X, Y)
+        else:
+            _k.apply_quad(self._quad_stencil(0), X, Y)
         return self._out(Y, natural)
 
     def precondition(self, r: np.ndarray) -> np.ndarray:
