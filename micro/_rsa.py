@@ -1,94 +1,155 @@
 """Random sequential addition (RSA) engine behind :func:`micro.generate.generate_sve` (internal).
 
 Geometry conventions (pixel units, periodic minimum image) are those of
-:mod:`micro.generate`.
+:mod:`micro.generate`.  The loops run as compiled numba kernels (:mod:`micro._rsa_jit`,
+imported on first use and cached on disk); :mod:`micro._rsa_numpy` keeps the former numpy
+engine as an independent reference for tests and benchmarks.
 
 Algorithm
 ---------
-Random sequential addition (RSA): candidates (centre uniform in the cell, radius from the
-class) are proposed in vectorised batches and added one by one while the measured pixel
-volume fraction is below the target.  For non-overlapping classes a candidate is rejected if
-its centre distance to an existing inclusion is below ``r1 + r2`` (minimum image).  A *blocked
-map* marks the pixels that lie entirely inside the exclusion zone of every possible new
-inclusion (distance ``<= r_j + rmin - sqrt(d)/2``); candidates are drawn from the unblocked
-pixels only (uniform within the pixel), which is exactly uniform sampling over the free space,
-so the statistics are those of plain RSA but the process reaches jamming in bounded time.
-The pixel count is kept incrementally by painting each inclusion's periodic bounding box.
+Random sequential addition: candidates (centre uniform in the cell, radius from the class) are
+proposed one at a time and added while the measured pixel volume fraction is below the
+target.  For non-overlapping classes a candidate is rejected if its centre distance to an
+existing inclusion is below ``r1 + r2`` (minimum image; a cell list of bins of side
+``>= 2 rmax`` limits the check to neighbouring bins).  Once 64 consecutive candidates have been
+rejected, a *blocked map* (one bit a pixel) marks the pixels that lie entirely inside the
+exclusion zone of every possible new inclusion (distance ``<= r_j + rmin - sqrt(d)/2``), kept
+up to date as inclusions are added; candidates are then drawn from the unblocked pixels only
+(uniform within the pixel) -- by rejection while at least 1/16 of the pixels are free, then
+from a list of the free pixels with lazy removal of those blocked since.  Each proposal is
+uniform over a superset of the free space and the overlap test is exact, so the statistics
+are those of plain RSA, but the process reaches jamming in bounded time.  The pixel count is
+kept incrementally by painting each inclusion's periodic bounding box.
 
 Hitting the target: an inclusion that would take the fraction past the target is accepted
 only if it ends closer to the target than stopping before it, and within ``tol``; otherwise
 (polydisperse) its radius is shrunk towards the remaining deficit (not below ``rmin``), or the
-candidate is rejected and another is tried.  The number of candidates is bounded.
+candidate is rejected and another is tried.  After 500 consecutive overshooting candidates
+the run starts afresh (at most 20 times, continuing the random stream).  The number of
+candidates is bounded by ``max_attempts``, summed over restarts.
+
+Randomness: each run draws four 64-bit words from the caller's
+:class:`numpy.random.Generator` to seed the kernels' xoshiro256** stream, so a seed gives the
+same SVE in every process.
 """
 
 from __future__ import annotations
 
 import logging
-import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from magnetohom.errors import InputError
 
-__all__ = ["RSA", "ball_patch", "run_rsa"]
+__all__ = ["RSAResult", "rasterize_balls", "run_rsa", "run_rsa_batch"]
 
 # records keep the logger name they had before the engine moved out of micro.generate
 log = logging.getLogger("micro.generate")
 
 _JAMMING = {2: 0.547, 3: 0.384}
-_SHRINK_TRIES = 4
-_STUCK = 500  # consecutive candidates that would overshoot the target window: start again
-_RESTARTS = 20
 
 
-class _StuckError(InputError):
-    """No further inclusion lands within ``tol`` of the target (internal; triggers a restart)."""
+@dataclass(frozen=True)
+class RSAResult:
+    """Final state of one RSA run.
 
-
-def ball_patch(center: np.ndarray, radius: float, n: int) -> tuple[tuple, np.ndarray]:
-    """Periodic bounding box of a ball: an index and squared min-image distances.
-
-    Parameters
+    Attributes
     ----------
-    center : ndarray, shape (d,), pixel units
-    radius : float, pixels
-    n : int, pixels per side
-
-    Returns
-    -------
-    index : tuple
-        Slices (box inside the cell: a view) or an ``np.ix_`` open mesh (box wraps a face).
-    dist2 : ndarray, float64, box shape
-        Squared distance of each pixel centre in the box to ``center``.
+    image : ndarray, shape (n,)*d, bool
+    count : int
+        Inclusion pixels.
+    centers : ndarray, shape (m, d), float64, pixel units
+    radii : ndarray, shape (m,), float64, pixels
+    attempts : int
+        Candidates drawn, summed over restarts.
     """
-    d = len(center)
-    slices = []
-    axes = []
-    sq = []
-    wraps = False
-    for c in center:
-        lo = math.ceil(c - radius - 0.5)
-        hi = math.floor(c + radius - 0.5)
-        if hi - lo + 1 >= n:
-            idx = np.arange(n)
-            disp = (idx + 0.5 - c + 0.5 * n) % n - 0.5 * n
-            wraps = True
-        else:
-            offs = np.arange(lo, hi + 1)
-            idx = offs % n
-            disp = offs + 0.5 - c
-            wraps = wraps or lo < 0 or hi >= n
-        slices.append(slice(lo, hi + 1))
-        axes.append(idx)
-        sq.append(disp * disp)
-    index = np.ix_(*axes) if wraps else tuple(slices)
-    shape = [1] * d
-    dist2 = 0.0
-    for k in range(d):
-        shape[k] = -1
-        dist2 = dist2 + sq[k].reshape(shape)
-        shape[k] = 1
-    return index, dist2
+
+    image: np.ndarray
+    count: int
+    centers: np.ndarray
+    radii: np.ndarray
+    attempts: int
+
+
+def _kernels() -> Any:
+    from micro import _rsa_jit  # numba: imported on first use only
+
+    return _rsa_jit
+
+
+def _shape(n: int, dim: int) -> np.ndarray:
+    return np.array((1, n, n) if dim == 2 else (n, n, n), dtype=np.int64)
+
+
+def _seed_state(gen: np.random.Generator) -> np.ndarray:
+    """xoshiro256** state (4,) uint64: the next four 64-bit words of ``gen`` (never all zero).
+
+    ``gen.bit_generator.random_raw(4)`` equals ``gen.integers(0, 2**64, 4, np.uint64)``.
+    """
+    state = gen.bit_generator.random_raw(4)
+    if not (int(state[0]) | int(state[1]) | int(state[2]) | int(state[3])):
+        state[0] = 1
+    return state
+
+
+def _failure(
+    status: int, count: int, attempts: int, *, total: int, dim: int, target: float, tol: float,
+    what: str,
+) -> InputError:  # fmt: skip
+    k = _kernels()
+    vf = count / total
+    if status == k.JAMMED:
+        return InputError(
+            f"volume fraction {target:g} not reached for {what}: RSA jammed at {vf:.4f} "
+            f"(RSA limit ~{_JAMMING[dim]:.2f})"
+        )
+    if status == k.STUCK:
+        return InputError(
+            f"volume fraction {target:g} not reached within tol {tol:g} for {what}: every "
+            f"further inclusion overshoots from {vf:.4f} (one inclusion is too large a share "
+            "of the cell; use a smaller radius, a larger size or a larger tol)"
+        )
+    return InputError(
+        f"volume fraction {target:g} not reached for {what}: stopped at {vf:.4f} after "
+        f"{attempts} candidates"
+    )
+
+
+def _run(
+    n: int,
+    dim: int,
+    rmin: float,
+    rmax: float,
+    overlap: bool,
+    gens: list[np.random.Generator],
+    targets: np.ndarray,
+    tol: float,
+    max_attempts: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Kernel call: images (N, total), out (N, 4), centers (M, 3), radii (M,)."""
+    k = _kernels()
+    shape = _shape(n, dim)
+    states = np.empty((targets.size, 4), dtype=np.uint64)
+    for i, gen in enumerate(gens):
+        states[i] = _seed_state(gen) if targets[i] > 0.0 else 0
+    images = np.empty((targets.size, n**dim), dtype=bool)
+    out = np.zeros((targets.size, 4), dtype=np.int64)
+    centers, radii = k.rsa_batch(
+        states,
+        shape,
+        int(dim),
+        float(rmin),
+        float(rmax),
+        bool(overlap),
+        targets,
+        float(tol),
+        max_attempts,
+        images,
+        out,
+    )
+    return images, out, centers, radii
 
 
 def run_rsa(
@@ -103,7 +164,7 @@ def run_rsa(
     tol: float,
     max_attempts: int,
     what: str,
-) -> RSA:
+) -> RSAResult:
     """Run RSA to a target pixel volume fraction, restarting when the target window is missed.
 
     Parameters
@@ -116,7 +177,7 @@ def run_rsa(
     overlap : bool
         Allow inclusions to overlap.
     gen : numpy.random.Generator
-        Randomness (consumed; restarts continue the same stream).
+        Randomness (four 64-bit words are drawn to seed the kernel's stream).
     target : float
         Target inclusion fraction, measured on the pixels.
     tol : float
@@ -128,8 +189,7 @@ def run_rsa(
 
     Returns
     -------
-    RSA
-        The final state (``image``, ``count``, ``centers[:m]``, ``radii[:m]``, ``attempts``).
+    RSAResult
 
     Raises
     ------
@@ -137,225 +197,76 @@ def run_rsa(
         Target not reached within ``tol`` (jammed, ``max_attempts`` exhausted, or still
         overshooting after the last restart).
     """
-    attempts = 0
-    for restart in range(_RESTARTS):
-        # large inclusions in a small cell can miss the +-tol window; then start afresh
-        state = RSA(n, dim, rmin, rmax, overlap, gen)
-        state.attempts = attempts
-        try:
-            state.run(target, tol, max_attempts, what)
-            break
-        except _StuckError as exc:
-            if restart == _RESTARTS - 1 or state.attempts >= max_attempts:
-                raise InputError(str(exc)) from None
-            attempts = state.attempts
-            log.debug("RSA restart %d: %s", restart + 1, exc)
-    return state
-
-
-class RSA:
-    """Mutable state of one RSA run: image, pixel count, inclusions, blocked map, cell list.
-
-    Parameters
-    ----------
-    n : int
-        Pixels per side.
-    dim : {2, 3}
-    rmin, rmax : float
-        Radius range in pixels (equal: monodisperse).
-    overlap : bool
-        Allow inclusions to overlap.
-    gen : numpy.random.Generator
-        Randomness (consumed).
-    """
-
-    def __init__(
-        self, n: int, dim: int, rmin: float, rmax: float, overlap: bool, gen: np.random.Generator
-    ) -> None:
-        self.n, self.dim, self.rmin, self.rmax = n, dim, rmin, rmax
-        self.overlap, self.gen = overlap, gen
-        self.total = n**dim
-        self.image = np.zeros((n,) * dim, dtype=bool)
-        self.count = 0
-        self.centers = np.empty((64, dim))
-        self.radii = np.empty(64)
-        self.m = 0
-        self.attempts = 0
-        if not overlap:
-            self.blocked = np.zeros((n,) * dim, dtype=bool)
-            self.free = self.total
-            self.free_list: np.ndarray | None = None  # None: every cell (not materialised)
-            # a cell is blocked if all its points are within r_j + rmin of centre j
-            self.block_pad = rmin - 0.5 * math.sqrt(dim) - 1e-9
-            # cell list: bins of side >= 2 rmax, so only the 3^d neighbour bins can interact
-            self.nbin = int(n // (2.0 * rmax))
-            if self.nbin >= 3:
-                self.bin_side = n / self.nbin
-                self.bin_items = np.full((self.nbin**dim, 4), -1, dtype=np.intp)
-                self.bin_count = np.zeros(self.nbin**dim, dtype=np.intp)
-                grids = np.meshgrid(*([np.arange(-1, 2)] * dim), indexing="ij")
-                self.bin_offsets = np.stack([g.ravel() for g in grids], axis=1)
-
-    def _bin_of(self, pos: np.ndarray) -> np.ndarray:
-        """Flat bin index (k,) of positions (k, d)."""
-        b = np.floor(pos / self.bin_side).astype(np.intp) % self.nbin
-        return np.ravel_multi_index(tuple(b.T), (self.nbin,) * self.dim)
-
-    def _clear_binned(self, pos: np.ndarray, rad: np.ndarray) -> np.ndarray:
-        """bool (k,): candidates clear of all inclusions, checking neighbour bins only."""
-        n, nb = self.n, self.nbin
-        b = np.floor(pos / self.bin_side).astype(np.intp) % nb
-        nbr = (b[:, None, :] + self.bin_offsets[None, :, :]) % nb
-        flat = np.ravel_multi_index(tuple(np.moveaxis(nbr, -1, 0)), (nb,) * self.dim)
-        idx = self.bin_items[flat].reshape(pos.shape[0], -1)  # (k, 3^d * cap)
-        valid = idx >= 0
-        idx = np.where(valid, idx, 0)  # empty slots (-1) would read unset memory
-        d = pos[:, None, :] - self.centers[idx]
-        d -= n * np.round(d / n)
-        dist2 = np.einsum("kmd,kmd->km", d, d)
-        lim = rad[:, None] + self.radii[idx]
-        return ((dist2 >= lim * lim) | ~valid).all(axis=1)
-
-    # -- candidates ------------------------------------------------------------------------
-    def _draw(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """``k`` candidate centres (k', d) and radii (k',), free-space filtered."""
-        gen, n, dim = self.gen, self.n, self.dim
-        self.attempts += k
-        if self.rmin == self.rmax:
-            rad = np.full(k, self.rmin)
-        else:
-            rad = gen.uniform(self.rmin, self.rmax, size=k)
-        if self.overlap:
-            return gen.random((k, dim)) * n, rad
-        if self.free_list is None and self.free > 0.3 * self.total:
-            pos = gen.random((k, dim)) * n
-        else:
-            if self.free_list is None or self.free < 0.5 * self.free_list.size:
-                self.free_list = np.flatnonzero(~self.blocked)
-            cells = self.free_list[gen.integers(self.free_list.size, size=k)]
-            pos = np.stack(np.unravel_index(cells, self.image.shape), axis=1) + gen.random((k, dim))
-        cell = np.minimum(pos.astype(np.intp), n - 1)
-        keep = ~self.blocked[tuple(cell.T)]
-        pos, rad = pos[keep], rad[keep]
-        if self.m and pos.shape[0]:
-            keep = self._clear_binned(pos, rad) if self.nbin >= 3 else self._clear(pos, rad, 0)
-            pos, rad = pos[keep], rad[keep]
-        return pos, rad
-
-    def _clear(self, pos: np.ndarray, rad: np.ndarray, start: int) -> np.ndarray:
-        """bool (k,): candidates at least r + r_j away from inclusions ``start:m``."""
-        n = self.n
-        out = np.ones(pos.shape[0], dtype=bool)
-        chunk = max(1, 2**21 // max(1, (self.m - start) * self.dim))
-        cen, rj = self.centers[start : self.m], self.radii[start : self.m]
-        for a in range(0, pos.shape[0], chunk):
-            d = pos[a : a + chunk, None, :] - cen[None, :, :]
-            d -= n * np.round(d / n)
-            dist2 = np.einsum("kmd,kmd->km", d, d)
-            lim = rad[a : a + chunk, None] + rj[None, :]
-            out[a : a + chunk] = (dist2 >= lim * lim).all(axis=1)
-        return out
-
-    # -- painting --------------------------------------------------------------------------
-    def _gain(self, c: np.ndarray, r: float) -> tuple[int, tuple, np.ndarray]:
-        index, dist2 = ball_patch(c, r, self.n)
-        mask = dist2 < r * r
-        new = mask & ~self.image[index]
-        return int(np.count_nonzero(new)), index, new
-
-    def _commit(self, c: np.ndarray, r: float, gain: int, index: tuple, new: np.ndarray) -> None:
-        self.image[index] |= new
-        self.count += gain
-        if self.m == self.radii.shape[0]:
-            self.centers = np.concatenate([self.centers, np.empty_like(self.centers)])
-            self.radii = np.concatenate([self.radii, np.empty_like(self.radii)])
-        self.centers[self.m] = c
-        self.radii[self.m] = r
-        self.m += 1
-        if not self.overlap:
-            if self.nbin >= 3:
-                b = int(self._bin_of(c[None])[0])
-                if self.bin_count[b] == self.bin_items.shape[1]:
-                    grow = np.full_like(self.bin_items, -1)
-                    self.bin_items = np.concatenate([self.bin_items, grow], axis=1)
-                self.bin_items[b, self.bin_count[b]] = self.m - 1
-                self.bin_count[b] += 1
-            reach = r + self.block_pad
-            if reach > 0.0:
-                bindex, dist2 = ball_patch(c, reach, self.n)
-                region = self.blocked[bindex]
-                newly = (dist2 <= reach * reach) & ~region
-                self.free -= int(np.count_nonzero(newly))
-                self.blocked[bindex] = region | newly
-
-    # -- main loop -------------------------------------------------------------------------
-    def run(self, target: float, tol: float, max_attempts: int, what: str) -> None:
-        """Add inclusions until the pixel count reaches ``target`` (within ``tol``).
-
-        Raises
-        ------
-        InputError
-            ``max_attempts`` candidates drawn, or jammed (no free space left).
-        _StuckError
-            Every further inclusion overshoots the target window.
-        """
-        total = self.total
-        goal, tol_c = target * total, tol * total
-        batch = 64
-        overshoots = 0
-        while self.count < goal:
-            if self.attempts >= max_attempts:
-                raise InputError(
-                    f"volume fraction {target:g} not reached for {what}: stopped at "
-                    f"{self.count / total:.4f} after {self.attempts} candidates"
-                )
-            if not self.overlap and self.free <= 0:
-                raise InputError(
-                    f"volume fraction {target:g} not reached for {what}: RSA jammed at "
-                    f"{self.count / total:.4f} (RSA limit ~{_JAMMING[self.dim]:.2f})"
-                )
-            m0 = self.m
-            pos, rad = self._draw(batch)
-            done = False
-            for c, r in zip(pos, rad):
-                if self.m > m0 and not self.overlap:  # check against this batch's additions
-                    cell = np.minimum(c.astype(np.intp), self.n - 1)
-                    if self.blocked[tuple(cell)] or not self._clear(c[None], r[None], m0)[0]:
-                        continue
-                status = self._try(c, float(r), goal, tol_c)
-                if status == "stop":
-                    done = True
-                    break
-                overshoots = overshoots + 1 if status == "rejected" else 0
-                if overshoots >= _STUCK:
-                    raise _StuckError(
-                        f"volume fraction {target:g} not reached within tol {tol:g} for {what}: "
-                        f"every further inclusion overshoots from {self.count / total:.4f} (one "
-                        "inclusion is too large a share of the cell; use a smaller radius, a "
-                        "larger size or a larger tol)"
-                    )
-            if done:
-                break
-            batch = min(4096, batch * 2) if self.m == m0 else 64
-        log.debug(
-            "RSA: %d inclusions, vf %.4f, %d candidates", self.m, self.count / total, self.attempts
+    images, out, centers, radii = _run(
+        n, dim, rmin, rmax, overlap, [gen], np.array([float(target)]), tol,
+        np.array([int(max_attempts)], dtype=np.int64),
+    )  # fmt: skip
+    status, count, attempts, _ = (int(v) for v in out[0])
+    total = images.shape[1]
+    if status != _kernels().OK:
+        raise _failure(
+            status, count, attempts, total=total, dim=dim, target=target, tol=tol, what=what
         )
+    log.debug("RSA: %d inclusions, vf %.4f, %d candidates", radii.size, count / total, attempts)
+    return RSAResult(
+        image=images[0].reshape((n,) * dim),
+        count=count,
+        centers=np.ascontiguousarray(centers[:, 3 - dim :]),
+        radii=radii.copy(),
+        attempts=attempts,
+    )
 
-    def _try(self, c: np.ndarray, r: float, goal: float, tol_c: float) -> str:
-        """Add the candidate if it helps; returns 'added', 'rejected' or 'stop'."""
-        under = goal - self.count
-        for _ in range(_SHRINK_TRIES if self.rmin < self.rmax else 1):
-            gain, index, new = self._gain(c, r)
-            new_count = self.count + gain
-            if new_count <= goal:
-                self._commit(c, r, gain, index, new)
-                return "stop" if new_count >= goal else "added"
-            over = new_count - goal
-            if over <= under and over <= tol_c:
-                self._commit(c, r, gain, index, new)
-                return "stop"
-            if r <= self.rmin or gain == 0:
-                break
-            # polydisperse: shrink the radius towards the deficit
-            r = max(self.rmin, r * (max(under, 1.0) / gain) ** (1.0 / self.dim))
-        return "stop" if under <= tol_c else "rejected"
+
+def run_rsa_batch(
+    n: int,
+    dim: int,
+    rmin: float,
+    rmax: float,
+    overlap: bool,
+    gens: list[np.random.Generator],
+    *,
+    targets: np.ndarray,
+    tol: float,
+    max_attempts: np.ndarray,
+    what: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`run_rsa` for many targets in one compiled call (images only).
+
+    Sample ``i`` equals ``run_rsa(..., gens[i], target=targets[i],
+    max_attempts=max_attempts[i], ...)``; a target ``<= 0`` gives an empty image (and draws
+    nothing from its generator).
+
+    Returns
+    -------
+    images : ndarray, shape (N,) + (n,)*d, bool
+    counts : ndarray, shape (N,), int64
+        Inclusion pixels per image.
+
+    Raises
+    ------
+    InputError
+        A sample missed its target (the message names the sample).
+    """
+    targets = np.ascontiguousarray(targets, dtype=np.float64)
+    max_attempts = np.ascontiguousarray(max_attempts, dtype=np.int64)
+    images, out, _, _ = _run(n, dim, rmin, rmax, overlap, gens, targets, tol, max_attempts)
+    bad = np.flatnonzero(out[:, 0] != _kernels().OK)
+    if bad.size:
+        i = int(bad[0])
+        exc = _failure(
+            int(out[i, 0]), int(out[i, 1]), int(out[i, 2]), total=images.shape[1], dim=dim,
+            target=float(targets[i]), tol=tol, what=what,
+        )  # fmt: skip
+        raise InputError(f"sample {i}: {exc}")
+    return images.reshape((targets.size,) + (n,) * dim), out[:, 1].copy()
+
+
+def rasterize_balls(centers: np.ndarray, radii: np.ndarray, n: int) -> np.ndarray:
+    """Pixelise periodic balls ``centers (m, d)`` in ``[0, n)``, ``radii (m,)``: bool (n,)*d."""
+    dim = centers.shape[1]
+    c3 = np.full((centers.shape[0], 3), 0.5)
+    c3[:, 3 - dim :] = centers
+    shape = _shape(n, dim)
+    image = np.zeros(int(shape.prod()), dtype=bool)
+    _kernels().rasterize_balls(c3, np.ascontiguousarray(radii, dtype=np.float64), shape, image)
+    return image.reshape((n,) * dim)

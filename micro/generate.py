@@ -9,24 +9,29 @@ Four classes (paper, Sec. 4.1): overlapping or non-overlapping, monodisperse (``
 polydisperse (``radius_range``, radii drawn uniformly from ``[rmin, rmax]``, in pixels).
 
 SVEs are built by random sequential addition (RSA) with a blocked free-space map and
-an exact hit of the target pixel fraction; the engine lives in :mod:`micro._rsa`.
+an exact hit of the target pixel fraction; the engine lives in :mod:`micro._rsa` (compiled
+numba kernels, cached on disk: the first call in a process loads or compiles them).
+:func:`generate_images` makes many SVE images in one compiled call (e.g. one per macroscale
+quadrature point), image ``i`` being that of :func:`generate_sve` with ``rng=rngs[i]``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from magnetohom.errors import InputError
-from micro._rsa import ball_patch, run_rsa
+from micro._rsa import rasterize_balls, run_rsa, run_rsa_batch
 from micro.validate import check_dim
 
 __all__ = [
     "DEFAULT_RADIUS",
     "DEFAULT_SIZE",
     "SVE",
+    "generate_images",
     "generate_sve",
     "max_volume_fraction",
     "rasterize",
@@ -185,34 +190,33 @@ def rasterize(centers: np.ndarray, radii: np.ndarray, *, size: int) -> np.ndarra
         raise InputError(
             f"centers must have shape (m, 2|3) and radii (m,): got {centers.shape}, {radii.shape}"
         )
-    image = np.zeros((int(size),) * centers.shape[1], dtype=bool)
-    for c, r in zip(centers, radii):
-        index, dist2 = ball_patch(c % size, float(r), int(size))
-        image[index] |= dist2 < r * r
-    return image
+    return rasterize_balls(centers % size, radii, int(size))
 
 
-def _check_args(
-    dim: int,
-    size: int | None,
-    volume_fraction: float,
-    radius: float | None,
-    radius_range: tuple[float, float] | None,
-    tol: float,
-) -> tuple[int, int, float, float, float]:
-    """Validate and return ``(dim, size, vf, rmin, rmax)``."""
-    dim = check_dim(dim)
-    if size is None:
-        size = DEFAULT_SIZE[dim]
-    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 2:
-        raise InputError(f"size must be an integer >= 2: got {size!r}")
-    size = int(size)
+def _check_fraction(volume_fraction: float) -> float:
     try:
         vf = float(volume_fraction)
     except (TypeError, ValueError):
         raise InputError(f"volume fraction must be a number: got {volume_fraction!r}") from None
     if not 0.0 < vf < 1.0:  # also False for NaN
         raise InputError(f"volume fraction must be in (0, 1): got {volume_fraction!r}")
+    return vf
+
+
+def _check_class(
+    dim: int,
+    size: int | None,
+    radius: float | None,
+    radius_range: tuple[float, float] | None,
+    tol: float,
+) -> tuple[int, int, float, float]:
+    """Validate and return ``(dim, size, rmin, rmax)``."""
+    dim = check_dim(dim)
+    if size is None:
+        size = DEFAULT_SIZE[dim]
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 2:
+        raise InputError(f"size must be an integer >= 2: got {size!r}")
+    size = int(size)
     if not (isinstance(tol, int | float | np.floating) and math.isfinite(tol) and tol > 0.0):
         raise InputError(f"tol must be finite and > 0: got {tol!r}")
     if radius is not None and radius_range is not None:
@@ -236,7 +240,36 @@ def _check_args(
         raise InputError(
             f"radius {rmax:g} too large for a cell of {size} pixels (diameter must be < size)"
         )
-    return dim, size, vf, rmin, rmax
+    return dim, size, rmin, rmax
+
+
+def _check_reachable(
+    target: float, dim: int, overlap: bool, rmin: float, rmax: float, poly: bool
+) -> None:
+    limit = max_volume_fraction(dim, overlap=overlap, radius_range=(rmin, rmax) if poly else None)
+    if target > limit:
+        what = "RSA limit" if not overlap else "limit"
+        raise InputError(
+            f"volume fraction {target:g} unreachable for {_class_name(dim, overlap, poly)} "
+            f"({what} ~{limit:.2f})"
+        )
+
+
+def _check_max_attempts(max_attempts: int | None) -> None:
+    if max_attempts is not None and (
+        isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
+    ):
+        raise InputError(f"max_attempts must be an integer >= 1: got {max_attempts!r}")
+
+
+def _default_max_attempts(
+    target: float, n: int, dim: int, rmin: float, rmax: float, overlap: bool
+) -> int:
+    """``max(200000, 200 m)`` with ``m`` the expected number of inclusions."""
+    ball = math.pi if dim == 2 else 4.0 * math.pi / 3.0
+    mean_vol = ball * (0.5 * (rmin + rmax)) ** dim
+    expected = target * n**dim / mean_vol * (3.0 if overlap else 1.0) + 10.0
+    return max(200_000, int(200 * expected))
 
 
 def generate_sve(
@@ -267,7 +300,8 @@ def generate_sve(
     overlap : bool
         Allow inclusions to overlap.
     rng : numpy.random.Generator or int or None
-        Randomness; an int seed makes the result reproducible.
+        Randomness; an int seed makes the result reproducible (in any process).  A Generator
+        is advanced by four 64-bit draws, which seed the compiled engine.
     tol : float
         Required ``|measured - target|`` (absolute volume fraction).
     max_attempts : int, optional
@@ -284,26 +318,16 @@ def generate_sve(
         Bad arguments; a target above :func:`max_volume_fraction`; or the target not reached
         within ``tol`` (jammed, or ``max_attempts`` exhausted).
     """
-    dim, n, target, rmin, rmax = _check_args(dim, size, volume_fraction, radius, radius_range, tol)
+    dim, n, rmin, rmax = _check_class(dim, size, radius, radius_range, tol)
+    target = _check_fraction(volume_fraction)
     poly = radius_range is not None
     overlap = bool(overlap)
-    limit = max_volume_fraction(dim, overlap=overlap, radius_range=(rmin, rmax) if poly else None)
-    if target > limit:
-        what = "RSA limit" if not overlap else "limit"
-        raise InputError(
-            f"volume fraction {target:g} unreachable for {_class_name(dim, overlap, poly)} "
-            f"({what} ~{limit:.2f})"
-        )
+    _check_reachable(target, dim, overlap, rmin, rmax, poly)
+    _check_max_attempts(max_attempts)
+    if max_attempts is None:
+        max_attempts = _default_max_attempts(target, n, dim, rmin, rmax, overlap)
     seed = int(rng) if isinstance(rng, int | np.integer) and not isinstance(rng, bool) else None
     gen = np.random.default_rng(rng)
-    ball = math.pi if dim == 2 else 4.0 * math.pi / 3.0
-    mean_vol = ball * (0.5 * (rmin + rmax)) ** dim
-    expected = target * n**dim / mean_vol * (3.0 if overlap else 1.0) + 10.0
-    if max_attempts is None:
-        max_attempts = max(200_000, int(200 * expected))
-    elif isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise InputError(f"max_attempts must be an integer >= 1: got {max_attempts!r}")
-    what = _class_name(dim, overlap, poly)
     state = run_rsa(
         n,
         dim,
@@ -314,13 +338,12 @@ def generate_sve(
         target=target,
         tol=tol,
         max_attempts=int(max_attempts),
-        what=what,
+        what=_class_name(dim, overlap, poly),
     )
-    m = state.m
     return SVE(
         image=state.image,
-        centers=state.centers[:m].copy(),
-        radii=state.radii[:m].copy(),
+        centers=state.centers,
+        radii=state.radii,
         volume_fraction=state.count / n**dim,
         target_volume_fraction=target,
         dim=dim,
@@ -331,3 +354,76 @@ def generate_sve(
         seed=seed,
         attempts=state.attempts,
     )
+
+
+def generate_images(
+    volume_fractions: Sequence[float] | np.ndarray,
+    *,
+    rngs: Sequence[np.random.Generator | int | None],
+    dim: int = 2,
+    size: int | None = None,
+    radius: float | None = None,
+    radius_range: tuple[float, float] | None = None,
+    overlap: bool = False,
+    tol: float = 0.005,
+    max_attempts: int | None = None,
+) -> np.ndarray:
+    """Many SVE images of one class in one compiled call (no per-SVE Python overhead).
+
+    Image ``i`` is ``generate_sve(volume_fraction=volume_fractions[i], rng=rngs[i], ...).image``
+    with the same class arguments (bit for bit); a fraction of exactly 0 gives an all-matrix
+    image (and draws nothing from ``rngs[i]``).
+
+    Parameters
+    ----------
+    volume_fractions : sequence of float, shape (N,)
+        Target inclusion fractions, each 0 or in (0, 1) and at most :func:`max_volume_fraction`.
+    rngs : sequence of numpy.random.Generator or int or None, length N
+        Randomness of each image (e.g. ``spawn_seeds(base, N)`` or one Generator per point).
+    dim, size, radius, radius_range, overlap, tol, max_attempts
+        As for :func:`generate_sve`.
+
+    Returns
+    -------
+    ndarray, shape (N,) + (size,)*dim, bool
+        True = inclusion; axis k + 1 is direction x_(k+1).
+
+    Raises
+    ------
+    InputError
+        Bad arguments, or an image that misses its target (the message names its index).
+    """
+    dim, n, rmin, rmax = _check_class(dim, size, radius, radius_range, tol)
+    poly = radius_range is not None
+    overlap = bool(overlap)
+    vf = np.asarray(volume_fractions, dtype=np.float64).ravel()
+    if len(rngs) != vf.size:
+        raise InputError(f"{vf.size} volume fractions but {len(rngs)} rngs")
+    _check_max_attempts(max_attempts)
+    attempts = np.empty(vf.size, dtype=np.int64)
+    for i, target in enumerate(vf.tolist()):
+        if target != 0.0:
+            try:
+                _check_fraction(target)
+                _check_reachable(target, dim, overlap, rmin, rmax, poly)
+            except InputError as exc:
+                raise InputError(f"sample {i}: {exc}") from None
+        attempts[i] = (
+            _default_max_attempts(target, n, dim, rmin, rmax, overlap)
+            if max_attempts is None
+            else max_attempts
+        )
+    gens = [np.random.default_rng(r) for r in rngs]
+    images, _ = run_rsa_batch(
+        n,
+        dim,
+        rmin,
+        rmax,
+        overlap,
+        gens,
+        targets=vf,
+        tol=tol,
+        max_attempts=attempts,
+        what=_class_name(dim, overlap, poly),
+    )
+    return images
