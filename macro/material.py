@@ -323,6 +323,28 @@ class Material:
             "seed": int(self.seed),
         }
 
+    def _generate_batch(
+        self, vf: np.ndarray, gid: np.ndarray, kwargs: dict[str, Any]
+    ) -> np.ndarray:
+        """All SVEs in one call of :func:`micro.generate.generate_images` (compiled RSA);
+        bit-identical to one :func:`~micro.generate.generate_sve` call per point."""
+        import re
+
+        from micro.generate import generate_images
+
+        rngs = [point_rng(self.seed, g) for g in gid.tolist()]
+        try:
+            return generate_images(np.maximum(vf, 0.0), rngs=rngs, **kwargs)
+        except InputError as exc:
+            match = re.match(r"sample (\d+): (.*)", str(exc), flags=re.S)
+            if match is None:
+                raise
+            k = int(match.group(1))
+            raise InputError(
+                f"SVE of point {gid[k]} (vf {vf[k]:.3f}, {kwargs['size']} px, radius "
+                f"{kwargs.get('radius', kwargs.get('radius_range'))}): {match.group(2)}"
+            ) from None
+
     def _generator(self) -> Callable[..., Any]:
         if self.generator is not None:
             return self.generator
@@ -348,13 +370,17 @@ class Material:
             raise InputError(f"{pts.shape[0]} points but {gid.shape[0]} global indices")
         n = int(resolution or self.resolution or 64)
         vf = self.fractions(pts)
-        images = np.zeros((pts.shape[0],) + (n,) * self.dim, dtype=bool)
-        gen = self._generator() if np.any(vf > 0) else None
         kwargs: dict[str, Any] = {"dim": self.dim, "size": n, "overlap": self.overlap}
         if self.radius_range is not None:
             kwargs["radius_range"] = tuple(self.radius_range)
         else:
             kwargs["radius"] = self.radius_for(n)
+        if self.generator is None and pts.shape[0]:
+            images = self._generate_batch(vf, gid, kwargs)
+            measured = images.reshape(images.shape[0], -1).mean(axis=1, dtype=np.float64)
+            return SVEBatch(images, vf, measured)
+        images = np.zeros((pts.shape[0],) + (n,) * self.dim, dtype=bool)
+        gen = self._generator() if np.any(vf > 0) else None
         for k in range(pts.shape[0]):
             if vf[k] <= 0:
                 continue

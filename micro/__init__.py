@@ -17,7 +17,14 @@ from micro.analytic import (
     self_consistent,
     voigt,
 )
-from micro.generate import SVE, generate_sve, max_volume_fraction, rasterize, spawn_seeds
+from micro.generate import (
+    SVE,
+    generate_images,
+    generate_sve,
+    max_volume_fraction,
+    rasterize,
+    spawn_seeds,
+)
 from micro.imageio import load_image, load_images, save_image
 from micro.validate import as_binary_image, check_mu
 
@@ -27,6 +34,7 @@ __all__ = [
     "as_binary_image",
     "check_mu",
     "estimates",
+    "generate_images",
     "generate_sve",
     "hashin_shtrikman",
     "load_image",

@@ -67,3 +67,19 @@ def test_matched_to_adopts_size_and_training_radius():
     assert Material(0.2, overlap=True).matched_to(48, {"radius": 5.0}).radius is None
     assert mat.matched_to(None, {}).resolution is None
     assert mat.matched_to(101, None).radius_for(101) == 5.0
+
+
+def test_batched_generation_equals_one_call_per_point():
+    from micro.generate import generate_sve
+
+    x = np.array([[0.2, 0.0], [0.8, 0.0], [0.5, 0.0], [0.0, 0.0]])
+    field = LinearGrading(0.0, 0.45, p0=(0.1, 0.0), p1=(0.9, 0.0))
+    batched = Material(field, resolution=48, seed=3).generate(x, [5, 6, 7, 8])
+    looped = Material(field, resolution=48, seed=3, generator=generate_sve).generate(
+        x, [5, 6, 7, 8]
+    )
+    assert np.array_equal(batched.images, looped.images)
+    assert not batched.images[3].any()  # vf = 0 at x = 0: all matrix
+    # an unreachable fraction names the global point index
+    with pytest.raises(InputError, match="SVE of point 42"):
+        Material(0.9, resolution=32, seed=0).generate(np.zeros((1, 2)), [42])
