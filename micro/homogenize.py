@@ -27,11 +27,13 @@ Implementation
   periodic offsets, so no non-periodic vectors are ever formed.
 * The solver (``solver=``): in 2D by default (``"mg"``) a CG preconditioned by the compiled
   black-box geometric multigrid of :mod:`micro.multigrid` (BoxMG prolongation, Galerkin coarse
-  operators in stencil form, symmetric Gauss-Seidel V-cycle); in 3D, and on 2D grids without a
-  multigrid hierarchy (odd ``n``), PETSc CG with a BoomerAMG (hypre) preconditioner
-  (``"amg"``), the constant null space removed.  Either way the preconditioner is set up once
-  per sample and reused for the ``d`` load cases, CG stops on the unpreconditioned residual
-  norm, and a diverged or non-converged solve raises :class:`~magnetohom.errors.SolverError`.
+  operators in stencil form, symmetric Gauss-Seidel V-cycle; deflated by the clusters of the
+  more permeable phase at high contrast); its fine operator is checked against the periodic
+  assembly at set-up.  In 3D, and on 2D grids without a multigrid hierarchy (e.g. odd ``n``),
+  PETSc CG with a BoomerAMG (hypre) preconditioner (``"amg"``, :mod:`micro._amg`).  Either way
+  the preconditioner is set up once per sample and reused for the ``d`` load cases, CG stops
+  on the unpreconditioned residual norm (relative tolerance ``rtol``), and a diverged or
+  non-converged solve raises :class:`~magnetohom.errors.SolverError`.
 """
 
 from __future__ import annotations
@@ -48,7 +50,6 @@ from magnetohom.errors import InputError, SolverError
 from micro.periodic import (
     entry_map,
     node_stencils,
-    offset_weights,
     periodic_pattern,
     scatter_map,
     stencil_from_scatter,
@@ -58,26 +59,6 @@ from micro.periodic import (
 __all__ = ["CellSolution", "HomogenizationResult", "Homogenizer", "homogenize"]
 
 log = logging.getLogger(__name__)
-
-_HYPRE_OPTIONS = {
-    2: {
-        "pc_hypre_boomeramg_coarsen_type": "HMIS",
-        "pc_hypre_boomeramg_interp_type": "ext+i",
-        "pc_hypre_boomeramg_P_max": "4",
-        "pc_hypre_boomeramg_strong_threshold": "0.25",
-        "pc_hypre_boomeramg_relax_type_all": "Jacobi",
-        "pc_hypre_boomeramg_agg_nl": "1",
-        "pc_hypre_boomeramg_agg_num_paths": "2",
-    },
-    3: {
-        "pc_hypre_boomeramg_coarsen_type": "HMIS",
-        "pc_hypre_boomeramg_interp_type": "ext+i",
-        "pc_hypre_boomeramg_P_max": "4",
-        "pc_hypre_boomeramg_strong_threshold": "0.5",
-        "pc_hypre_boomeramg_relax_type_all": "Jacobi",
-        "pc_hypre_boomeramg_agg_nl": "1",
-    },
-}
 
 
 @dataclass(frozen=True)
@@ -200,8 +181,15 @@ class Homogenizer:
         if self.solver == "mg":
             self._build_multigrid()
         else:
-            self._options = {**_HYPRE_OPTIONS[self.dim], **(solver_options or {})}
-            self._build_solver()
+            from micro._amg import BoomerAMGCG
+
+            self._amg = BoomerAMGCG(
+                self._pattern,
+                comm=self.comm,
+                rtol=self.rtol,
+                max_it=self.max_it,
+                options=solver_options,
+            )
         self.setup_seconds = time.perf_counter() - t0
         log.info(
             "homogenizer %s: %d periodic dofs, %d nonzeros, assembly=%s, solver=%s, set-up %.2f s",
@@ -295,34 +283,6 @@ class Homogenizer:
             data = self._periodic_data(mu)
             self._mg.setup(node_stencils(self._pattern, data).reshape(self.n, self.n, 9))
 
-    def _build_solver(self) -> None:
-        from petsc4py import PETSc
-
-        N = self.n**self.dim
-        data = np.zeros(self._indices.size)
-        self._mat = PETSc.Mat().createAIJWithArrays(
-            N, (self._indptr, self._indices, data), comm=self.comm
-        )
-        self._nullspace = PETSc.NullSpace().create(constant=True, comm=self.comm)
-        self._mat.setNullSpace(self._nullspace)
-        prefix = f"mh_hom{id(self)}_"
-        opts = PETSc.Options()
-        for key, value in self._options.items():
-            opts[prefix + key] = value
-        ksp = PETSc.KSP().create(self.comm)
-        ksp.setOptionsPrefix(prefix)
-        ksp.setType("cg")
-        ksp.getPC().setType("hypre")
-        ksp.getPC().setHYPREType("boomeramg")
-        ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
-        ksp.setTolerances(rtol=self.rtol, atol=0.0, max_it=self.max_it)
-        ksp.setFromOptions()
-        for key in self._options:
-            del opts[prefix + key]
-        self._ksp = ksp
-        self._b = self._mat.createVecRight()
-        self._x = self._mat.createVecRight()
-
     # -- per sample -----------------------------------------------------------------------
     def periodic_matrix(self, mu: np.ndarray) -> sp.csr_matrix:
         """The periodic stiffness matrix ``P^T K(mu) P`` as scipy CSR, shape (n^d, n^d)."""
@@ -382,67 +342,14 @@ class Homogenizer:
         log.debug("cell solved in %s iterations", iterations.tolist())
         return CellSolution(energy, flux, iterations, time.perf_counter() - t0)
 
-    def _solve_mg(self, mu: np.ndarray) -> tuple[list, list, list, np.ndarray]:
+    def _solve_mg(self, mu: np.ndarray) -> tuple:
         """Load vectors, fluctuations and their images under K, with the multigrid CG."""
         self._mg_setup(mu)
-        loads, sizes = self._mg.coordinate_loads()
-        phi, Kphi = [], []
-        iterations = np.zeros(self.dim, dtype=np.int64)
-        for i in range(self.dim):
-            b = loads[i]
-            # tolerance as PETSc's: rtol on ||b|| (mean removed), absolute floor for b ~ 0
-            bnorm = np.sqrt(max(_dot(b, b) - b.sum() ** 2 / b.size, 0.0))
-            threshold = max(self.rtol * bnorm, 1e-3 * self.rtol * sizes[i])
-            sol = self._mg.solve(b, threshold=threshold, max_it=self.max_it)
-            iterations[i] = sol.iterations
-            if not sol.converged:
-                why = "iteration limit" if sol.status == 0 else "breakdown"
-                raise SolverError(
-                    f"CG did not converge for load case {i + 1} of a {self.shape} cell "
-                    f"(multigrid, {why}, {sol.iterations} iterations, "
-                    f"residual {sol.residual:.3e})"
-                )
-            phi.append(sol.x)
-            Kphi.append(self._mg.matvec(sol.x))
-        return list(loads), phi, Kphi, iterations
+        return self._mg.solve_cell_problems(rtol=self.rtol, max_it=self.max_it)
 
-    def _solve_amg(self, mu: np.ndarray) -> tuple[list, list, list, np.ndarray]:
+    def _solve_amg(self, mu: np.ndarray) -> tuple:
         """Load vectors, fluctuations and their images under K, with PETSc CG + BoomerAMG."""
-        d = self.dim
-        data = self._periodic_data(mu)
-        self._mat.setValuesCSR(self._indptr, self._indices, data)
-        self._mat.assemble()
-        self._ksp.setOperators(self._mat)
-        N = self.n**d
-        # b_i = -(K x_i) on the periodic nodes: row sums of K times the periodic offsets.
-        rhs, scale = [], []
-        for i in range(d):
-            w = offset_weights(self._pattern, data, i)
-            rhs.append(-w.sum(axis=1))
-            # size the right-hand side would have without cancellation: absolute tolerance
-            # floor, so that a load case with b = 0 up to round-off (laminates) stops at once
-            scale.append(np.linalg.norm(np.abs(w).sum(axis=1)))
-            del w
-        phi = []
-        iterations = np.zeros(d, dtype=np.int64)
-        for i in range(d):
-            self._b.array[:] = rhs[i]
-            self._nullspace.remove(self._b)
-            self._x.set(0.0)
-            self._ksp.setTolerances(rtol=self.rtol, atol=1e-3 * self.rtol * scale[i])
-            self._ksp.solve(self._b, self._x)
-            reason = self._ksp.getConvergedReason()
-            iterations[i] = self._ksp.getIterationNumber()
-            if reason <= 0:
-                raise SolverError(
-                    f"CG did not converge for load case {i + 1} of a {self.shape} cell "
-                    f"(PETSc reason {reason}, {iterations[i]} iterations, "
-                    f"residual {self._ksp.getResidualNorm():.3e})"
-                )
-            sol = self._x.array.copy()
-            phi.append(sol - sol.mean())
-        K = sp.csr_matrix((data, self._indices, self._indptr), shape=(N, N))
-        return rhs, phi, [K @ p for p in phi], iterations
+        return self._amg.solve_cell_problems(self._periodic_data(mu))
 
     def __call__(
         self,

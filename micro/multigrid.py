@@ -14,9 +14,13 @@ The hierarchy is Dendy's black-box multigrid (BoxMG) on a periodic ``n x n`` nod
   subspace (dense pseudo-inverse).
 
 :class:`PeriodicMultigrid` uses the cycle to precondition a CG that stops on the
-unpreconditioned residual norm, like PETSc's ``KSPCG`` with
-``KSP_NORM_UNPRECONDITIONED``.  The hot loops are compiled with numba
-(:mod:`micro._mg_kernels`, single thread, cached on disk).
+unpreconditioned residual norm, like PETSc's ``KSPCG`` with ``KSP_NORM_UNPRECONDITIONED``.
+For high-contrast pixel fields the CG is in addition deflated by the indicators of the
+clusters of the more permeable phase (:mod:`micro._mg_deflation`): their near-rigid motions
+across thin gaps are what a geometric hierarchy captures worst.  On the finest level the
+operator is applied matrix-free from the pixel values.  The hot loops are compiled with numba
+(:mod:`micro._mg_setup`, :mod:`micro._mg_smooth`, :mod:`micro._mg_cycle`,
+:mod:`micro._mg_deflation`; single thread, cached on disk).
 
 Stencils follow :mod:`micro.periodic`: shape ``(n, n, 9)``, entry ``k = 3 (di + 1) + (dj + 1)``
 of node ``(i, j)`` couples it with node ``((i + di) % n, (j + dj) % n)``.
@@ -28,8 +32,11 @@ import logging
 
 import numpy as np
 
-from magnetohom.errors import InputError
-from micro import _mg_kernels as _k
+from magnetohom.errors import InputError, SolverError
+from micro import _mg_cycle as _c
+from micro import _mg_deflation as _d
+from micro import _mg_setup as _s
+from micro import _mg_smooth as _sm
 
 __all__ = ["MGSolve", "PeriodicMultigrid", "element_matrix", "multigrid_levels"]
 
@@ -37,6 +44,10 @@ log = logging.getLogger(__name__)
 
 #: Largest coarsest level (nodes) solved with a dense pseudo-inverse.
 MAX_DENSE = 1024
+#: Deflation (see :class:`PeriodicMultigrid`) applies from this permeability contrast on ...
+DEFLATION_CONTRAST = 10.0
+#: ... with at most this many clusters (the largest).
+MAX_CLUSTERS = 256
 
 
 def multigrid_levels(n: int, *, coarse_nodes: int = 64) -> tuple[int, ...] | None:
@@ -111,6 +122,13 @@ class PeriodicMultigrid:
         Gauss-Seidel sweeps before and after the coarse-grid correction.
     coarse_nodes : int
         Coarsening stops at or below this many nodes.
+    deflation : bool
+        With :meth:`setup_from_mu` and a contrast ``max(mu) / min(mu) >=``
+        :data:`DEFLATION_CONTRAST`, deflate CG by the indicators of the (periodic,
+        8-connected) clusters of pixels with ``mu > sqrt(max(mu) min(mu))``, at most
+        :data:`MAX_CLUSTERS` of them (see :mod:`micro._mg_deflation`): the near-rigid motions of
+        highly permeable inclusions separated by thin gaps, which the geometric coarse grids
+        capture worst, no longer slow CG down.
 
     Notes
     -----
@@ -124,7 +142,9 @@ class PeriodicMultigrid:
     was given.
     """
 
-    def __init__(self, n: int, *, nu: int = 1, coarse_nodes: int = 64) -> None:
+    def __init__(
+        self, n: int, *, nu: int = 1, coarse_nodes: int = 64, deflation: bool = True
+    ) -> None:
         sizes = multigrid_levels(n, coarse_nodes=coarse_nodes)
         if sizes is None:
             raise InputError(
@@ -133,7 +153,7 @@ class PeriodicMultigrid:
             )
         if int(nu) < 1:
             raise InputError(f"nu must be >= 1: got {nu}")
-        self.n, self.nu = int(n), int(nu)
+        self.n, self.nu, self.deflation = int(n), int(nu), bool(deflation)
         self.sizes = np.array(sizes, dtype=np.int64)
         self._v_off = np.concatenate([[0], np.cumsum(self.sizes**2)]).astype(np.int64)
         total = int(self._v_off[-1])
@@ -184,12 +204,15 @@ class PeriodicMultigrid:
         element = np.ascontiguousarray(element, dtype=np.float64)
         if element.shape != (9, 4):
             raise InputError(f"element matrix has shape {element.shape}, expected (9, 4)")
-        _k.to_quad(mu, self._mu)
-        _k.q1_stencil(self._mu, element, self._quad_stencil(0))
+        _s.to_quad(mu, self._mu)
+        _s.q1_stencil(self._mu, element, self._quad_stencil(0))
         self._element[:] = element
         self._build()
         # level 0 from the pixel values on the fly where the element has the Q1 couplings
-        self._use_mu = _k.q1_sparsity_ok(element)
+        self._use_mu = _sm.q1_sparsity_ok(element)
+        lo, hi = float(mu.min()), float(mu.max())
+        if self.deflation and hi >= DEFLATION_CONTRAST * lo:
+            self._build_deflation(mu > np.sqrt(lo * hi))
 
     def setup(self, stencil: np.ndarray) -> None:
         """Set up for the level-0 stencil ``stencil`` (n, n, 9), float64 (copied).
@@ -200,25 +223,60 @@ class PeriodicMultigrid:
         stencil = np.ascontiguousarray(stencil, dtype=np.float64)
         if stencil.shape != (self.n, self.n, 9):
             raise InputError(f"stencil has shape {stencil.shape}, expected {(self.n, self.n, 9)}")
-        _k.aos_to_quad(stencil, self._quad_stencil(0))
+        _s.aos_to_quad(stencil, self._quad_stencil(0))
         self._build()
         self._use_mu = False
+
+    def _no_deflation(self) -> None:
+        self._z_labels = np.zeros((4, self.n // 2, self.n // 2), dtype=np.int64)
+        self._z_node = np.zeros(0, dtype=np.int64)
+        self._z_label = np.zeros(0, dtype=np.int64)
+        self._z_value = np.zeros(0)
+        self._einv = np.zeros((1, 1))
+
+    @property
+    def clusters(self) -> int:
+        """Number of cluster indicators the current set-up deflates (0: none)."""
+        return self._einv.shape[0] - 1
+
+    def _build_deflation(self, mask: np.ndarray) -> None:
+        cells, k = _d.cluster_labels(np.ascontiguousarray(mask), MAX_CLUSTERS)
+        L = self._z_labels
+        _d.node_labels(cells, L)
+        if k > 0 and L.min() > 0:  # the indicators span the constants: drop the smallest
+            L[L == k] = 0
+            k -= 1
+        if k == 0:
+            return
+        node, label, value = _d.az_entries(L, self._quad_stencil(0))
+        E = _d.deflation_matrix(L, node, label, value, k)[1:, 1:]
+        try:
+            chol = np.linalg.cholesky(0.5 * (E + E.T))
+        except np.linalg.LinAlgError:
+            log.warning("deflation skipped: Z^T A Z is not positive definite (%d clusters)", k)
+            self._no_deflation()
+            return
+        cinv = np.linalg.solve(chol, np.eye(k))
+        self._einv = np.zeros((k + 1, k + 1))
+        self._einv[1:, 1:] = cinv.T @ cinv
+        self._z_node, self._z_label, self._z_value = node, label, value
 
     def _build(self) -> None:
         self._ready = False
         self._use_mu = False
+        self._no_deflation()
         if not self._quad_stencil(0)[:, 4].min() > 0:
             raise InputError("the stencil centre must be positive")
         last = len(self.sizes) - 1
         for lev in range(last):
             S, W = self._quad_stencil(lev), self._quad_weights(lev)
             m = int(self.sizes[lev]) // 2
-            _k.prolongation_weights(S, W)
+            _s.prolongation_weights(S, W)
             coarse = self._natural_planes(lev + 1)
-            _k.galerkin(S, W, self._y_buf[: 36 * m * m].reshape(4, 9, m, m), coarse)
-            _k.symmetrize(coarse)
+            _s.galerkin(S, W, self._y_buf[: 36 * m * m].reshape(4, 9, m, m), coarse)
+            _s.symmetrize(coarse)
             if lev + 1 < last:
-                _k.planes_to_quad(coarse, self._quad_stencil(lev + 1))
+                _s.planes_to_quad(coarse, self._quad_stencil(lev + 1))
             np.divide(1.0, S[:, 4], out=self._span(self._d_buf, 1, lev).reshape(4, m, m))
         self._binv[:] = _dense_pseudo_inverse(self._natural_planes(last))
         self._ready = True
@@ -231,7 +289,7 @@ class PeriodicMultigrid:
         if level == 0:
             out = np.empty((9, m, m))
             for k in range(9):
-                _k.from_quad(np.ascontiguousarray(self._quad_stencil(0)[:, k]), out[k])
+                _s.from_quad(np.ascontiguousarray(self._quad_stencil(0)[:, k]), out[k])
         else:
             out = self._natural_planes(level)
         return np.ascontiguousarray(np.moveaxis(out, 0, -1))
@@ -248,7 +306,7 @@ class PeriodicMultigrid:
         m = n // 2
         W = np.empty((4, n, n))
         for s in range(4):
-            _k.from_quad(np.ascontiguousarray(self._quad_weights(level)[:, s]), W[s])
+            _s.from_quad(np.ascontiguousarray(self._quad_weights(level)[:, s]), W[s])
         i, j = np.indices((n, n))
         rows, cols, vals = [], [], []
         for a in range(2):
@@ -276,14 +334,14 @@ class PeriodicMultigrid:
         if x.shape != (self.n, self.n):
             raise InputError(f"vector has shape {x.shape}, expected {(self.n, self.n)}")
         X = np.empty((4, m, m))
-        _k.to_quad(x, X)
+        _s.to_quad(x, X)
         return X, True
 
     def _out(self, X: np.ndarray, natural: bool) -> np.ndarray:
         if not natural:
             return X
         x = np.empty((self.n, self.n))
-        _k.from_quad(X, x)
+        _s.from_quad(X, x)
         return x
 
     def _args(self) -> tuple:
@@ -306,9 +364,9 @@ class PeriodicMultigrid:
         X, natural = self._in(x)
         Y = np.empty_like(X)
         if self._use_mu:
-            _k.apply_mu(self._mu, self._element, X, Y)
+            _sm.apply_mu(self._mu, self._element, X, Y)
         else:
-            _k.apply_quad(self._quad_stencil(0), X, Y)
+            _sm.apply_quad(self._quad_stencil(0), X, Y)
         return self._out(Y, natural)
 
     def precondition(self, r: np.ndarray) -> np.ndarray:
@@ -317,7 +375,7 @@ class PeriodicMultigrid:
         R, natural = self._in(r)
         Z = np.empty_like(R)
         work = [np.zeros(int(self._v_off[-1])) for _ in range(4)]
-        _k.vcycle(R, Z, *args, *work, self.nu)
+        _c.vcycle(R, Z, *args, *work, self.nu)
         return self._out(Z, natural)
 
     def coordinate_loads(self) -> tuple[np.ndarray, np.ndarray]:
@@ -335,7 +393,7 @@ class PeriodicMultigrid:
         m = self.n // 2
         loads = np.empty((2, 4, m, m))
         norms = np.empty(2)
-        _k.coordinate_loads(self._quad_stencil(0), 1.0 / self.n, loads, norms)
+        _s.coordinate_loads(self._quad_stencil(0), 1.0 / self.n, loads, norms)
         return loads, norms
 
     def solve(self, b: np.ndarray, *, threshold: float, max_it: int) -> MGSolve:
@@ -353,8 +411,62 @@ class PeriodicMultigrid:
         args = self._args()
         B, natural = self._in(b)
         X = np.empty_like(B)
-        its, res, status = _k.pcg(B, X, float(threshold), int(max_it), *args, self.nu)
+        its, res, status = _c.pcg(
+            B,
+            X,
+            float(threshold),
+            int(max_it),
+            *args,
+            self.nu,
+            self._z_labels,
+            self._z_node,
+            self._z_label,
+            self._z_value,
+            self._einv,
+        )
         return MGSolve(self._out(X, natural), int(its), float(res), int(status))
+
+    def solve_cell_problems(
+        self, *, rtol: float, max_it: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The two load cases of the homogenization cell problem, ``A phi_k = -A x_k``.
+
+        CG stops when the residual norm is at most ``rtol ||b||`` (``b`` with its mean
+        removed) or, for a load that vanishes up to round-off (laminates), ``1e-3 rtol`` times
+        the size it would have without cancellation -- PETSc's ``rtol``/``atol`` test.
+
+        Returns
+        -------
+        loads, phi, images : ndarray, shape (2, 4, n/2, n/2), float64
+            Right-hand sides ``-A x_k``, zero-mean solutions ``phi_k`` and ``A phi_k``, in the
+            quad layout (any inner product between them is layout-independent).
+        iterations : ndarray, shape (2,), int64
+
+        Raises
+        ------
+        SolverError
+            If CG reaches ``max_it`` or breaks down.
+        """
+        loads, sizes = self.coordinate_loads()
+        phi = np.empty_like(loads)
+        images = np.empty_like(loads)
+        iterations = np.zeros(2, dtype=np.int64)
+        for k in range(2):
+            b = loads[k]
+            bnorm = np.sqrt(max(float(np.vdot(b, b)) - b.sum() ** 2 / b.size, 0.0))
+            threshold = max(rtol * bnorm, 1e-3 * rtol * sizes[k])
+            sol = self.solve(b, threshold=threshold, max_it=max_it)
+            iterations[k] = sol.iterations
+            if not sol.converged:
+                why = "iteration limit" if sol.status == 0 else "breakdown"
+                raise SolverError(
+                    f"CG did not converge for load case {k + 1} of a {(self.n, self.n)} cell "
+                    f"(multigrid, {why}, {sol.iterations} iterations, "
+                    f"residual {sol.residual:.3e})"
+                )
+            phi[k] = sol.x
+            images[k] = self.matvec(sol.x)
+        return loads, phi, images, iterations
 
 
 def _dense_pseudo_inverse(S: np.ndarray) -> np.ndarray:

@@ -116,11 +116,13 @@ def test_vcycle_symmetric_positive_on_zero_mean(element, contrast):
     np.testing.assert_allclose(mg.precondition(xs[0] + 3.0), Ms[0], rtol=0, atol=1e-10)
 
 
-def test_pcg_solution_matches_direct_solve(element):
+@pytest.mark.parametrize("deflation", [True, False])
+def test_pcg_solution_matches_direct_solve(element, deflation):
     n = 64
     image = random_disks(n, 15, 5, seed=8)
-    mg = PeriodicMultigrid(n)
+    mg = PeriodicMultigrid(n, deflation=deflation)
     mg.setup_from_mu(np.where(image, MU_I, MU_M), element)
+    assert (mg.clusters > 0) == deflation
     A = stencil_matrix(mg.stencil(0))
     b = np.random.default_rng(9).normal(size=(n, n))
     b -= b.mean()
@@ -195,6 +197,42 @@ def test_high_contrast_converges_in_bounded_iterations(mu_inclusion):
     lower, upper = hashin_shtrikman(sve.volume_fraction, MU_M, mu_inclusion, dim=2)
     eig = np.linalg.eigvalsh(sol.mu_eff)
     assert min(lower, upper) <= eig.min() and eig.max() <= max(lower, upper)
+
+
+def test_clusters_are_periodic_and_corner_connected():
+    from micro._mg_deflation import cluster_labels
+
+    mask = np.zeros((8, 8), bool)
+    mask[0, 0] = mask[7, 7] = True  # touch at a corner across the periodic boundary
+    mask[3, 3] = mask[4, 4] = True  # touch at a corner
+    mask[3, 6] = mask[3, 7] = mask[3, 0] = True  # a row across the boundary, the largest
+    labels, k = cluster_labels(mask, 10)
+    assert k == 3
+    assert labels[3, 6] == labels[3, 7] == labels[3, 0] == 1
+    assert labels[0, 0] == labels[7, 7] and labels[3, 3] == labels[4, 4]
+    assert labels[0, 0] != labels[3, 3] and set(np.unique(labels)) == {0, 1, 2, 3}
+    labels, k = cluster_labels(mask, 1)  # only the largest keeps a label
+    assert k == 1 and set(np.unique(labels[mask])) == {0, 1}
+
+
+def test_deflation_cuts_iterations_and_keeps_labels(element):
+    """Highly permeable disks close to each other: deflation by their indicators removes the
+    near-rigid modes; the solution stays the same."""
+    from micro import generate_sve
+
+    n = 128
+    image = generate_sve(dim=2, size=n, radius=4, volume_fraction=0.45, rng=3).image
+    mu = np.where(image, 1e4, MU_M)
+    runs = {}
+    for deflation in (False, True):
+        mg = PeriodicMultigrid(n, deflation=deflation)
+        mg.setup_from_mu(mu, element)
+        b = mg.coordinate_loads()[0][0]
+        runs[deflation] = mg.solve(b, threshold=1e-10 * np.linalg.norm(b), max_it=300)
+    assert mg.clusters > 20
+    assert runs[True].iterations < 0.7 * runs[False].iterations
+    x0, x1 = runs[False].x, runs[True].x
+    np.testing.assert_allclose(x1, x0, rtol=0, atol=1e-7 * np.abs(x0).max())
 
 
 def test_non_convergence_raises():

@@ -1,0 +1,151 @@
+"""PETSc CG with a BoomerAMG (hypre) preconditioner for the periodic cell problems.
+
+Private to :mod:`micro.homogenize` (``solver="amg"``: 3D, 2D grids without a multigrid
+hierarchy, and the reference for :mod:`micro.multigrid`).  The periodic matrix has the
+sparsity of a :class:`micro.periodic.PeriodicPattern`; its constant null space is removed from
+the right-hand sides and declared to PETSc.  The preconditioner is set up once per sample and
+reused for the ``d`` load cases.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from magnetohom.errors import SolverError
+from micro.periodic import PeriodicPattern, offset_weights
+
+__all__ = ["HYPRE_OPTIONS", "BoomerAMGCG"]
+
+#: Tuned BoomerAMG options per dimension (PETSc option names without the leading dash).
+HYPRE_OPTIONS = {
+    2: {
+        "pc_hypre_boomeramg_coarsen_type": "HMIS",
+        "pc_hypre_boomeramg_interp_type": "ext+i",
+        "pc_hypre_boomeramg_P_max": "4",
+        "pc_hypre_boomeramg_strong_threshold": "0.25",
+        "pc_hypre_boomeramg_relax_type_all": "Jacobi",
+        "pc_hypre_boomeramg_agg_nl": "1",
+        "pc_hypre_boomeramg_agg_num_paths": "2",
+    },
+    3: {
+        "pc_hypre_boomeramg_coarsen_type": "HMIS",
+        "pc_hypre_boomeramg_interp_type": "ext+i",
+        "pc_hypre_boomeramg_P_max": "4",
+        "pc_hypre_boomeramg_strong_threshold": "0.5",
+        "pc_hypre_boomeramg_relax_type_all": "Jacobi",
+        "pc_hypre_boomeramg_agg_nl": "1",
+    },
+}
+
+
+class BoomerAMGCG:
+    """CG + BoomerAMG for the load cases of one periodic grid.
+
+    Parameters
+    ----------
+    pattern : PeriodicPattern
+        Sparsity of the periodic operator.
+    comm : mpi4py communicator
+        One rank.
+    rtol : float
+        Relative tolerance on the unpreconditioned residual.
+    max_it : int
+        Iteration limit per load case.
+    options : dict, optional
+        PETSc options overriding :data:`HYPRE_OPTIONS`.
+    """
+
+    def __init__(
+        self,
+        pattern: PeriodicPattern,
+        *,
+        comm,
+        rtol: float,
+        max_it: int,
+        options: dict[str, str] | None = None,
+    ) -> None:
+        from petsc4py import PETSc
+
+        self.pattern, self.shape = pattern, tuple(pattern.shape)
+        self.dim = len(self.shape)
+        self.rtol = float(rtol)
+        self.options = {**HYPRE_OPTIONS[self.dim], **(options or {})}
+        N = int(np.prod(self.shape))
+        data = np.zeros(pattern.nnz)
+        self._mat = PETSc.Mat().createAIJWithArrays(
+            N, (pattern.indptr, pattern.indices, data), comm=comm
+        )
+        self._nullspace = PETSc.NullSpace().create(constant=True, comm=comm)
+        self._mat.setNullSpace(self._nullspace)
+        prefix = f"mh_hom{id(self)}_"
+        opts = PETSc.Options()
+        for key, value in self.options.items():
+            opts[prefix + key] = value
+        ksp = PETSc.KSP().create(comm)
+        ksp.setOptionsPrefix(prefix)
+        ksp.setType("cg")
+        ksp.getPC().setType("hypre")
+        ksp.getPC().setHYPREType("boomeramg")
+        ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
+        ksp.setTolerances(rtol=self.rtol, atol=0.0, max_it=int(max_it))
+        ksp.setFromOptions()
+        for key in self.options:
+            del opts[prefix + key]
+        self._ksp = ksp
+        self._b = self._mat.createVecRight()
+        self._x = self._mat.createVecRight()
+
+    def solve_cell_problems(self, data: np.ndarray) -> tuple[list, list, list, np.ndarray]:
+        """Solve ``K phi_i = -K x_i`` for every axis i.
+
+        Parameters
+        ----------
+        data : ndarray, shape (nnz,), float64
+            CSR data of the periodic matrix ``K`` in the pattern's structure.
+
+        Returns
+        -------
+        rhs, phi, images : lists of d ndarrays, shape (n^d,)
+            Right-hand sides ``-K x_i``, zero-mean solutions and ``K phi_i``.
+        iterations : ndarray, shape (d,), int64
+
+        Raises
+        ------
+        SolverError
+            If CG diverges or reaches its iteration limit.
+        """
+        d = self.dim
+        self._mat.setValuesCSR(self.pattern.indptr, self.pattern.indices, data)
+        self._mat.assemble()
+        self._ksp.setOperators(self._mat)
+        # b_i = -(K x_i) on the periodic nodes: row sums of K times the periodic offsets.
+        rhs, scale = [], []
+        for i in range(d):
+            w = offset_weights(self.pattern, data, i)
+            rhs.append(-w.sum(axis=1))
+            # size the right-hand side would have without cancellation: absolute tolerance
+            # floor, so that a load case with b = 0 up to round-off (laminates) stops at once
+            scale.append(np.linalg.norm(np.abs(w).sum(axis=1)))
+            del w
+        phi = []
+        iterations = np.zeros(d, dtype=np.int64)
+        for i in range(d):
+            self._b.array[:] = rhs[i]
+            self._nullspace.remove(self._b)
+            self._x.set(0.0)
+            self._ksp.setTolerances(rtol=self.rtol, atol=1e-3 * self.rtol * scale[i])
+            self._ksp.solve(self._b, self._x)
+            reason = self._ksp.getConvergedReason()
+            iterations[i] = self._ksp.getIterationNumber()
+            if reason <= 0:
+                raise SolverError(
+                    f"CG did not converge for load case {i + 1} of a {self.shape} cell "
+                    f"(PETSc reason {reason}, {iterations[i]} iterations, "
+                    f"residual {self._ksp.getResidualNorm():.3e})"
+                )
+            sol = self._x.array.copy()
+            phi.append(sol - sol.mean())
+        N = int(np.prod(self.shape))
+        K = sp.csr_matrix((data, self.pattern.indices, self.pattern.indptr), shape=(N, N))
+        return rhs, phi, [K @ p for p in phi], iterations
