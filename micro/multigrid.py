@@ -250,15 +250,12 @@ class PeriodicMultigrid:
             return
         node, label, value = _d.az_entries(L, self._quad_stencil(0))
         E = _d.deflation_matrix(L, node, label, value, k)[1:, 1:]
-        try:
-            chol = np.linalg.cholesky(0.5 * (E + E.T))
-        except np.linalg.LinAlgError:
+        einv = _spd_inverse(0.5 * (E + E.T))
+        if einv is None:
             log.warning("deflation skipped: Z^T A Z is not positive definite (%d clusters)", k)
-            self._no_deflation()
             return
-        cinv = np.linalg.solve(chol, np.eye(k))
         self._einv = np.zeros((k + 1, k + 1))
-        self._einv[1:, 1:] = cinv.T @ cinv
+        self._einv[1:, 1:] = einv
         self._z_node, self._z_label, self._z_value = node, label, value
 
     def _build(self) -> None:
@@ -469,6 +466,19 @@ class PeriodicMultigrid:
         return loads, phi, images, iterations
 
 
+def _spd_inverse(A: np.ndarray) -> np.ndarray | None:
+    """Inverse of a symmetric positive definite matrix (LAPACK potrf/potri), None if not SPD."""
+    from scipy.linalg import lapack
+
+    c, info = lapack.dpotrf(A, lower=False)
+    if info != 0:
+        return None
+    inv, info = lapack.dpotri(c, lower=False)
+    if info != 0:
+        return None
+    return np.triu(inv) + np.triu(inv, 1).T
+
+
 def _dense_pseudo_inverse(S: np.ndarray) -> np.ndarray:
     """Symmetric ``B^-1`` with ``B = A + c 11^T``: on zero-mean vectors, the pseudo-inverse of A.
 
@@ -487,6 +497,7 @@ def _dense_pseudo_inverse(S: np.ndarray) -> np.ndarray:
         np.add.at(A, (idx.ravel(), cols), S[k].ravel())
     A = 0.5 * (A + A.T)
     B = A + np.trace(A) / N**2
-    L = np.linalg.cholesky(B)
-    Linv = np.linalg.solve(L, np.eye(N))
-    return Linv.T @ Linv
+    inv = _spd_inverse(B)
+    if inv is None:
+        raise SolverError("the coarsest multigrid level is not positive semi-definite")
+    return inv
