@@ -136,9 +136,10 @@ class Homogenizer:
     assembly : {"stencil", "dolfinx"}
         How the periodic matrix is assembled for each sample (see the module docstring).
     solver : {"mg", "amg"}, optional
-        Preconditioner of CG: the geometric multigrid of :mod:`micro.multigrid` (2D only, grids
-        that halve down to at most 1024 nodes, e.g. any even ``n`` with a power-of-two
-        factor large enough) or BoomerAMG.  Default: ``"mg"`` where it applies, else ``"amg"``.
+        Preconditioner of CG: the geometric multigrid of :mod:`micro.multigrid` (2D grids whose
+        side halves at least once and down to at most 1024 nodes, e.g. ``n = 2^k``, ``3 2^k``
+        or 100, see :func:`micro.multigrid.multigrid_levels`) or BoomerAMG.  Default: ``"mg"``
+        where it applies, else ``"amg"``.
     solver_options : dict, optional
         PETSc options (without leading dash) that override the tuned BoomerAMG defaults,
         e.g. ``{"pc_hypre_boomeramg_strong_threshold": "0.5"}`` (``solver="amg"`` only).

@@ -92,8 +92,8 @@ class MGSolve:
 
     Attributes
     ----------
-    x : ndarray, shape (n, n), float64
-        Zero-mean solution.
+    x : ndarray, shape (n, n) or (4, n/2, n/2), float64
+        Zero-mean solution, in the layout of the right-hand side.
     iterations : int
     residual : float
         Final unpreconditioned residual norm.
