@@ -162,7 +162,7 @@ def test_labels_equal_boomeramg_labels(kwargs):
         a, b = amg.solve_mu(mu), mg.solve_mu(mu)
         np.testing.assert_allclose(b.mu_eff, a.mu_eff, rtol=0, atol=1e-7 * a.mu_eff.max())
         np.testing.assert_allclose(b.mu_eff, b.mu_eff.T, rtol=0, atol=1e-12 * a.mu_eff.max())
-        assert b.iterations.max() <= 30
+        assert b.iterations.max() <= 20  # 6-10 at the time of writing
 
 
 def test_smooth_random_field_labels_equal_boomeramg_labels():
@@ -204,7 +204,7 @@ def test_high_contrast_converges_in_bounded_iterations(mu_inclusion):
     sve = generate_sve(dim=2, size=n, radius=4, volume_fraction=0.4, rng=11)
     mu = np.where(sve.image, mu_inclusion, MU_M)
     sol = h.solve_mu(mu)
-    assert sol.iterations.max() <= 60
+    assert sol.iterations.max() <= 25  # 13 and 7 at the time of writing
     ref = amg.solve_mu(mu).mu_eff
     np.testing.assert_allclose(sol.mu_eff, ref, rtol=0, atol=1e-7 * ref.max())
     lower, upper = hashin_shtrikman(sve.volume_fraction, MU_M, mu_inclusion, dim=2)
