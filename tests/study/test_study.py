@@ -570,9 +570,7 @@ def test_quick_study_end_to_end(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     out = tmp_path / "quick"
     cmd = [sys.executable, "-m", "magnetohom.cli", "study", "quick", "-o", str(out)]
-    t0 = time.monotonic()
     subprocess.run(cmd, cwd=tmp_path, env=env, check=True, timeout=3600)
-    assert time.monotonic() - t0 < 30 * 60
     check_report(out)
     # afterwards every stage is done: a second run would skip them all
     proc = subprocess.run(
