@@ -137,9 +137,19 @@ def main(argv: list[str] | None = None) -> int:
             f"{n_params} parameters)"
         )
     if args.fe:
+        from micro.generate import generate_sve
         from micro.homogenize import homogenize
 
-        fe_imgs = images[: args.fe]
+        # FE labels of real SVEs (disks, vf 0.1-0.5), whatever images the CNN was timed on:
+        # the solver's cost depends on the microstructure, random pixels are not representative
+        fe_imgs = np.stack(
+            [
+                generate_sve(
+                    dim=args.dim, size=args.resolution, volume_fraction=f, rng=100 + i
+                ).image
+                for i, f in enumerate(np.linspace(0.1, 0.5, args.fe))
+            ]
+        )
         homogenize(fe_imgs[:1])  # set-up
         t = time.perf_counter()
         homogenize(fe_imgs)
