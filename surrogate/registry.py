@@ -4,7 +4,9 @@ Pretrained models live in ``surrogate/models/<name>/`` (the layout of :mod:`surr
 
 * ``default`` -- 2D non-overlapping monodisperse disks, 256^2 (used when no model is given);
 * ``polydisperse`` -- transfer-learned from ``default`` to polydisperse disks;
-* ``overlapping`` -- transfer-learned from ``default`` to overlapping disks.
+* ``overlapping`` -- transfer-learned from ``default`` to overlapping disks;
+* ``fast`` -- a light model of the ``default`` class (stem 8, 3 convolutions; about 3x faster,
+  about 1.6 % MAPE instead of 1.0 %) for FE² runs where mu* errors average out.
 
 Their weights are produced by this project's own ``magnetohom train`` runs (the command is in
 each ``metadata.json``). The registry lists whatever model directories are present; asking for a
@@ -30,7 +32,7 @@ __all__ = [
 #: Directory of the pretrained models inside the package.
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 #: Names of the models the project ships.
-KNOWN_NAMES = ("default", "polydisperse", "overlapping")
+KNOWN_NAMES = ("default", "polydisperse", "overlapping", "fast")
 #: Model used when none is given.
 DEFAULT_MODEL = "default"
 
