@@ -24,7 +24,14 @@ from typing import Any
 import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's; see ARCHITECTURE.md)
 import numpy as np
 
-__all__ = ["cell_average", "plot_field", "write_json", "write_outputs", "write_xdmf"]
+__all__ = [
+    "cell_average",
+    "finish_figure",
+    "plot_field",
+    "write_json",
+    "write_outputs",
+    "write_xdmf",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -170,12 +177,19 @@ def plot_field(
         U = np.where(inside, B[np.maximum(cell, 0), 0], np.nan)
         V = np.where(inside, B[np.maximum(cell, 0), 1], np.nan)
         ax.streamplot(gx, gy, U, V, color="w", linewidth=0.6, density=1.4, arrowsize=0.6)
+    return finish_figure(fig, ax, path, extent, title or f"|B| ({solution.provider})")
+
+
+def finish_figure(fig: Any, ax: Any, path: str | Path, extent: Any, title: str) -> Path:
+    """Limits, equal aspect, axis labels in metres and title; save the PNG and close."""
+    import matplotlib.pyplot as plt
+
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     ax.set_aspect("equal")
     ax.set_xlabel("x [m]")
     ax.set_ylabel("y [m]")
-    ax.set_title(title or f"|B| ({solution.provider})")
+    ax.set_title(title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, bbox_inches="tight")

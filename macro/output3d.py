@@ -89,14 +89,6 @@ def plot_midplane(
     U = np.ma.filled(LinearTriInterpolator(tri, B[:, 0])(X, Y), np.nan)
     V = np.ma.filled(LinearTriInterpolator(tri, B[:, 1])(X, Y), np.nan)
     ax.streamplot(gx, gy, U, V, color="w", linewidth=0.6, density=1.4, arrowsize=0.6)
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
-    ax.set_aspect("equal")
-    ax.set_xlabel("x [m]")
-    ax.set_ylabel("y [m]")
-    ax.set_title(title or f"|B| on z = 0 ({solution.provider})")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    from macro.output import finish_figure
+
+    return finish_figure(fig, ax, path, extent, title or f"|B| on z = 0 ({solution.provider})")
