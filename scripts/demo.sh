@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MH=.venv/bin/magnetohom
 OUT=${OUT:-out/demo}
+# a fresh run each time (a dataset left by an older demo with other parameters would be refused
+# by the resumable writer); DEMO_KEEP=1 keeps what is there, to show resuming
+[ "${DEMO_KEEP:-0}" = 1 ] || rm -rf "$OUT"
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1 TF_CPP_MIN_LOG_LEVEL=2
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
