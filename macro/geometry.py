@@ -195,6 +195,39 @@ def load_msh(
         )  # fmt: skip
 
 
+def _fragment_and_name(gmsh: Any, pieces: dict[str, list[tuple[int, int]]], dim: int) -> dict:
+    """Fragment the entities of ``pieces`` (name -> [(dim, tag)]) into a conforming model and
+    name one physical group of dimension ``dim`` per piece (tags 1, 2, ... in order).
+
+    Later pieces win overlaps (list the air box first). Returns entity tag -> piece name.
+    """
+    occ = gmsh.model.occ
+    flat = [(name, dt) for name in pieces for dt in pieces[name]]
+    objects = [dt for _, dt in flat]
+    _, mapping = occ.fragment(objects[:1], objects[1:])
+    occ.synchronize()
+    owner: dict[int, str] = {}
+    for (name, _), children in zip(flat, mapping):
+        for d, tag in children:
+            if d == dim:
+                owner[tag] = name
+    for k, name in enumerate(pieces, start=1):
+        tags = sorted(t for t, n in owner.items() if n == name)
+        if tags:
+            gmsh.model.addPhysicalGroup(dim, tags, k)
+            gmsh.model.setPhysicalName(dim, k, name)
+    return owner
+
+
+def _check_shell(r_inner: float, r_outer: float, half_width: float) -> list[str]:
+    """Check ``0 <= r_inner < r_outer < half_width``; the regions a shell model must have."""
+    if not (0 <= r_inner < r_outer < half_width):
+        raise InputError(
+            f"need 0 <= r_inner < r_outer < half_width: got {r_inner}, {r_outer}, {half_width}"
+        )
+    return ["shield", "air"] + (["cavity"] if r_inner > 0 else [])
+
+
 def _fragment_and_tag(
     gmsh: Any,
     pieces: dict[str, list[tuple[int, int]]],
@@ -202,23 +235,7 @@ def _fragment_and_tag(
     box: tuple[float, float, float, float],
 ) -> None:
     """Fragment all surfaces, name the physical groups, set point sizes, mesh."""
-    occ = gmsh.model.occ
-    order = list(pieces)
-    objects = [dt for name in order for dt in pieces[name]]
-    _, mapping = occ.fragment(objects[:1], objects[1:])
-    occ.synchronize()
-    owner: dict[int, str] = {}
-    flat = [(name, dt) for name in order for dt in pieces[name]]
-    # later pieces win (the air box is listed first and loses its overlaps)
-    for (name, _), children in zip(flat, mapping):
-        for dim, tag in children:
-            if dim == 2:
-                owner[tag] = name
-    for k, name in enumerate(order, start=1):
-        tags = sorted(t for t, n in owner.items() if n == name)
-        if tags:
-            gmsh.model.addPhysicalGroup(2, tags, k)
-            gmsh.model.setPhysicalName(2, k, name)
+    owner = _fragment_and_name(gmsh, pieces, 2)
     # the outer boundary: curves of the bounding box
     xmin, ymin, xmax, ymax = box
     eps = 1e-5 * max(xmax - xmin, ymax - ymin)
@@ -296,15 +313,11 @@ def shield_geometry(
 
     comm = MPI.COMM_WORLD if comm is None else comm
     n = resolve_size(size)
-    if not (0 <= r_inner < r_outer < half_width):
-        raise InputError(
-            f"need 0 <= r_inner < r_outer < half_width: got {r_inner}, {r_outer}, {half_width}"
-        )
+    required = _check_shell(r_inner, r_outer, half_width)
     wall = r_outer - r_inner
     h = wall / n
     info = {"demo": "shield", "r_outer": r_outer, "r_inner": r_inner, "half_width": half_width,
             "size": n, "h": h}  # fmt: skip
-    required = ["shield", "air"] + (["cavity"] if r_inner > 0 else [])
     if comm.rank != 0:
         return _to_dolfinx(comm, None, required_regions=required,
                            required_boundaries=["outer"], info=info)  # fmt: skip

@@ -18,8 +18,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from macro.geometry import MacroMesh, _gmsh_session, _to_dolfinx, resolve_size
-from magnetohom.errors import InputError
+from macro.geometry import (
+    SIZES,
+    MacroMesh,
+    _check_shell,
+    _fragment_and_name,
+    _gmsh_session,
+    _to_dolfinx,
+    resolve_size,
+)
 
 __all__ = ["shell_geometry"]
 
@@ -28,22 +35,7 @@ logger = logging.getLogger(__name__)
 
 def _tag_volumes(gmsh: Any, pieces: dict[str, list[tuple[int, int]]], half_width: float) -> None:
     """Fragment the volumes, name the physical groups (later pieces win overlaps), tag the box."""
-    occ = gmsh.model.occ
-    order = list(pieces)
-    flat = [(name, dt) for name in order for dt in pieces[name]]
-    objects = [dt for _, dt in flat]
-    _, mapping = occ.fragment(objects[:1], objects[1:])
-    occ.synchronize()
-    owner: dict[int, str] = {}
-    for (name, _), children in zip(flat, mapping):
-        for dim, tag in children:
-            if dim == 3:
-                owner[tag] = name
-    for k, name in enumerate(order, start=1):
-        tags = sorted(t for t, n in owner.items() if n == name)
-        if tags:
-            gmsh.model.addPhysicalGroup(3, tags, k)
-            gmsh.model.setPhysicalName(3, k, name)
+    _fragment_and_name(gmsh, pieces, 3)
     eps = 1e-4 * half_width
     outer = []
     for _, tag in gmsh.model.getEntities(2):
@@ -93,7 +85,8 @@ def shell_geometry(
         Half the side of the air cube [m].
     size : str or float
         Elements across the shell wall (across the radius of a solid sphere); the names of
-        :data:`macro.geometry.SIZES` halved, since every halving of h costs 8x the points.
+        :data:`macro.geometry.SIZES` count half as many, since halving h costs 8x the points,
+        a number (or numeric string) is used as is.
     air_factor : float
         Element size at the box relative to the size in the shell.
 
@@ -106,15 +99,12 @@ def shell_geometry(
     from mpi4py import MPI
 
     comm = MPI.COMM_WORLD if comm is None else comm
-    n = resolve_size(size) / 2.0 if isinstance(size, str) else resolve_size(size)
-    if not (0 <= r_inner < r_outer < half_width):
-        raise InputError(
-            f"need 0 <= r_inner < r_outer < half_width: got {r_inner}, {r_outer}, {half_width}"
-        )
+    # a named size is halved; a number (also given as a string, as the CLI does) is taken as is
+    n = resolve_size(size) / 2.0 if size in SIZES else resolve_size(size)
+    required = _check_shell(r_inner, r_outer, half_width)
     h = (r_outer - r_inner) / n
     info = {"demo": "shield3d", "r_outer": r_outer, "r_inner": r_inner,
             "half_width": half_width, "size": n, "h": h}  # fmt: skip
-    required = ["shield", "air"] + (["cavity"] if r_inner > 0 else [])
     if comm.rank != 0:
         return _to_dolfinx(comm, None, required_regions=required,
                            required_boundaries=["outer"], info=info)  # fmt: skip

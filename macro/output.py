@@ -27,6 +27,7 @@ import numpy as np
 __all__ = [
     "cell_average",
     "finish_figure",
+    "log_colours",
     "plot_field",
     "write_json",
     "write_outputs",
@@ -145,7 +146,6 @@ def plot_field(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
     from matplotlib.tri import Triangulation
 
     xy, B, pot = data
@@ -154,12 +154,9 @@ def plot_field(
     vertex_pot = np.empty(pts.shape[0])
     vertex_pot[inverse] = pot.ravel()
     tri = Triangulation(pts[:, 0], pts[:, 1], inverse.reshape(n, 3))
-    mag = np.linalg.norm(B, axis=1)
+    mag, norm = log_colours(np.linalg.norm(B, axis=1))
     fig, ax = plt.subplots(figsize=(6.4, 5.4), dpi=120)
-    positive = mag[mag > 0]
-    vmin = max(positive.min(), positive.max() * 1e-3) if positive.size else 1e-12
-    pc = ax.tripcolor(tri, facecolors=np.maximum(mag, vmin), cmap="viridis",
-                      norm=LogNorm(vmin=vmin, vmax=max(mag.max(), vmin * 10)))  # fmt: skip
+    pc = ax.tripcolor(tri, facecolors=mag, cmap="viridis", norm=norm)
     fig.colorbar(pc, ax=ax, label="|B| [T]")
     if extent is None:
         extent = (xy[..., 0].min(), xy[..., 0].max(), xy[..., 1].min(), xy[..., 1].max())
@@ -178,6 +175,15 @@ def plot_field(
         V = np.where(inside, B[np.maximum(cell, 0), 1], np.nan)
         ax.streamplot(gx, gy, U, V, color="w", linewidth=0.6, density=1.4, arrowsize=0.6)
     return finish_figure(fig, ax, path, extent, title or f"|B| ({solution.provider})")
+
+
+def log_colours(mag: np.ndarray) -> tuple[np.ndarray, Any]:
+    """|B| values floored at 1e-3 of the largest, and the log colour scale for them."""
+    from matplotlib.colors import LogNorm
+
+    positive = mag[mag > 0]
+    vmin = max(positive.min(), positive.max() * 1e-3) if positive.size else 1e-12
+    return np.maximum(mag, vmin), LogNorm(vmin=vmin, vmax=max(mag.max(), vmin * 10))
 
 
 def finish_figure(fig: Any, ax: Any, path: str | Path, extent: Any, title: str) -> Path:

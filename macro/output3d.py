@@ -69,16 +69,14 @@ def plot_midplane(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
     from matplotlib.tri import LinearTriInterpolator, Triangulation
 
+    from macro.output import finish_figure, log_colours
+
     tri = Triangulation(centroids[:, 0], centroids[:, 1])
-    mag = np.linalg.norm(B, axis=1)
-    positive = mag[mag > 0]
-    vmin = max(positive.min(), positive.max() * 1e-3) if positive.size else 1e-12
+    mag, norm = log_colours(np.linalg.norm(B, axis=1))
     fig, ax = plt.subplots(figsize=(6.4, 5.4), dpi=120)
-    pc = ax.tripcolor(tri, np.maximum(mag, vmin), shading="gouraud", cmap="viridis",
-                      norm=LogNorm(vmin=vmin, vmax=max(mag.max(), vmin * 10)))  # fmt: skip
+    pc = ax.tripcolor(tri, mag, shading="gouraud", cmap="viridis", norm=norm)
     fig.colorbar(pc, ax=ax, label="|B| [T] on z = 0")
     if extent is None:
         extent = (centroids[:, 0].min(), centroids[:, 0].max(),
@@ -89,6 +87,4 @@ def plot_midplane(
     U = np.ma.filled(LinearTriInterpolator(tri, B[:, 0])(X, Y), np.nan)
     V = np.ma.filled(LinearTriInterpolator(tri, B[:, 1])(X, Y), np.nan)
     ax.streamplot(gx, gy, U, V, color="w", linewidth=0.6, density=1.4, arrowsize=0.6)
-    from macro.output import finish_figure
-
     return finish_figure(fig, ax, path, extent, title or f"|B| on z = 0 ({solution.provider})")

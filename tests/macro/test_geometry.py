@@ -62,3 +62,13 @@ def test_mesh_without_expected_groups_is_refused(tmp_path):
     assert np.all(m.cell_tags.values == 5)
     with pytest.raises(InputError, match="no such mesh file"):
         load_msh(tmp_path / "nope.msh")
+
+
+def test_shell_sizes_named_halved_numbers_as_given():
+    from macro.geometry3d import shell_geometry
+
+    assert shell_geometry(size="tiny").info["size"] == 1.0
+    # a number given as a string (as the CLI passes it) is not halved
+    assert shell_geometry(size="2").info["size"] == 2.0
+    with pytest.raises(InputError, match="r_inner < r_outer"):
+        shell_geometry(r_inner=0.03, r_outer=0.02)
