@@ -12,14 +12,11 @@ import numba as nb
 import numpy as np
 
 from micro._mg_deflation import az_subtract, azt_dot, small_matvec, z_add, zt_dot
-from micro._mg_setup import _wrap, from_quad, to_quad
+from micro._mg_setup import _jit, _wrap, from_quad, to_quad
 from micro._mg_smooth import apply_mu, apply_quad, colour_sweep, colour_sweep_mu
 
 __all__ = ["pcg", "vcycle"]
 
-_jit = nb.njit(
-    cache=True, nogil=True, boundscheck=False, error_model="numpy", fastmath={"contract"}
-)
 # reductions: reassociation lets LLVM vectorise the sums (deterministic for a given build)
 _jit_sum = nb.njit(
     cache=True, nogil=True, boundscheck=False, error_model="numpy", fastmath={"contract", "reassoc"}

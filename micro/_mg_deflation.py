@@ -17,10 +17,9 @@ Vectors are flat quad-layout arrays (see :mod:`micro._mg_setup`).
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
-from micro._mg_setup import _wrap
+from micro._mg_setup import _jit, _wrap
 
 __all__ = [
     "az_entries",
@@ -33,10 +32,6 @@ __all__ = [
     "z_add",
     "zt_dot",
 ]
-
-_jit = nb.njit(
-    cache=True, nogil=True, boundscheck=False, error_model="numpy", fastmath={"contract"}
-)
 
 
 @_jit

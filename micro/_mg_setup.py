@@ -40,6 +40,7 @@ __all__ = [
     "to_quad",
 ]
 
+# the compile options of every multigrid kernel (the other _mg_* modules import this)
 _jit = nb.njit(
     cache=True, nogil=True, boundscheck=False, error_model="numpy", fastmath={"contract"}
 )

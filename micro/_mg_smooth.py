@@ -8,16 +8,11 @@ around each node, one value per pixel read instead of nine).
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
-from micro._mg_setup import _wrap
+from micro._mg_setup import _jit, _wrap
 
 __all__ = ["apply_mu", "apply_quad", "colour_sweep", "colour_sweep_mu", "q1_sparsity_ok"]
-
-_jit = nb.njit(
-    cache=True, nogil=True, boundscheck=False, error_model="numpy", fastmath={"contract"}
-)
 
 
 # -- cycle, quad layout ------------------------------------------------------------------------
