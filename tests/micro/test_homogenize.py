@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from micro_helpers import SVE_CLASSES, random_disks
 
 from magnetohom.errors import InputError, SolverError
 from micro.homogenize import Homogenizer, homogenize
@@ -34,17 +35,6 @@ def mckenzie_mcphedran_sc(f: float, mu_m: float, mu_i: float) -> float:
     b = (mu_i - mu_m) / (mu_i + 2 * mu_m)
     b3 = (mu_i - mu_m) / (mu_i + 4 / 3 * mu_m)
     return mu_m * (1 + 3 * f / (1 / b - f - 1.305 * b3 * f ** (10 / 3)))
-
-
-def random_disks(n: int, count: int, radius: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    g = np.indices((n, n)).reshape(2, -1).T + 0.5
-    img = np.zeros(n * n, bool)
-    for c in rng.random((count, 2)) * n:
-        dd = np.abs(g - c)
-        dd = np.minimum(dd, n - dd)
-        img |= (dd**2).sum(1) < radius**2
-    return img.reshape(n, n)
 
 
 @pytest.mark.parametrize("shape", [(16, 16), (8, 8, 8)])
@@ -259,12 +249,7 @@ def test_agrees_with_dolfinx_mpc_reference():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [
-        {"volume_fraction": 0.35, "radius": 6},
-        {"volume_fraction": 0.45, "radius_range": (3, 9)},
-        {"volume_fraction": 0.6, "radius": 6, "overlap": True},
-        {"volume_fraction": 0.8, "radius_range": (3, 9), "overlap": True},
-    ],
+    SVE_CLASSES,
 )
 def test_random_sves_inside_hashin_shtrikman_bounds(kwargs):
     """Every random SVE of the four classes lies inside the HS bounds of its pixel fraction."""

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from micro_helpers import SVE_CLASSES, random_disks
 
 from magnetohom.errors import InputError, SolverError
 from micro.homogenize import Homogenizer, _element_stencil
@@ -31,17 +32,6 @@ def stencil_matrix(S: np.ndarray) -> sp.csr_matrix:
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n * n,) * 2
     )
     return A.tocsr()
-
-
-def random_disks(n: int, count: int, radius: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    g = np.indices((n, n)).reshape(2, -1).T + 0.5
-    img = np.zeros(n * n, bool)
-    for c in rng.random((count, 2)) * n:
-        dd = np.abs(g - c)
-        dd = np.minimum(dd, n - dd)
-        img |= (dd**2).sum(1) < radius**2
-    return img.reshape(n, n)
 
 
 @pytest.mark.parametrize(
@@ -143,12 +133,7 @@ def test_pcg_solution_matches_direct_solve(element, deflation):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [
-        {"volume_fraction": 0.35, "radius": 6},
-        {"volume_fraction": 0.45, "radius_range": (3, 9)},
-        {"volume_fraction": 0.6, "radius": 6, "overlap": True},
-        {"volume_fraction": 0.8, "radius_range": (3, 9), "overlap": True},
-    ],
+    SVE_CLASSES,
 )
 def test_labels_equal_boomeramg_labels(kwargs):
     """Both solvers stop at rtol 1e-6; the tensor is quadratic in the error: ~1e-9 apart."""
