@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from magnetohom.errors import InputError
+from magnetohom.errors import InputError, SampleError
 
 __all__ = [
     "CallableFraction",
@@ -195,6 +195,16 @@ def as_fraction_field(spec: Any) -> FractionField:
     raise InputError(f"volume fraction must be a number, a callable or a field: got {spec!r}")
 
 
+def _point_error(
+    k: int, gid: np.ndarray, vf: np.ndarray, kwargs: dict[str, Any], reason: str
+) -> InputError:
+    """The error of the k-th SVE of a batch, named by its global point index and class."""
+    radius = kwargs.get("radius", kwargs.get("radius_range"))
+    return InputError(
+        f"SVE of point {gid[k]} (vf {vf[k]:.3f}, {kwargs['size']} px, radius {radius}): {reason}"
+    )
+
+
 def point_rng(base_seed: int, global_index: int) -> np.random.Generator:
     """The generator of the SVE at one global quadrature-point index."""
     seq = np.random.SeedSequence(int(base_seed), spawn_key=(int(global_index),))
@@ -328,22 +338,13 @@ class Material:
     ) -> np.ndarray:
         """All SVEs in one call of :func:`micro.generate.generate_images` (compiled RSA);
         bit-identical to one :func:`~micro.generate.generate_sve` call per point."""
-        import re
-
         from micro.generate import generate_images
 
         rngs = [point_rng(self.seed, g) for g in gid.tolist()]
         try:
             return generate_images(np.maximum(vf, 0.0), rngs=rngs, **kwargs)
-        except InputError as exc:
-            match = re.match(r"sample (\d+): (.*)", str(exc), flags=re.S)
-            if match is None:
-                raise
-            k = int(match.group(1))
-            raise InputError(
-                f"SVE of point {gid[k]} (vf {vf[k]:.3f}, {kwargs['size']} px, radius "
-                f"{kwargs.get('radius', kwargs.get('radius_range'))}): {match.group(2)}"
-            ) from None
+        except SampleError as exc:
+            raise _point_error(exc.index, gid, vf, kwargs, exc.reason) from None
 
     def _generator(self) -> Callable[..., Any]:
         if self.generator is not None:
@@ -387,10 +388,7 @@ class Material:
             try:
                 sve = gen(volume_fraction=float(vf[k]), rng=point_rng(self.seed, gid[k]), **kwargs)
             except InputError as exc:
-                raise InputError(
-                    f"SVE of point {gid[k]} (vf {vf[k]:.3f}, {n} px, radius "
-                    f"{kwargs.get('radius', kwargs.get('radius_range'))}): {exc}"
-                ) from exc
+                raise _point_error(k, gid, vf, kwargs, str(exc)) from exc
             img = np.asarray(getattr(sve, "image", sve), dtype=bool)
             if img.shape != images.shape[1:]:
                 raise InputError(

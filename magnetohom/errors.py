@@ -7,7 +7,7 @@ problem and the offending value, e.g. ``"image is not binary: found values {0, 3
 
 from __future__ import annotations
 
-__all__ = ["InputError", "MagnetohomError", "SolverError"]
+__all__ = ["InputError", "MagnetohomError", "SampleError", "SolverError"]
 
 
 class MagnetohomError(Exception):
@@ -16,6 +16,16 @@ class MagnetohomError(Exception):
 
 class InputError(MagnetohomError, ValueError):
     """Bad user input: wrong shape, non-binary image, NaN, mu <= 0, unreachable target, ..."""
+
+
+class SampleError(InputError):
+    """Bad input of one sample of a batch: ``"sample {index}: {reason}"``; callers that know
+    the samples by another name (a quadrature point) re-word it from ``index`` and ``reason``."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"sample {index}: {reason}")
+        self.index = int(index)
+        self.reason = str(reason)
 
 
 class SolverError(MagnetohomError, RuntimeError):

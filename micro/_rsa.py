@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from magnetohom.errors import InputError
+from magnetohom.errors import InputError, SampleError
 
 __all__ = ["RSAResult", "rasterize_balls", "run_rsa", "run_rsa_batch"]
 
@@ -257,7 +257,7 @@ def run_rsa_batch(
             int(out[i, 0]), int(out[i, 1]), int(out[i, 2]), total=images.shape[1], dim=dim,
             target=float(targets[i]), tol=tol, what=what,
         )  # fmt: skip
-        raise InputError(f"sample {i}: {exc}")
+        raise SampleError(i, str(exc))
     return images.reshape((targets.size,) + (n,) * dim), out[:, 1].copy()
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from magnetohom.errors import InputError
+from magnetohom.errors import InputError, SampleError
 from micro._rsa import rasterize_balls, run_rsa, run_rsa_batch
 from micro.validate import check_dim
 
@@ -407,7 +407,7 @@ def generate_images(
                 _check_fraction(target)
                 _check_reachable(target, dim, overlap, rmin, rmax, poly)
             except InputError as exc:
-                raise InputError(f"sample {i}: {exc}") from None
+                raise SampleError(i, str(exc)) from None
         attempts[i] = (
             _default_max_attempts(target, n, dim, rmin, rmax, overlap)
             if max_attempts is None
