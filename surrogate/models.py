@@ -61,6 +61,7 @@ __all__ = [
     "PaperOptions",
     "auto_stem",
     "build_model",
+    "build_stemless",
     "conv_layers",
     "model_options",
     "total_stride",
@@ -274,6 +275,34 @@ def build_model(
     model = keras.Model(inp, out, name=f"magnetohom_{preset}_{dim}d")
     logger.debug("built %s model: %d parameters", preset, model.count_params())
     return model
+
+
+def build_stemless(
+    *,
+    dim: int,
+    resolution: int,
+    mu_matrix: float,
+    mu_inclusion: float,
+    options: Mapping[str, Any] | DefaultOptions,
+) -> keras.Model | None:
+    """The layers of a ``default`` model after its average-pooling stem, as a model of its own.
+
+    It takes the stem's output, the float32 block means ``(B, m, ..., m, 1)`` with
+    ``m = resolution / stem``, which a caller can compute faster outside TensorFlow from the 0/1
+    image (:func:`surrogate.stem.block_means`). Its layer names are the full model's, so the
+    trained weights copy over by name. ``None`` when the model has no separable stem: the
+    ``paper`` preset, no stem, a space-to-depth stem, line bounds (they read the full image), or
+    a stem that does not divide the resolution.
+    """
+    opts = options if isinstance(options, DefaultOptions) else model_options("default", options)
+    stem = opts.stem if opts.stem is not None else auto_stem(resolution, dim)
+    if stem <= 1 or resolution % stem or opts.stem_mode != "avg" or opts.line_bounds:
+        return None
+    m = resolution // stem
+    body = dataclasses.replace(opts, stem=1)
+    inp = keras.Input(shape=(m,) * dim + (1,), dtype="float32", name="block_means")
+    out = _default_body(inp, body, dim, m, mu_matrix, mu_inclusion, _Seeds(0))
+    return keras.Model(inp, out, name=f"magnetohom_default_{dim}d_stemless")
 
 
 def _layers(dim: int):

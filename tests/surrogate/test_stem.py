@@ -1,0 +1,92 @@
+"""The stem outside TensorFlow: block means, and the split model equals the saved one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from surrogate.models import build_model
+from surrogate.provider import CNNProvider
+from surrogate.stem import block_means, split_stem
+
+
+def _images(n_samples, n, dim, rng=0):
+    rng = np.random.default_rng(rng)
+    vf = rng.uniform(0.05, 0.95, size=(n_samples,) + (1,) * dim)
+    return rng.random((n_samples,) + (n,) * dim) < vf
+
+
+@pytest.mark.parametrize(("dim", "n", "factor"), [(2, 32, 4), (2, 24, 8), (2, 12, 3), (3, 12, 3)])
+def test_block_means_are_the_means_of_the_blocks(dim, n, factor):
+    x = _images(5, n, dim)
+    m = n // factor
+    blocks = x.reshape((5,) + (m, factor) * dim).mean(axis=tuple(range(2, 2 * dim + 1, 2)))
+    got = block_means(x, factor)
+    assert got.shape == (5,) + (m,) * dim + (1,) and got.dtype == np.float32
+    np.testing.assert_allclose(got[..., 0], blocks, rtol=np.finfo(np.float32).eps)
+    np.testing.assert_array_equal(block_means(x.astype(np.uint8), factor), got)
+
+
+def test_block_means_refuses_what_it_cannot_pool():
+    with pytest.raises(ValueError, match="does not divide"):
+        block_means(np.zeros((1, 10, 10), bool), 4)
+    with pytest.raises(TypeError, match="uint8 or bool"):
+        block_means(np.zeros((1, 8, 8)), 2)
+
+
+def _metadata(dim, n, options):
+    return {
+        "preset": "default",
+        "dim": dim,
+        "resolution": n,
+        "mu_matrix": 1.0,
+        "mu_inclusion": 250.0,
+        "model_options": options,
+    }
+
+
+@pytest.mark.parametrize(("dim", "n", "stem"), [(2, 32, 4), (3, 12, 2)])
+def test_split_model_equals_the_full_model(dim, n, stem):
+    options = {"stem": stem, "filters": [4, 8], "dense": [8], "batch_norm": True}
+    model = build_model("default", dim=dim, resolution=n, options=options, rng=0)
+    rng = np.random.default_rng(1)
+    for w in model.weights:  # trained-looking weights, BN statistics included
+        w.assign(
+            (0.3 * rng.normal(size=w.shape) + (1.0 if "variance" in w.path else 0.0)).astype(
+                np.float32
+            )
+        )
+    factor, body = split_stem(model, _metadata(dim, n, options))
+    assert factor == stem
+    x = _images(6, n, dim, rng=2).astype(np.uint8)
+    full = model.predict_on_batch(x[..., None])
+    np.testing.assert_allclose(
+        body.predict_on_batch(block_means(x, factor)), full, rtol=1e-5, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"stem": 1},
+        {"stem": 3},
+        {"stem": 4, "line_bounds": True},
+        {"stem": 4, "stem_mode": "space-to-depth"},
+    ],
+)
+def test_no_split_where_the_stem_is_not_separable(options):
+    n = 32
+    full = {"filters": [4, 8], "dense": [8], **options}
+    model = build_model("default", dim=2, resolution=n, options=full, rng=0)
+    assert split_stem(model, _metadata(2, n, full)) is None
+
+
+def test_provider_answers_the_same_with_and_without_host_stem():
+    a = CNNProvider("fast", host_stem=False)
+    b = CNNProvider("fast")
+    images = np.zeros((4, 256, 256), bool)
+    images[:, 100:140, 60:200] = True
+    images[1] = np.roll(images[1], 17, axis=0)
+    images[2, ::2] = True
+    np.testing.assert_allclose(b(images), a(images), rtol=1e-5)
+    assert b._functions()[0][0] == 8 and a._functions()[0][0] is None
