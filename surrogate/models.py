@@ -289,20 +289,28 @@ def build_stemless(
 
     It takes the stem's output, the float32 block means ``(B, m, ..., m, 1)`` with
     ``m = resolution / stem``, which a caller can compute faster outside TensorFlow from the 0/1
-    image (:func:`surrogate.stem.block_means`). Its layer names are the full model's, so the
+    image (:func:`surrogate.stem.block_means`); with ``line_bounds`` also the ``(B, 2 dim)``
+    float32 features of :class:`~surrogate.layers.LineBounds`, computed from the full image
+    (:func:`surrogate.stem.line_bound_features`). Its layer names are the full model's, so the
     trained weights copy over by name. ``None`` when the model has no separable stem: the
-    ``paper`` preset, no stem, a space-to-depth stem, line bounds (they read the full image), or
-    a stem that does not divide the resolution.
+    ``paper`` preset, no stem, a space-to-depth stem, or a stem that does not divide the
+    resolution.
     """
     opts = options if isinstance(options, DefaultOptions) else model_options("default", options)
     stem = opts.stem if opts.stem is not None else auto_stem(resolution, dim)
-    if stem <= 1 or resolution % stem or opts.stem_mode != "avg" or opts.line_bounds:
+    if stem <= 1 or resolution % stem or opts.stem_mode != "avg":
         return None
     m = resolution // stem
     body = dataclasses.replace(opts, stem=1)
     inp = keras.Input(shape=(m,) * dim + (1,), dtype="float32", name="block_means")
-    out = _default_body(inp, body, dim, m, mu_matrix, mu_inclusion, _Seeds(0))
-    return keras.Model(inp, out, name=f"magnetohom_default_{dim}d_stemless")
+    lines = (
+        keras.Input(shape=(2 * dim,), dtype="float32", name="line_bound_features")
+        if opts.line_bounds
+        else None
+    )
+    out = _default_body(inp, body, dim, m, mu_matrix, mu_inclusion, _Seeds(0), lines=lines)
+    inputs = inp if lines is None else [inp, lines]
+    return keras.Model(inputs, out, name=f"magnetohom_default_{dim}d_stemless")
 
 
 def _layers(dim: int):
@@ -348,18 +356,17 @@ def _periodic_pool(x, pool_layer, factor: int, name: str):
     return pool_layer(factor, name=name)(x)
 
 
-def _default_body(x, opts: DefaultOptions, dim, resolution, mu_matrix, mu_inclusion, seeds):
+def _default_body(
+    x, opts: DefaultOptions, dim, resolution, mu_matrix, mu_inclusion, seeds, lines=None
+):
     conv, maxpool, avgpool = _layers(dim)
     pool = maxpool if opts.pool == "max" else avgpool
     reg = keras.regularizers.L2(opts.l2) if opts.l2 else None
     stem = opts.stem if opts.stem is not None else auto_stem(resolution, dim)
     if stem > resolution:
         raise InputError(f"stem {stem} is larger than the resolution {resolution}")
-    lines = (
-        LineBounds(dim, mu_matrix, mu_inclusion, name="line_bounds")(x)
-        if opts.line_bounds
-        else None
-    )
+    if opts.line_bounds and lines is None:
+        lines = LineBounds(dim, mu_matrix, mu_inclusion, name="line_bounds")(x)
     if resolution % stem:  # the stem extends the image: measure the fraction on the original
         vf = VolumeFraction(name="volume_fraction")(x)
     if stem > 1 and opts.stem_mode == "avg":

@@ -286,28 +286,25 @@ class CNNProvider:
 
     def _functions(self) -> list[tuple[int | None, Callable]]:
         """``(stem factor or None, forward function)`` per member (Keras' cached predict
-        function, no retracing); with a factor the function takes the block means."""
+        function, no retracing); with a factor it is a :class:`surrogate.stem.HostStem` and
+        takes the ``(B, n, ..., n)`` images, else the model takes ``(B, n, ..., n, 1)``."""
         if self._fns is None:
             from surrogate.stem import split_stem
 
             self._fns = []
             for m in self.bundle.members:
                 split = split_stem(m, self.bundle.metadata) if self.host_stem else None
-                if split is None:
-                    self._fns.append((None, m.predict_on_batch))
-                else:
-                    self._fns.append((split[0], split[1].predict_on_batch))
+                self._fns.append(
+                    (None, m.predict_on_batch) if split is None else (split.factor, split)
+                )
         return self._fns
 
     def _run(self, fn: tuple[int | None, Callable], batch: np.ndarray) -> np.ndarray:
-        from surrogate.stem import block_means
-
         factor, forward = fn
         outs = []
         for start in range(0, batch.shape[0], self.batch_size):
             chunk = batch[start : start + self.batch_size]
-            x = chunk[..., None] if factor is None else block_means(chunk, factor)
-            outs.append(np.asarray(forward(x), dtype=np.float64))
+            outs.append(np.asarray(forward(chunk if factor else chunk[..., None]), np.float64))
         out = np.concatenate(outs)
         if not np.all(np.isfinite(out)):
             raise SolverError(f"model {self.bundle.name!r} produced non-finite outputs")

@@ -4,8 +4,9 @@ A ``default`` model first average-pools its 0/1 image by a factor ``s`` (its *st
 256²). Inside TensorFlow that step casts every pixel to float32 and reads the image four times
 over: for the light models used at FE² quadrature points it took about two thirds of the
 forward pass. :func:`block_means` computes the same block means straight from the ``uint8``
-image in one compiled pass (byte sums, then one division per block), and :func:`split_stem`
-turns a trained model into that pooling plus the rest of the network
+image in one compiled pass (byte sums, then one division per block);
+:func:`line_bound_features` computes the model's line/slice bounds from per-line pixel counts;
+:func:`split_stem` turns a trained model into that host-side part plus the rest of the network
 (:func:`surrogate.models.build_stemless`), with the trained weights. The results equal the full
 model's to float32 round-off.
 """
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["block_means", "split_stem"]
+__all__ = ["HostStem", "block_means", "line_bound_features", "split_stem"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,97 @@ def _block_means_3d(images, s):  # pragma: no cover - compiled
     return out
 
 
+@njit(cache=True)
+def _line_counts_2d(images):  # pragma: no cover - compiled
+    n_img, n, _ = images.shape
+    rows = np.zeros((n_img, n), dtype=np.int32)  # rows[k, i] = sum_j x[i, j]
+    cols = np.zeros((n_img, n), dtype=np.int32)  # cols[k, j] = sum_i x[i, j]
+    for k in range(n_img):
+        for i in range(n):
+            t = 0
+            for j in range(n):
+                v = images[k, i, j]
+                t += v
+                cols[k, j] += v
+            rows[k, i] = t
+    return rows, cols
+
+
+@njit(cache=True)
+def _line_counts_3d(images):  # pragma: no cover - compiled
+    n_img, n, _, _ = images.shape
+    c0 = np.zeros((n_img, n, n), dtype=np.int32)  # c0[k, j, l] = sum_i x[i, j, l]
+    c1 = np.zeros((n_img, n, n), dtype=np.int32)  # c1[k, i, l] = sum_j x[i, j, l]
+    c2 = np.zeros((n_img, n, n), dtype=np.int32)  # c2[k, i, j] = sum_l x[i, j, l]
+    for k in range(n_img):
+        for i in range(n):
+            for j in range(n):
+                t = 0
+                for q in range(n):
+                    v = images[k, i, j, q]
+                    t += v
+                    c0[k, j, q] += v
+                    c1[k, i, q] += v
+                c2[k, i, j] = t
+    return c0, c1, c2
+
+
+def _as_uint8(images: np.ndarray) -> np.ndarray:
+    arr = np.ascontiguousarray(images)
+    if arr.dtype == bool:
+        arr = arr.view(np.uint8)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"takes uint8 or bool images, got {arr.dtype}")
+    dim = arr.ndim - 1
+    if dim not in (2, 3) or any(k != arr.shape[1] for k in arr.shape[1:]):
+        raise ValueError(f"expected (N, n, n) or (N, n, n, n) images, got shape {arr.shape}")
+    return arr
+
+
+def line_bound_features(images: np.ndarray, mu_matrix: float, mu_inclusion: float) -> np.ndarray:
+    """The features of :class:`surrogate.layers.LineBounds`, from per-line pixel counts.
+
+    Along a line of ``n`` pixels with ``c`` inclusion pixels the harmonic mean of ``mu`` is
+    ``n / (c / mu_i + (n - c) / mu_m)``, and the mean over a slice depends on its count only, so
+    the line and slice bounds need the image's line counts along each axis and nothing else.
+
+    Parameters
+    ----------
+    images
+        ``(N, n, ..., n)`` uint8 or bool 0/1 images, ``d`` = 2 or 3.
+    mu_matrix, mu_inclusion
+        Phase permeabilities (relative, > 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, 2 d)`` float32: ``log(bound) / |log(mu_i / mu_m)|`` as
+        ``[lower_1, upper_1, lower_2, ...]``.
+    """
+    arr = _as_uint8(images)
+    dim, n = arr.ndim - 1, arr.shape[1]
+    mu_m, mu_i = float(mu_matrix), float(mu_inclusion)
+    if dim == 2:
+        rows, cols = _line_counts_2d(arr)
+        # axis 1: lines along x_1 are the columns, slices normal to x_1 the rows; axis 2: swapped
+        pairs = [(cols.reshape(len(arr), -1), rows), (rows.reshape(len(arr), -1), cols)]
+    else:
+        c0, c1, c2 = _line_counts_3d(arr)
+        n_img = len(arr)
+        slices = [c2.sum(axis=2), c2.sum(axis=1), c1.sum(axis=1)]  # S_k[i] = pixels of slice i
+        pairs = [(c.reshape(n_img, -1), s) for c, s in zip((c0, c1, c2), slices)]
+    scale = abs(np.log(mu_i / mu_m)) or 1.0
+    feats = []
+    area = float(n ** (dim - 1))
+    for lines, slices in pairs:
+        c = lines.astype(np.float64)
+        lower = np.mean(n / (c / mu_i + (n - c) / mu_m), axis=1)
+        slab = mu_m + (mu_i - mu_m) * slices.astype(np.float64) / area
+        upper = 1.0 / np.mean(1.0 / slab, axis=1)
+        feats += [np.log(lower), np.log(upper)]
+    return (np.stack(feats, axis=-1) / scale).astype(np.float32)
+
+
 def block_means(images: np.ndarray, factor: int) -> np.ndarray:
     """Means of the ``factor^d`` blocks of a batch of 0/1 images.
 
@@ -84,26 +176,42 @@ def block_means(images: np.ndarray, factor: int) -> np.ndarray:
         ``(N, n/factor, ..., n/factor, 1)`` float32: the inclusion fraction of each block, the
         input of :func:`surrogate.models.build_stemless`.
     """
-    arr = np.ascontiguousarray(images)
-    if arr.dtype == bool:
-        arr = arr.view(np.uint8)
-    if arr.dtype != np.uint8:
-        raise TypeError(f"block_means takes uint8 or bool images, got {arr.dtype}")
+    arr = _as_uint8(images)
     dim = arr.ndim - 1
-    if dim not in (2, 3) or any(k != arr.shape[1] for k in arr.shape[1:]):
-        raise ValueError(f"expected (N, n, n) or (N, n, n, n) images, got shape {arr.shape}")
     if factor < 1 or arr.shape[1] % factor:
         raise ValueError(f"block factor {factor} does not divide the side {arr.shape[1]}")
     kernel = _block_means_2d if dim == 2 else _block_means_3d
     return kernel(arr, int(factor))[..., None]
 
 
-def split_stem(member: Any, metadata: dict[str, Any]) -> tuple[int, Any] | None:
-    """``(factor, body)`` of a trained ``default`` model whose stem can run outside it.
+class HostStem:
+    """A ``default`` model split into its stem, computed here, and the rest (``body``).
 
-    ``body`` is :func:`surrogate.models.build_stemless` with ``member``'s weights, so that
-    ``body(block_means(x, factor))`` equals ``member(x)``. ``None`` when the model has no
-    separable stem (see :func:`~surrogate.models.build_stemless`).
+    ``HostStem(...)(x)`` equals ``member.predict_on_batch(x[..., None])`` for a batch ``x`` of
+    0/1 images ``(B, n, ..., n)`` to float32 round-off.
+    """
+
+    def __init__(self, factor: int, body: Any, phases: tuple[float, float] | None):
+        self.factor = int(factor)
+        self.body = body
+        self.phases = phases  # (mu_m, mu_i) when the body takes line-bound features
+
+    def inputs(self, images: np.ndarray) -> Any:
+        """The body's inputs for ``(B, n, ..., n)`` uint8/bool images."""
+        means = block_means(images, self.factor)
+        if self.phases is None:
+            return means
+        return [means, line_bound_features(images, *self.phases)]
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.body.predict_on_batch(self.inputs(images))
+
+
+def split_stem(member: Any, metadata: dict[str, Any]) -> HostStem | None:
+    """The :class:`HostStem` of a trained ``default`` model whose stem can run outside it.
+
+    Its ``body`` is :func:`surrogate.models.build_stemless` with ``member``'s weights. ``None``
+    when the model has no separable stem (see :func:`~surrogate.models.build_stemless`).
     """
     from surrogate.models import auto_stem, build_stemless, model_options
 
@@ -133,4 +241,5 @@ def split_stem(member: Any, metadata: dict[str, Any]) -> tuple[int, Any] | None:
             return None
         layer.set_weights(source)
     factor = options.stem if options.stem is not None else auto_stem(resolution, dim)
-    return int(factor), body
+    phases = (float(metadata["mu_matrix"]), float(metadata["mu_inclusion"]))
+    return HostStem(factor, body, phases if options.line_bounds else None)

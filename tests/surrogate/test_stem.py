@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from surrogate.layers import LineBounds
 from surrogate.models import build_model
 from surrogate.provider import CNNProvider
-from surrogate.stem import block_means, split_stem
+from surrogate.stem import block_means, line_bound_features, split_stem
 
 
 def _images(n_samples, n, dim, rng=0):
@@ -45,34 +46,45 @@ def _metadata(dim, n, options):
     }
 
 
+@pytest.mark.parametrize(("dim", "n"), [(2, 16), (2, 9), (3, 6)])
+@pytest.mark.parametrize("phases", [(1.0, 250.0), (3.0, 0.5)])
+def test_line_bound_features_equal_the_layer(dim, n, phases):
+    x = _images(7, n, dim, rng=3)
+    x[0] = False  # one phase only: both bounds are the phase's mu
+    x[1] = True
+    layer = LineBounds(dim, *phases)
+    want = np.asarray(layer(x[..., None].astype(np.float32)))
+    got = line_bound_features(x, *phases)
+    assert got.shape == (7, 2 * dim) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.all(got[:, 0::2] <= got[:, 1::2] + 1e-6)  # lower <= upper
+
+
 @pytest.mark.parametrize(("dim", "n", "stem"), [(2, 32, 4), (3, 12, 2)])
-def test_split_model_equals_the_full_model(dim, n, stem):
-    options = {"stem": stem, "filters": [4, 8], "dense": [8], "batch_norm": True}
+@pytest.mark.parametrize("line_bounds", [False, True])
+def test_split_model_equals_the_full_model(dim, n, stem, line_bounds):
+    options = {
+        "stem": stem,
+        "filters": [4, 8],
+        "dense": [8],
+        "batch_norm": True,
+        "line_bounds": line_bounds,
+    }
     model = build_model("default", dim=dim, resolution=n, options=options, rng=0)
     rng = np.random.default_rng(1)
     for w in model.weights:  # trained-looking weights, BN statistics included
-        w.assign(
-            (0.3 * rng.normal(size=w.shape) + (1.0 if "variance" in w.path else 0.0)).astype(
-                np.float32
-            )
-        )
-    factor, body = split_stem(model, _metadata(dim, n, options))
-    assert factor == stem
+        shift = 1.0 if "variance" in w.path else 0.0
+        w.assign((0.3 * rng.normal(size=w.shape) + shift).astype(np.float32))
+    split = split_stem(model, _metadata(dim, n, options))
+    assert split.factor == stem and (split.phases is not None) == line_bounds
     x = _images(6, n, dim, rng=2).astype(np.uint8)
     full = model.predict_on_batch(x[..., None])
-    np.testing.assert_allclose(
-        body.predict_on_batch(block_means(x, factor)), full, rtol=1e-5, atol=1e-6
-    )
+    np.testing.assert_allclose(split(x), full, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(
     "options",
-    [
-        {"stem": 1},
-        {"stem": 3},
-        {"stem": 4, "line_bounds": True},
-        {"stem": 4, "stem_mode": "space-to-depth"},
-    ],
+    [{"stem": 1}, {"stem": 3}, {"stem": 4, "stem_mode": "space-to-depth"}],
 )
 def test_no_split_where_the_stem_is_not_separable(options):
     n = 32
@@ -90,3 +102,7 @@ def test_provider_answers_the_same_with_and_without_host_stem():
     images[2, ::2] = True
     np.testing.assert_allclose(b(images), a(images), rtol=1e-5)
     assert b._functions()[0][0] == 8 and a._functions()[0][0] is None
+    c = CNNProvider("default", host_stem=False)
+    d = CNNProvider("default")  # line bounds computed on the host too
+    np.testing.assert_allclose(d(images), c(images), rtol=1e-5)
+    assert d._functions()[0][0] == 4
