@@ -5,6 +5,9 @@
 * :class:`SpaceToDepth` -- lossless stem: blocks of pixels become channels.
 * :class:`VolumeFraction` -- the mean of the input image, i.e. the inclusion volume fraction.
 * :class:`LineBounds` -- directional line/slice bounds of the diagonal components (features).
+* :class:`BlockBounds` -- a stem: per block of pixels, its inclusion fraction and the
+  directional line/slice bounds of the block (keeps what average pooling loses: whether a
+  block is crossed by a connected path or by a one-pixel gap).
 * :class:`AdmissibleLogTensor` -- the output layer of the default model: maps unconstrained network
   outputs to ``logm(mu_eff)`` such that ``mu_eff`` is symmetric positive definite with every
   eigenvalue strictly inside the bounds (Wiener or Hashin-Shtrikman) of the image's volume fraction.
@@ -40,6 +43,7 @@ from surrogate.tensors import mandel_matrix, n_components
 
 __all__ = [
     "AdmissibleLogTensor",
+    "BlockBounds",
     "LineBounds",
     "PeriodicPad",
     "SpaceToDepth",
@@ -140,12 +144,86 @@ class SpaceToDepth(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class VolumeFraction(keras.layers.Layer):
-    """Mean over spatial and channel axes: ``(B, n, ..., n, 1)`` -> ``(B, 1)`` float32."""
+class BlockBounds(keras.layers.Layer):
+    """Stem: blocks of ``block^d`` pixels -> their fraction and directional bounds.
+
+    ``(B, n, ..., n, 1)`` 0/1 float -> ``(B, n/block, ..., n/block, 1 + 2 d)`` float32; ``n``
+    must be a multiple of ``block``. Channel 0 is the block's inclusion fraction (the average
+    pooling stem); channels ``1 + 2k`` and ``2 + 2k`` are the lower and upper bound of the
+    block's ``mu_kk`` (:class:`LineBounds` applied to the block alone, lines and slices inside
+    the block), as ``log(bound) / |log(mu_i / mu_m)|`` in ``[0, 1]``.
+    """
+
+    def __init__(
+        self,
+        block: int = 4,
+        dim: int = 2,
+        mu_matrix: float = 1.0,
+        mu_inclusion: float = 250.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.block = int(block)
+        self.dim = int(dim)
+        self.mu_matrix = float(mu_matrix)
+        self.mu_inclusion = float(mu_inclusion)
 
     def call(self, x):
+        b, d = self.block, self.dim
+        spatial = x.shape[1:-1]
+        split = []
+        for n in spatial:
+            split += [n // b, b]
+        f = ops.reshape(ops.cast(x, "float32"), (-1, *split))  # (B, m, b, m, b, ...)
+        mu = self.mu_matrix + (self.mu_inclusion - self.mu_matrix) * f
+        inner = tuple(2 + 2 * k for k in range(d))
+        scale = abs(np.log(self.mu_inclusion / self.mu_matrix)) or 1.0
+        feats = [ops.mean(f, axis=inner)]
+        for k in range(d):
+            along = inner[k]
+            others = tuple(a for a in inner if a != along)
+            line = 1.0 / ops.mean(1.0 / mu, axis=along, keepdims=True)
+            lower = ops.mean(line, axis=inner)
+            slab = ops.mean(mu, axis=others, keepdims=True)
+            upper = 1.0 / ops.mean(1.0 / slab, axis=inner)
+            feats += [ops.log(lower) / scale, ops.log(upper) / scale]
+        return ops.stack(feats, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        b = self.block
+        spatial = [None if s is None else s // b for s in input_shape[1:-1]]
+        return (input_shape[0], *spatial, 1 + 2 * self.dim)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "block": self.block,
+            "dim": self.dim,
+            "mu_matrix": self.mu_matrix,
+            "mu_inclusion": self.mu_inclusion,
+        }
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class VolumeFraction(keras.layers.Layer):
+    """Mean over spatial and channel axes: ``(B, n, ..., n, 1)`` -> ``(B, 1)`` float32.
+
+    ``first_channel=True`` averages channel 0 only (the fraction channel of
+    :class:`BlockBounds`).
+    """
+
+    def __init__(self, first_channel: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.first_channel = bool(first_channel)
+
+    def call(self, x):
+        if self.first_channel:
+            x = x[..., :1]
         axes = tuple(range(1, len(x.shape)))
         return ops.reshape(ops.mean(ops.cast(x, "float32"), axis=axes), (-1, 1))
+
+    def get_config(self):
+        return {**super().get_config(), "first_channel": self.first_channel}
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 1)

@@ -47,6 +47,7 @@ from magnetohom.errors import InputError
 from surrogate import bounds as _bounds
 from surrogate.layers import (
     AdmissibleLogTensor,
+    BlockBounds,
     LineBounds,
     PeriodicPad,
     SpaceToDepth,
@@ -70,6 +71,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PRESETS = ("default", "paper")
+STEM_MODES = ("avg", "space-to-depth", "bounds")
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,10 @@ class DefaultOptions:
     stem_mode
         ``"avg"``: parameter-free average pooling (grey values = local volume fraction);
         ``"space-to-depth"``: lossless, each ``stem^d`` block becomes channels (keeps one-pixel
-        gaps between inclusions exactly; the first convolution then costs ``stem^d`` times more).
+        gaps between inclusions exactly; the first convolution then costs ``stem^d`` times more);
+        ``"bounds"``: the block's fraction plus its directional line/slice bounds
+        (:class:`~surrogate.layers.BlockBounds`, ``1 + 2 d`` channels: a path across the block
+        and a one-pixel gap give different channels where the fraction is the same).
     filters
         Filters of the convolution stages; a 2x2 pooling separates consecutive stages.
     kernel_size
@@ -178,8 +183,8 @@ def _validate(opts: DefaultOptions | PaperOptions) -> None:
         raise InputError(f"stem must be >= 1, got {opts.stem}")
     if opts.convs_per_stage < 1:
         raise InputError(f"convs_per_stage must be >= 1, got {opts.convs_per_stage}")
-    if opts.stem_mode not in ("avg", "space-to-depth"):
-        raise InputError(f"stem_mode must be 'avg' or 'space-to-depth', got {opts.stem_mode!r}")
+    if opts.stem_mode not in STEM_MODES:
+        raise InputError(f"stem_mode must be one of {STEM_MODES}, got {opts.stem_mode!r}")
     if opts.kernel_size < 1 or opts.kernel_size % 2 == 0:
         raise InputError(f"kernel_size must be odd and positive, got {opts.kernel_size}")
     if opts.pool not in ("max", "avg"):
@@ -289,7 +294,8 @@ def build_stemless(
 
     It takes the stem's output, the float32 block means ``(B, m, ..., m, 1)`` with
     ``m = resolution / stem``, which a caller can compute faster outside TensorFlow from the 0/1
-    image (:func:`surrogate.stem.block_means`); with ``line_bounds`` also the ``(B, 2 dim)``
+    image (:func:`surrogate.stem.block_means`; for ``stem_mode="bounds"`` the ``1 + 2 d``
+    channels of :func:`surrogate.stem.block_bounds`); with ``line_bounds`` also the ``(B, 2 dim)``
     float32 features of :class:`~surrogate.layers.LineBounds`, computed from the full image
     (:func:`surrogate.stem.line_bound_features`). Its layer names are the full model's, so the
     trained weights copy over by name. ``None`` when the model has no separable stem: the
@@ -298,17 +304,28 @@ def build_stemless(
     """
     opts = options if isinstance(options, DefaultOptions) else model_options("default", options)
     stem = opts.stem if opts.stem is not None else auto_stem(resolution, dim)
-    if stem <= 1 or resolution % stem or opts.stem_mode != "avg":
+    if stem <= 1 or resolution % stem or opts.stem_mode not in ("avg", "bounds"):
         return None
     m = resolution // stem
     body = dataclasses.replace(opts, stem=1)
-    inp = keras.Input(shape=(m,) * dim + (1,), dtype="float32", name="block_means")
+    channels = 1 + 2 * dim if opts.stem_mode == "bounds" else 1
+    inp = keras.Input(shape=(m,) * dim + (channels,), dtype="float32", name="block_means")
     lines = (
         keras.Input(shape=(2 * dim,), dtype="float32", name="line_bound_features")
         if opts.line_bounds
         else None
     )
-    out = _default_body(inp, body, dim, m, mu_matrix, mu_inclusion, _Seeds(0), lines=lines)
+    out = _default_body(
+        inp,
+        body,
+        dim,
+        m,
+        mu_matrix,
+        mu_inclusion,
+        _Seeds(0),
+        lines=lines,
+        stem_channels=channels > 1,
+    )
     inputs = inp if lines is None else [inp, lines]
     return keras.Model(inputs, out, name=f"magnetohom_default_{dim}d_stemless")
 
@@ -357,7 +374,15 @@ def _periodic_pool(x, pool_layer, factor: int, name: str):
 
 
 def _default_body(
-    x, opts: DefaultOptions, dim, resolution, mu_matrix, mu_inclusion, seeds, lines=None
+    x,
+    opts: DefaultOptions,
+    dim,
+    resolution,
+    mu_matrix,
+    mu_inclusion,
+    seeds,
+    lines=None,
+    stem_channels: bool = False,
 ):
     conv, maxpool, avgpool = _layers(dim)
     pool = maxpool if opts.pool == "max" else avgpool
@@ -371,12 +396,17 @@ def _default_body(
         vf = VolumeFraction(name="volume_fraction")(x)
     if stem > 1 and opts.stem_mode == "avg":
         x = _periodic_pool(x, avgpool, stem, "stem")
+    elif stem > 1 and opts.stem_mode == "bounds":
+        if resolution % stem:
+            x = PeriodicPad((0, stem - resolution % stem), name="stem_wrap")(x)
+        x = BlockBounds(stem, dim, mu_matrix, mu_inclusion, name="stem")(x)
     elif stem > 1:
         if resolution % stem:
             x = PeriodicPad((0, stem - resolution % stem), name="stem_wrap")(x)
         x = SpaceToDepth(stem, name="stem")(x)
     if resolution % stem == 0:  # the mean of the block means is the mean (reads 1/stem^d less)
-        vf = VolumeFraction(name="volume_fraction")(x)
+        first = stem_channels or (stem > 1 and opts.stem_mode == "bounds")
+        vf = VolumeFraction(first_channel=first, name="volume_fraction")(x)
     half = opts.kernel_size // 2
     for k, f in enumerate(opts.filters, start=1):
         if k > 1:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["HostStem", "block_means", "line_bound_features", "split_stem"]
+__all__ = ["HostStem", "block_bounds", "block_means", "line_bound_features", "split_stem"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,136 @@ def _block_means_3d(images, s):  # pragma: no cover - compiled
                             t += acc[j, q]
                     out[k, bi, bj, bq] = np.float32(t) * inv
     return out
+
+
+@njit(cache=True)
+def _block_bounds_2d(images, s, harm, arith, scale):  # pragma: no cover - compiled
+    # harm[c]: harmonic mean of mu along s pixels with c inclusion pixels;
+    # arith[c]: arithmetic mean over s pixels with c inclusion pixels (as mu)
+    n_img, n, _ = images.shape
+    m = n // s
+    out = np.empty((n_img, m, m, 5), dtype=np.float32)
+    r = np.empty(s, dtype=np.int64)
+    c = np.empty(s, dtype=np.int64)
+    for k in range(n_img):
+        for bi in range(m):
+            for bj in range(m):
+                c[:] = 0
+                total = 0
+                for i in range(s):
+                    t = 0
+                    for j in range(s):
+                        v = images[k, bi * s + i, bj * s + j]
+                        t += v
+                        c[j] += v
+                    r[i] = t
+                    total += t
+                lo1 = 0.0  # lines along x_1 are the columns j
+                lo2 = 0.0
+                inv1 = 0.0  # slices normal to x_1 are the rows i
+                inv2 = 0.0
+                for q in range(s):
+                    lo1 += harm[c[q]]
+                    lo2 += harm[r[q]]
+                    inv1 += 1.0 / arith[r[q]]
+                    inv2 += 1.0 / arith[c[q]]
+                out[k, bi, bj, 0] = total / (s * s)
+                out[k, bi, bj, 1] = np.log(lo1 / s) / scale
+                out[k, bi, bj, 2] = np.log(s / inv1) / scale
+                out[k, bi, bj, 3] = np.log(lo2 / s) / scale
+                out[k, bi, bj, 4] = np.log(s / inv2) / scale
+    return out
+
+
+@njit(cache=True)
+def _block_bounds_3d(images, s, harm, arith2, scale):  # pragma: no cover - compiled
+    # harm[c]: harmonic mean along s voxels; arith2[c]: arithmetic mean over s*s voxels
+    n_img, n, _, _ = images.shape
+    m = n // s
+    out = np.empty((n_img, m, m, m, 7), dtype=np.float32)
+    c0 = np.empty((s, s), dtype=np.int64)  # line counts along x_1, indexed (j, l)
+    c1 = np.empty((s, s), dtype=np.int64)  # along x_2, indexed (i, l)
+    c2 = np.empty((s, s), dtype=np.int64)  # along x_3, indexed (i, j)
+    for k in range(n_img):
+        for bi in range(m):
+            for bj in range(m):
+                for bl in range(m):
+                    c0[:, :] = 0
+                    c1[:, :] = 0
+                    total = 0
+                    for i in range(s):
+                        for j in range(s):
+                            t = 0
+                            for q in range(s):
+                                v = images[k, bi * s + i, bj * s + j, bl * s + q]
+                                t += v
+                                c0[j, q] += v
+                                c1[i, q] += v
+                            c2[i, j] = t
+                            total += t
+                    out[k, bi, bj, bl, 0] = total / (s * s * s)
+                    for axis in range(3):
+                        lo = 0.0
+                        for a in range(s):
+                            for b in range(s):
+                                if axis == 0:
+                                    lo += harm[c0[a, b]]
+                                elif axis == 1:
+                                    lo += harm[c1[a, b]]
+                                else:
+                                    lo += harm[c2[a, b]]
+                        inv = 0.0
+                        for a in range(s):  # slice a normal to the axis
+                            t = 0
+                            for b in range(s):
+                                if axis == 0:
+                                    t += c2[a, b]  # slice i = a: sum over j of c2[a, j]
+                                elif axis == 1:
+                                    t += c2[b, a]  # slice j = a
+                                else:
+                                    t += c1[b, a]  # slice l = a
+                            inv += 1.0 / arith2[t]
+                        out[k, bi, bj, bl, 1 + 2 * axis] = np.log(lo / (s * s)) / scale
+                        out[k, bi, bj, bl, 2 + 2 * axis] = np.log(s / inv) / scale
+    return out
+
+
+def block_bounds(
+    images: np.ndarray, factor: int, mu_matrix: float, mu_inclusion: float
+) -> np.ndarray:
+    """The ``stem_mode="bounds"`` stem (:class:`surrogate.layers.BlockBounds`) on the host.
+
+    Parameters
+    ----------
+    images
+        ``(N, n, ..., n)`` uint8 or bool 0/1 images, ``d`` = 2 or 3.
+    factor
+        Block side in pixels; must divide ``n``.
+    mu_matrix, mu_inclusion
+        Phase permeabilities (relative, > 0).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, n/factor, ..., n/factor, 1 + 2 d)`` float32: per block its inclusion fraction,
+        then ``log(lower_k) / L`` and ``log(upper_k) / L`` for each axis ``k``, the block's
+        line (harmonic along, arithmetic across) and slice bounds, ``L = |log(mu_i / mu_m)|``.
+    """
+    arr = _as_uint8(images)
+    dim = arr.ndim - 1
+    s = int(factor)
+    if s < 1 or arr.shape[1] % s:
+        raise ValueError(f"block factor {factor} does not divide the side {arr.shape[1]}")
+    mu_m, mu_i = float(mu_matrix), float(mu_inclusion)
+    scale = abs(np.log(mu_i / mu_m)) or 1.0
+    c = np.arange(s + 1, dtype=np.float64)
+    harm = s / (c / mu_i + (s - c) / mu_m)
+    if dim == 2:
+        arith = mu_m + (mu_i - mu_m) * c / s
+        return _block_bounds_2d(arr, s, harm, arith, scale)
+    c2 = np.arange(s * s + 1, dtype=np.float64)
+    arith2 = mu_m + (mu_i - mu_m) * c2 / (s * s)
+    return _block_bounds_3d(arr, s, harm, arith2, scale)
 
 
 @njit(cache=True)
@@ -191,17 +321,30 @@ class HostStem:
     0/1 images ``(B, n, ..., n)`` to float32 round-off.
     """
 
-    def __init__(self, factor: int, body: Any, phases: tuple[float, float] | None):
+    def __init__(
+        self,
+        factor: int,
+        body: Any,
+        *,
+        phases: tuple[float, float],
+        mode: str = "avg",
+        line_bounds: bool = False,
+    ):
         self.factor = int(factor)
         self.body = body
-        self.phases = phases  # (mu_m, mu_i) when the body takes line-bound features
+        self.phases = phases
+        self.mode = mode
+        self.line_bounds = bool(line_bounds)
 
     def inputs(self, images: np.ndarray) -> Any:
         """The body's inputs for ``(B, n, ..., n)`` uint8/bool images."""
-        means = block_means(images, self.factor)
-        if self.phases is None:
-            return means
-        return [means, line_bound_features(images, *self.phases)]
+        if self.mode == "bounds":
+            stem = block_bounds(images, self.factor, *self.phases)
+        else:
+            stem = block_means(images, self.factor)
+        if not self.line_bounds:
+            return stem
+        return [stem, line_bound_features(images, *self.phases)]
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.body.predict_on_batch(self.inputs(images))
@@ -242,4 +385,6 @@ def split_stem(member: Any, metadata: dict[str, Any]) -> HostStem | None:
         layer.set_weights(source)
     factor = options.stem if options.stem is not None else auto_stem(resolution, dim)
     phases = (float(metadata["mu_matrix"]), float(metadata["mu_inclusion"]))
-    return HostStem(factor, body, phases if options.line_bounds else None)
+    return HostStem(
+        factor, body, phases=phases, mode=options.stem_mode, line_bounds=options.line_bounds
+    )

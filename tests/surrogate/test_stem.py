@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from surrogate.layers import LineBounds
+from surrogate.layers import BlockBounds, LineBounds
 from surrogate.models import build_model
 from surrogate.provider import CNNProvider
-from surrogate.stem import block_means, line_bound_features, split_stem
+from surrogate.stem import block_bounds, block_means, line_bound_features, split_stem
 
 
 def _images(n_samples, n, dim, rng=0):
@@ -76,7 +76,7 @@ def test_split_model_equals_the_full_model(dim, n, stem, line_bounds):
         shift = 1.0 if "variance" in w.path else 0.0
         w.assign((0.3 * rng.normal(size=w.shape) + shift).astype(np.float32))
     split = split_stem(model, _metadata(dim, n, options))
-    assert split.factor == stem and (split.phases is not None) == line_bounds
+    assert split.factor == stem and split.line_bounds == line_bounds
     x = _images(6, n, dim, rng=2).astype(np.uint8)
     full = model.predict_on_batch(x[..., None])
     np.testing.assert_allclose(split(x), full, rtol=1e-5, atol=1e-5)
@@ -106,3 +106,44 @@ def test_provider_answers_the_same_with_and_without_host_stem():
     d = CNNProvider("default")  # line bounds computed on the host too
     np.testing.assert_allclose(d(images), c(images), rtol=1e-5)
     assert d._functions()[0][0] == 4
+
+
+@pytest.mark.parametrize(("dim", "n", "factor"), [(2, 16, 4), (2, 12, 3), (3, 8, 2), (3, 9, 3)])
+@pytest.mark.parametrize("phases", [(1.0, 250.0), (3.0, 0.5)])
+def test_block_bounds_equal_the_layer(dim, n, factor, phases):
+    x = _images(5, n, dim, rng=4)
+    x[0] = True
+    layer = BlockBounds(factor, dim, *phases)
+    want = np.asarray(layer(x[..., None].astype(np.float32)))
+    got = block_bounds(x, factor, *phases)
+    assert got.shape == (5,) + (n // factor,) * dim + (1 + 2 * dim,) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got[..., 0], block_means(x, factor)[..., 0], rtol=1e-6)
+    lower, upper = got[..., 1::2], got[..., 2::2]
+    assert np.all(lower <= upper + 1e-6)  # line bound below slice bound, block by block
+    assert np.all((got[..., 1:] >= -1e-6) & (got[..., 1:] <= 1 + 1e-6) | (phases[1] < phases[0]))
+
+
+def test_block_bounds_see_a_gap_that_the_mean_does_not():
+    """Two 4x4 blocks with the same fraction: a bar across x_1 vs the same pixels with a gap."""
+    x = np.zeros((2, 4, 4), bool)
+    x[0, :, 1:3] = True  # two full columns: a path along x_1
+    x[1, :, 1:3] = True
+    x[1, 2, 1:3] = False
+    x[1, 0, 0] = x[1, 0, 3] = True  # same fraction, path cut by a one-pixel gap
+    got = block_bounds(x, 4, 1.0, 250.0)[:, 0, 0]
+    assert got[0, 0] == got[1, 0]
+    assert got[0, 1] > 2 * got[1, 1]  # lower bound of mu_11: the path carries it
+
+
+@pytest.mark.parametrize(("dim", "n", "stem"), [(2, 32, 4), (3, 12, 2)])
+def test_split_bounds_stem_equals_the_full_model(dim, n, stem):
+    options = {"stem": stem, "stem_mode": "bounds", "filters": [4, 8], "dense": [8]}
+    model = build_model("default", dim=dim, resolution=n, options=options, rng=0)
+    rng = np.random.default_rng(5)
+    for w in model.weights:
+        w.assign((0.3 * rng.normal(size=w.shape)).astype(np.float32))
+    split = split_stem(model, _metadata(dim, n, options))
+    assert split.mode == "bounds"
+    x = _images(6, n, dim, rng=6).astype(np.uint8)
+    np.testing.assert_allclose(split(x), model.predict_on_batch(x[..., None]), rtol=1e-5, atol=1e-5)
