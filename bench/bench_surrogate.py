@@ -7,6 +7,7 @@ a given resolution, with untrained weights (speed does not depend on them) or a 
     python bench/bench_surrogate.py                       # 256^2, batch 256, both presets
     python bench/bench_surrogate.py --threads 2 --fe 4    # + FE time per SVE (micro.homogenize)
     python bench/bench_surrogate.py --model models/mono --json bench.json
+    python bench/bench_surrogate.py --threads 2 --images disks --model default fast --tf-stem
 """
 
 from __future__ import annotations
@@ -67,7 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dim", type=int, default=2)
     ap.add_argument("--batch", type=int, default=256, help="images per measured call")
     ap.add_argument("--presets", nargs="+", default=["default", "paper"])
-    ap.add_argument("--model", default=None, help="measure this trained model instead")
+    ap.add_argument("--model", nargs="+", default=None, help="measure these trained models instead")
+    ap.add_argument(
+        "--tf-stem",
+        action="store_true",
+        help="also time each model with its stem inside TensorFlow (host_stem=False)",
+    )
     ap.add_argument("--repeats", type=int, default=3, help="best of N timed calls")
     ap.add_argument("--threads", type=int, default=None, help="TensorFlow intra-op threads")
     ap.add_argument("--fe", type=int, default=0, metavar="N", help="also time N FE labels")
@@ -114,13 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         from surrogate.provider import CNNProvider
 
-        runs = [
-            (
-                args.model,
-                CNNProvider(args.model, batch_size=args.batch, spread_threshold=None),
-                None,
-            )
-        ]
+        runs = []
+        for model in args.model:
+            for host in (True, False) if args.tf_stem else (True,):
+                p = CNNProvider(model, batch_size=args.batch, spread_threshold=None, host_stem=host)
+                n_params = sum(m.count_params() for m in p.bundle.members)
+                runs.append((model if host else f"{model} (TF stem)", p, n_params))
     else:
         runs = [
             (p, *_untrained_provider(p, args.dim, args.resolution, args.batch))

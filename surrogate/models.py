@@ -25,8 +25,11 @@ axes; axis ``k`` is direction ``x_(k+1)``) and returns float32 *targets* (see
       construction, the untrained model predicting the Maxwell Garnett estimate.
 
 Further options of ``default`` for benchmark sweeps: ``stem_mode="space-to-depth"`` (lossless
-stem), ``convs_per_stage=2`` (better in small trials, about half the speed), ``line_bounds=True``
-(directional line/slice bounds as head features; no gain seen in small trials, -25 % speed).
+stem), ``stem_mode="bounds"`` (per block its fraction and directional line/slice bounds,
+:class:`~surrogate.layers.BlockBounds`), ``convs_per_stage=2`` (better in small trials, about
+half the speed), ``line_bounds=True`` (directional line/slice bounds of the whole image as head
+features; the shipped ``default`` uses them). Inference runs the stem (and the line bounds) of
+these models outside TensorFlow (:mod:`surrogate.stem`).
 
 Options of a preset are a frozen dataclass (:class:`DefaultOptions`, :class:`PaperOptions`);
 :func:`model_options` builds one from a mapping (e.g. read back from a model's metadata).
