@@ -11,8 +11,10 @@ axes; axis ``k`` is direction ``x_(k+1)``) and returns float32 *targets* (see
     The paper gives no filter counts; 32/32/64/64 is our choice. In 3D the same with cubes.
 
 ``default`` -- beyond the paper, designed for accuracy per CPU cycle:
-    * a parameter-free average-pooling *stem* (factor ``stem``; 4 at 256^2 -> 64^2): the grey
-      values keep the local volume fraction, and disks of radius 8 px keep their shape;
+    * a parameter-free *stem* (factor ``stem``; 4 at 256^2 -> 64^2) that turns each block into
+      its inclusion fraction and the directional line/slice bounds of the block
+      (:class:`~surrogate.layers.BlockBounds`): disks of radius 8 px keep their shape, and a
+      path across a block differs from a one-pixel gap (average pooling loses that);
     * convolutions with *periodic* padding (:class:`~surrogate.layers.PeriodicPad`, then
       ``valid``), 16/32/64/64 filters of 3x3, batch normalization and ReLU, 2x2 max-pooling
       between them (batch normalization made the difference in small trials: the training loss
@@ -25,11 +27,11 @@ axes; axis ``k`` is direction ``x_(k+1)``) and returns float32 *targets* (see
       construction, the untrained model predicting the Maxwell Garnett estimate.
 
 Further options of ``default`` for benchmark sweeps: ``stem_mode="space-to-depth"`` (lossless
-stem), ``stem_mode="bounds"`` (per block its fraction and directional line/slice bounds,
-:class:`~surrogate.layers.BlockBounds`), ``convs_per_stage=2`` (better in small trials, about
-half the speed), ``line_bounds=True`` (directional line/slice bounds of the whole image as head
-features; the shipped ``default`` uses them). Inference runs the stem (and the line bounds) of
-these models outside TensorFlow (:mod:`surrogate.stem`).
+stem), ``stem_mode="avg"`` (plain average pooling, the default before session 3),
+``convs_per_stage=2`` (better in small trials, about half the speed), ``line_bounds=True``
+(directional line/slice bounds of the whole image as head features). Inference runs the stem
+(and the line bounds) outside TensorFlow, with batch normalization folded into the convolutions
+(:mod:`surrogate.stem`).
 
 Options of a preset are a frozen dataclass (:class:`DefaultOptions`, :class:`PaperOptions`);
 :func:`model_options` builds one from a mapping (e.g. read back from a model's metadata).
@@ -87,6 +89,9 @@ class DefaultOptions:
         Downsampling factor applied first (``None``: :func:`auto_stem`). If it does not divide
         the resolution, the image is periodically extended to the next multiple first.
     stem_mode
+        ``"bounds"`` (default): each block's fraction and its directional line/slice bounds
+        (:class:`~surrogate.layers.BlockBounds`; on the same data as the shipped ``default``,
+        MAPE 0.64 % against 0.73 % with ``"avg"``, see BENCHMARKS.md);
         ``"avg"``: parameter-free average pooling (grey values = local volume fraction);
         ``"space-to-depth"``: lossless, each ``stem^d`` block becomes channels (keeps one-pixel
         gaps between inclusions exactly; the first convolution then costs ``stem^d`` times more);
@@ -115,7 +120,7 @@ class DefaultOptions:
     """
 
     stem: int | None = None
-    stem_mode: str = "avg"
+    stem_mode: str = "bounds"
     filters: tuple[int, ...] = (16, 32, 64, 64)
     kernel_size: int = 3
     pool: str = "max"

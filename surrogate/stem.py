@@ -70,46 +70,53 @@ def _block_means_3d(images, s):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _block_bounds_2d(images, s, harm, arith, scale):  # pragma: no cover - compiled
+def _block_bounds_2d(images, s, harm, inv_arith):  # pragma: no cover - compiled
     # harm[c]: harmonic mean of mu along s pixels with c inclusion pixels;
-    # arith[c]: arithmetic mean over s pixels with c inclusion pixels (as mu)
+    # inv_arith[c]: 1 / arithmetic mean of mu over s pixels with c inclusion pixels.
+    # One band of s rows at a time: column-segment counts by contiguous adds (vectorized),
+    # row-segment counts by short sums; then per block 4 s table look-ups.
     n_img, n, _ = images.shape
     m = n // s
     out = np.empty((n_img, m, m, 5), dtype=np.float32)
-    r = np.empty(s, dtype=np.int64)
-    c = np.empty(s, dtype=np.int64)
+    cseg = np.empty(n, dtype=np.int32)
+    rseg = np.empty((s, m), dtype=np.int32)
     for k in range(n_img):
         for bi in range(m):
-            for bj in range(m):
-                c[:] = 0
-                total = 0
-                for i in range(s):
+            for col in range(n):
+                cseg[col] = 0
+            for i in range(s):
+                row = bi * s + i
+                for col in range(n):
+                    cseg[col] += images[k, row, col]
+                for bj in range(m):
                     t = 0
-                    for j in range(s):
-                        v = images[k, bi * s + i, bj * s + j]
-                        t += v
-                        c[j] += v
-                    r[i] = t
-                    total += t
-                lo1 = 0.0  # lines along x_1 are the columns j
+                    for j in range(bj * s, bj * s + s):
+                        t += images[k, row, j]
+                    rseg[i, bj] = t
+            for bj in range(m):
+                lo1 = 0.0  # lines along x_1 are the columns of the block
                 lo2 = 0.0
-                inv1 = 0.0  # slices normal to x_1 are the rows i
+                inv1 = 0.0  # slices normal to x_1 are its rows
                 inv2 = 0.0
+                total = 0
                 for q in range(s):
-                    lo1 += harm[c[q]]
-                    lo2 += harm[r[q]]
-                    inv1 += 1.0 / arith[r[q]]
-                    inv2 += 1.0 / arith[c[q]]
+                    cc = cseg[bj * s + q]
+                    rr = rseg[q, bj]
+                    lo1 += harm[cc]
+                    inv2 += inv_arith[cc]
+                    lo2 += harm[rr]
+                    inv1 += inv_arith[rr]
+                    total += rr
                 out[k, bi, bj, 0] = total / (s * s)
-                out[k, bi, bj, 1] = np.log(lo1 / s) / scale
-                out[k, bi, bj, 2] = np.log(s / inv1) / scale
-                out[k, bi, bj, 3] = np.log(lo2 / s) / scale
-                out[k, bi, bj, 4] = np.log(s / inv2) / scale
+                out[k, bi, bj, 1] = lo1 / s
+                out[k, bi, bj, 2] = s / inv1
+                out[k, bi, bj, 3] = lo2 / s
+                out[k, bi, bj, 4] = s / inv2
     return out
 
 
 @njit(cache=True)
-def _block_bounds_3d(images, s, harm, arith2, scale):  # pragma: no cover - compiled
+def _block_bounds_3d(images, s, harm, arith2):  # pragma: no cover - compiled
     # harm[c]: harmonic mean along s voxels; arith2[c]: arithmetic mean over s*s voxels
     n_img, n, _, _ = images.shape
     m = n // s
@@ -156,8 +163,8 @@ def _block_bounds_3d(images, s, harm, arith2, scale):  # pragma: no cover - comp
                                 else:
                                     t += c1[b, a]  # slice l = a
                             inv += 1.0 / arith2[t]
-                        out[k, bi, bj, bl, 1 + 2 * axis] = np.log(lo / (s * s)) / scale
-                        out[k, bi, bj, bl, 2 + 2 * axis] = np.log(s / inv) / scale
+                        out[k, bi, bj, bl, 1 + 2 * axis] = lo / (s * s)
+                        out[k, bi, bj, bl, 2 + 2 * axis] = s / inv
     return out
 
 
@@ -192,11 +199,16 @@ def block_bounds(
     c = np.arange(s + 1, dtype=np.float64)
     harm = s / (c / mu_i + (s - c) / mu_m)
     if dim == 2:
-        arith = mu_m + (mu_i - mu_m) * c / s
-        return _block_bounds_2d(arr, s, harm, arith, scale)
-    c2 = np.arange(s * s + 1, dtype=np.float64)
-    arith2 = mu_m + (mu_i - mu_m) * c2 / (s * s)
-    return _block_bounds_3d(arr, s, harm, arith2, scale)
+        inv_arith = 1.0 / (mu_m + (mu_i - mu_m) * c / s)
+        out = _block_bounds_2d(arr, s, harm, inv_arith)
+    else:
+        c2 = np.arange(s * s + 1, dtype=np.float64)
+        arith2 = mu_m + (mu_i - mu_m) * c2 / (s * s)
+        out = _block_bounds_3d(arr, s, harm, arith2)
+    bounds = out[..., 1:]  # the kernels leave the bounds as mu; one vectorized log here
+    np.log(bounds, out=bounds)
+    bounds *= np.float32(1.0 / scale)
+    return out
 
 
 @njit(cache=True)
@@ -350,12 +362,26 @@ class HostStem:
         return self.body.predict_on_batch(self.inputs(images))
 
 
+def _fold_batch_norm(conv: list[np.ndarray], bn: Any) -> list[np.ndarray]:
+    """``[kernel, bias]`` of a convolution followed by ``bn`` (inference mode), as one."""
+    kernel = conv[0].astype(np.float64)
+    bias = conv[1].astype(np.float64) if len(conv) > 1 else np.zeros(kernel.shape[-1])
+    gamma, beta, mean, var = (w.astype(np.float64) for w in bn.get_weights())
+    scale = gamma / np.sqrt(var + float(bn.epsilon))
+    return [(kernel * scale).astype(np.float32), ((bias - mean) * scale + beta).astype(np.float32)]
+
+
 def split_stem(member: Any, metadata: dict[str, Any]) -> HostStem | None:
     """The :class:`HostStem` of a trained ``default`` model whose stem can run outside it.
 
-    Its ``body`` is :func:`surrogate.models.build_stemless` with ``member``'s weights. ``None``
-    when the model has no separable stem (see :func:`~surrogate.models.build_stemless`).
+    Its ``body`` is :func:`surrogate.models.build_stemless` with ``member``'s weights, and with
+    each batch normalization folded into the convolution before it (inference statistics:
+    ``W' = W g / sqrt(v + eps)``, ``b' = (b - m) g / sqrt(v + eps) + beta``), which saves the
+    separate normalization pass over every feature map. ``None`` when the model has no separable
+    stem (see :func:`~surrogate.models.build_stemless`).
     """
+    import dataclasses
+
     from surrogate.models import auto_stem, build_stemless, model_options
 
     if metadata.get("preset") != "default":
@@ -367,7 +393,7 @@ def split_stem(member: Any, metadata: dict[str, Any]) -> HostStem | None:
         resolution=resolution,
         mu_matrix=float(metadata["mu_matrix"]),
         mu_inclusion=float(metadata["mu_inclusion"]),
-        options=options,
+        options=dataclasses.replace(options, batch_norm=False),
     )
     if body is None:
         return None
@@ -377,6 +403,9 @@ def split_stem(member: Any, metadata: dict[str, Any]) -> HostStem | None:
             continue
         try:
             source = member.get_layer(layer.name).get_weights()
+            if options.batch_norm and layer.name.startswith("conv"):
+                bn = member.get_layer("bn" + layer.name[len("conv") :])
+                source = _fold_batch_norm(source, bn)
         except ValueError:
             return None
         if [w.shape for w in source] != [w.shape for w in weights]:
