@@ -14,6 +14,7 @@ model's to float32 round-off.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import numpy as np
@@ -116,6 +117,45 @@ def _block_bounds_2d(images, s, harm, inv_arith):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def _block_bounds_2d_words(words, s, harm, inv_arith):  # pragma: no cover - compiled
+    # The image rows as words of s bytes (uint32 for s = 4, uint64 for s = 8): one word is one
+    # row of one block. Its byte sum (a multiply by 0x0101..01) is the row count; the sum of the
+    # block's s words holds the s column counts in its bytes (each <= s, no carry).
+    n_img, n, m = words.shape
+    mul = np.uint64(0x0101010101010101)
+    top = np.uint64(8 * s - 8)
+    byte = np.uint64(0xFF)
+    eight = np.uint64(8)
+    out = np.empty((n_img, m, m, 5), dtype=np.float32)
+    for k in range(n_img):
+        for bi in range(m):
+            for bj in range(m):
+                acc = np.uint64(0)
+                lo2 = 0.0
+                inv1 = 0.0
+                total = 0
+                for i in range(s):
+                    w = np.uint64(words[k, bi * s + i, bj])
+                    acc += w
+                    rr = np.int64(((w * mul) >> top) & byte)
+                    lo2 += harm[rr]
+                    inv1 += inv_arith[rr]
+                    total += rr
+                lo1 = 0.0
+                inv2 = 0.0
+                for q in range(s):
+                    cc = np.int64((acc >> (eight * np.uint64(q))) & byte)
+                    lo1 += harm[cc]
+                    inv2 += inv_arith[cc]
+                out[k, bi, bj, 0] = total / (s * s)
+                out[k, bi, bj, 1] = lo1 / s
+                out[k, bi, bj, 2] = s / inv1
+                out[k, bi, bj, 3] = lo2 / s
+                out[k, bi, bj, 4] = s / inv2
+    return out
+
+
+@njit(cache=True)
 def _block_bounds_3d(images, s, harm, arith2):  # pragma: no cover - compiled
     # harm[c]: harmonic mean along s voxels; arith2[c]: arithmetic mean over s*s voxels
     n_img, n, _, _ = images.shape
@@ -200,7 +240,11 @@ def block_bounds(
     harm = s / (c / mu_i + (s - c) / mu_m)
     if dim == 2:
         inv_arith = 1.0 / (mu_m + (mu_i - mu_m) * c / s)
-        out = _block_bounds_2d(arr, s, harm, inv_arith)
+        word = {4: np.uint32, 8: np.uint64}.get(s)
+        if word is not None and sys.byteorder == "little":
+            out = _block_bounds_2d_words(arr.view(word), s, harm, inv_arith)
+        else:
+            out = _block_bounds_2d(arr, s, harm, inv_arith)
     else:
         c2 = np.arange(s * s + 1, dtype=np.float64)
         arith2 = mu_m + (mu_i - mu_m) * c2 / (s * s)
