@@ -70,6 +70,16 @@ def _block_means_3d(images, s):  # pragma: no cover - compiled
     return out
 
 
+@njit(cache=True, inline="always")
+def _store_2d(cell, s, total, lo1, inv1, lo2, inv2):  # pragma: no cover - compiled
+    # fraction; lower and upper bound of mu_11; of mu_22 (as mu, the log is taken later)
+    cell[0] = total / (s * s)
+    cell[1] = lo1 / s
+    cell[2] = s / inv1
+    cell[3] = lo2 / s
+    cell[4] = s / inv2
+
+
 @njit(cache=True)
 def _block_bounds_2d(images, s, harm, inv_arith):  # pragma: no cover - compiled
     # harm[c]: harmonic mean of mu along s pixels with c inclusion pixels;
@@ -108,11 +118,7 @@ def _block_bounds_2d(images, s, harm, inv_arith):  # pragma: no cover - compiled
                     lo2 += harm[rr]
                     inv1 += inv_arith[rr]
                     total += rr
-                out[k, bi, bj, 0] = total / (s * s)
-                out[k, bi, bj, 1] = lo1 / s
-                out[k, bi, bj, 2] = s / inv1
-                out[k, bi, bj, 3] = lo2 / s
-                out[k, bi, bj, 4] = s / inv2
+                _store_2d(out[k, bi, bj], s, total, lo1, inv1, lo2, inv2)
     return out
 
 
@@ -147,11 +153,7 @@ def _block_bounds_2d_words(words, s, harm, inv_arith):  # pragma: no cover - com
                     cc = np.int64((acc >> (eight * np.uint64(q))) & byte)
                     lo1 += harm[cc]
                     inv2 += inv_arith[cc]
-                out[k, bi, bj, 0] = total / (s * s)
-                out[k, bi, bj, 1] = lo1 / s
-                out[k, bi, bj, 2] = s / inv1
-                out[k, bi, bj, 3] = lo2 / s
-                out[k, bi, bj, 4] = s / inv2
+                _store_2d(out[k, bi, bj], s, total, lo1, inv1, lo2, inv2)
     return out
 
 
