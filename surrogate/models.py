@@ -89,15 +89,13 @@ class DefaultOptions:
         Downsampling factor applied first (``None``: :func:`auto_stem`). If it does not divide
         the resolution, the image is periodically extended to the next multiple first.
     stem_mode
-        ``"bounds"`` (default): each block's fraction and its directional line/slice bounds
-        (:class:`~surrogate.layers.BlockBounds`; on the same data as the shipped ``default``,
-        MAPE 0.64 % against 0.73 % with ``"avg"``, see BENCHMARKS.md);
+        ``"bounds"`` (default): each block's fraction plus its directional line/slice bounds
+        (:class:`~surrogate.layers.BlockBounds`, ``1 + 2 d`` channels: a path across the block
+        and a one-pixel gap differ where the fraction is the same; on the same data as the
+        shipped ``default``, MAPE 0.64 % against 0.73 % with ``"avg"``, see BENCHMARKS.md);
         ``"avg"``: parameter-free average pooling (grey values = local volume fraction);
         ``"space-to-depth"``: lossless, each ``stem^d`` block becomes channels (keeps one-pixel
-        gaps between inclusions exactly; the first convolution then costs ``stem^d`` times more);
-        ``"bounds"``: the block's fraction plus its directional line/slice bounds
-        (:class:`~surrogate.layers.BlockBounds`, ``1 + 2 d`` channels: a path across the block
-        and a one-pixel gap give different channels where the fraction is the same).
+        gaps between inclusions exactly; the first convolution then costs ``stem^d`` times more).
     filters
         Filters of the convolution stages; a 2x2 pooling separates consecutive stages.
     kernel_size
@@ -298,12 +296,12 @@ def build_stemless(
     mu_inclusion: float,
     options: Mapping[str, Any] | DefaultOptions,
 ) -> keras.Model | None:
-    """The layers of a ``default`` model after its average-pooling stem, as a model of its own.
+    """The layers of a ``default`` model after its stem, as a model of its own.
 
-    It takes the stem's output, the float32 block means ``(B, m, ..., m, 1)`` with
-    ``m = resolution / stem``, which a caller can compute faster outside TensorFlow from the 0/1
-    image (:func:`surrogate.stem.block_means`; for ``stem_mode="bounds"`` the ``1 + 2 d``
-    channels of :func:`surrogate.stem.block_bounds`); with ``line_bounds`` also the ``(B, 2 dim)``
+    It takes the stem's output with ``m = resolution / stem``, which a caller can compute faster
+    outside TensorFlow from the 0/1 image: the float32 block means ``(B, m, ..., m, 1)``
+    (:func:`surrogate.stem.block_means`), or for ``stem_mode="bounds"`` the ``1 + 2 d``
+    channels of :func:`surrogate.stem.block_bounds`; with ``line_bounds`` also the ``(B, 2 dim)``
     float32 features of :class:`~surrogate.layers.LineBounds`, computed from the full image
     (:func:`surrogate.stem.line_bound_features`). Its layer names are the full model's, so the
     trained weights copy over by name. ``None`` when the model has no separable stem: the

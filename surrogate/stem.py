@@ -231,11 +231,9 @@ def block_bounds(
         then ``log(lower_k) / L`` and ``log(upper_k) / L`` for each axis ``k``, the block's
         line (harmonic along, arithmetic across) and slice bounds, ``L = |log(mu_i / mu_m)|``.
     """
-    arr = _as_uint8(images)
-    dim = arr.ndim - 1
     s = int(factor)
-    if s < 1 or arr.shape[1] % s:
-        raise ValueError(f"block factor {factor} does not divide the side {arr.shape[1]}")
+    arr = _as_uint8(images, s)
+    dim = arr.ndim - 1
     mu_m, mu_i = float(mu_matrix), float(mu_inclusion)
     scale = abs(np.log(mu_i / mu_m)) or 1.0
     c = np.arange(s + 1, dtype=np.float64)
@@ -292,7 +290,8 @@ def _line_counts_3d(images):  # pragma: no cover - compiled
     return c0, c1, c2
 
 
-def _as_uint8(images: np.ndarray) -> np.ndarray:
+def _as_uint8(images: np.ndarray, factor: int | None = None) -> np.ndarray:
+    """Contiguous uint8 ``(N, n, n[, n])`` view of 0/1 images; ``factor`` must divide ``n``."""
     arr = np.ascontiguousarray(images)
     if arr.dtype == bool:
         arr = arr.view(np.uint8)
@@ -301,6 +300,8 @@ def _as_uint8(images: np.ndarray) -> np.ndarray:
     dim = arr.ndim - 1
     if dim not in (2, 3) or any(k != arr.shape[1] for k in arr.shape[1:]):
         raise ValueError(f"expected (N, n, n) or (N, n, n, n) images, got shape {arr.shape}")
+    if factor is not None and (factor < 1 or arr.shape[1] % factor):
+        raise ValueError(f"block factor {factor} does not divide the side {arr.shape[1]}")
     return arr
 
 
@@ -364,10 +365,8 @@ def block_means(images: np.ndarray, factor: int) -> np.ndarray:
         ``(N, n/factor, ..., n/factor, 1)`` float32: the inclusion fraction of each block, the
         input of :func:`surrogate.models.build_stemless`.
     """
-    arr = _as_uint8(images)
+    arr = _as_uint8(images, factor)
     dim = arr.ndim - 1
-    if factor < 1 or arr.shape[1] % factor:
-        raise ValueError(f"block factor {factor} does not divide the side {arr.shape[1]}")
     kernel = _block_means_2d if dim == 2 else _block_means_3d
     return kernel(arr, int(factor))[..., None]
 

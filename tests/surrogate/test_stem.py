@@ -8,7 +8,7 @@ import pytest
 from surrogate.layers import BlockBounds, LineBounds
 from surrogate.models import build_model
 from surrogate.provider import CNNProvider
-from surrogate.stem import block_bounds, block_means, line_bound_features, split_stem
+from surrogate.stem import HostStem, block_bounds, block_means, line_bound_features, split_stem
 
 
 def _images(n_samples, n, dim, rng=0):
@@ -101,11 +101,11 @@ def test_provider_answers_the_same_with_and_without_host_stem():
     images[1] = np.roll(images[1], 17, axis=0)
     images[2, ::2] = True
     np.testing.assert_allclose(b(images), a(images), rtol=1e-5, atol=1e-5)
-    assert b._functions()[0][0] == 8 and a._functions()[0][0] is None
+    assert b._functions()[0].factor == 8 and not isinstance(a._functions()[0], HostStem)
     c = CNNProvider("default", host_stem=False)
     d = CNNProvider("default")  # block-bounds stem on the host, batch norm folded
     np.testing.assert_allclose(d(images), c(images), rtol=1e-5, atol=1e-5)  # mu ~ 1-250
-    assert d._functions()[0][0] == 4
+    assert d._functions()[0].factor == 4
 
 
 @pytest.mark.parametrize(("dim", "n", "factor"), [(2, 16, 4), (2, 12, 3), (3, 8, 2), (3, 9, 3)])

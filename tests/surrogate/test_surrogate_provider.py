@@ -62,7 +62,7 @@ def test_flags(tiny_model, tiny_images):
 
 def test_non_finite_outputs_raise(tiny_model, tiny_images):
     p = CNNProvider(tiny_model.model_dir)
-    p._fns = [(None, lambda x: np.full((x.shape[0], 3), np.nan, np.float32))]
+    p._fns = [lambda x: np.full((x.shape[0], 3), np.nan, np.float32)]
     with pytest.raises(SolverError, match="non-finite"):
         p(tiny_images[:2])
 
