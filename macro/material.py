@@ -335,14 +335,15 @@ class Material:
 
     def _generate_batch(
         self, vf: np.ndarray, gid: np.ndarray, kwargs: dict[str, Any]
-    ) -> np.ndarray:
-        """All SVEs in one call of :func:`micro.generate.generate_images` (compiled RSA);
-        bit-identical to one :func:`~micro.generate.generate_sve` call per point."""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """All SVEs in one call of :func:`micro.generate.generate_images` (compiled RSA),
+        bit-identical to one :func:`~micro.generate.generate_sve` call per point, and their
+        inclusion pixel counts."""
         from micro.generate import generate_images
 
         rngs = [point_rng(self.seed, g) for g in gid.tolist()]
         try:
-            return generate_images(np.maximum(vf, 0.0), rngs=rngs, **kwargs)
+            return generate_images(np.maximum(vf, 0.0), rngs=rngs, return_counts=True, **kwargs)
         except SampleError as exc:
             raise _point_error(exc.index, gid, vf, kwargs, exc.reason) from None
 
@@ -377,9 +378,8 @@ class Material:
         else:
             kwargs["radius"] = self.radius_for(n)
         if self.generator is None and pts.shape[0]:
-            images = self._generate_batch(vf, gid, kwargs)
-            measured = images.reshape(images.shape[0], -1).mean(axis=1, dtype=np.float64)
-            return SVEBatch(images, vf, measured)
+            images, counts = self._generate_batch(vf, gid, kwargs)
+            return SVEBatch(images, vf, counts / float(n**self.dim))
         images = np.zeros((pts.shape[0],) + (n,) * self.dim, dtype=bool)
         gen = self._generator() if np.any(vf > 0) else None
         for k in range(pts.shape[0]):

@@ -367,7 +367,8 @@ def generate_images(
     overlap: bool = False,
     tol: float = 0.005,
     max_attempts: int | None = None,
-) -> np.ndarray:
+    return_counts: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Many SVE images of one class in one compiled call (no per-SVE Python overhead).
 
     Image ``i`` is ``generate_sve(volume_fraction=volume_fractions[i], rng=rngs[i], ...).image``
@@ -382,11 +383,15 @@ def generate_images(
         Randomness of each image (e.g. ``spawn_seeds(base, N)`` or one Generator per point).
     dim, size, radius, radius_range, overlap, tol, max_attempts
         As for :func:`generate_sve`.
+    return_counts : bool
+        Also return the inclusion pixels of each image (kept by the kernel as it paints: free).
 
     Returns
     -------
-    ndarray, shape (N,) + (size,)*dim, bool
+    images : ndarray, shape (N,) + (size,)*dim, bool
         True = inclusion; axis k + 1 is direction x_(k+1).
+    counts : ndarray, shape (N,), int64
+        Only with ``return_counts``.
 
     Raises
     ------
@@ -414,7 +419,7 @@ def generate_images(
             else max_attempts
         )
     gens = [np.random.default_rng(r) for r in rngs]
-    images, _ = run_rsa_batch(
+    images, counts = run_rsa_batch(
         n,
         dim,
         rmin,
@@ -426,4 +431,4 @@ def generate_images(
         max_attempts=attempts,
         what=_class_name(dim, overlap, poly),
     )
-    return images
+    return (images, counts) if return_counts else images

@@ -227,13 +227,11 @@ class CNNProvider:
         SolverError
             Non-finite network output.
         """
+        from surrogate.stem import pixel_counts
+
         batch = self.check(images)
         n, d = batch.shape[0], self.dim
-        vf = (
-            np.count_nonzero(batch.reshape(n, -1), axis=1) / float(np.prod(self.shape))
-            if n
-            else np.zeros(0)
-        )
+        vf = pixel_counts(batch) / float(np.prod(self.shape)) if n else np.zeros(0)
         if n == 0:
             empty = np.zeros((0, d, d))
             return Prediction(empty, empty.copy(), vf, {k: np.zeros(0, bool) for k in FLAGS[:3]})

@@ -1,14 +1,15 @@
-"""The average-pooling stem of a ``default`` model, computed outside TensorFlow.
+"""The stem of a ``default`` model, computed outside TensorFlow.
 
-A ``default`` model first average-pools its 0/1 image by a factor ``s`` (its *stem*, 4 or 8 at
-256²). Inside TensorFlow that step casts every pixel to float32 and reads the image four times
-over: for the light models used at FE² quadrature points it took about two thirds of the
-forward pass. :func:`block_means` computes the same block means straight from the ``uint8``
-image in one compiled pass (byte sums, then one division per block);
-:func:`line_bound_features` computes the model's line/slice bounds from per-line pixel counts;
-:func:`split_stem` turns a trained model into that host-side part plus the rest of the network
-(:func:`surrogate.models.build_stemless`), with the trained weights. The results equal the full
-model's to float32 round-off.
+A ``default`` model first reduces its 0/1 image by blocks of ``s`` pixels a side (its *stem*, 4 or
+8 at 256²): to the block means (``stem_mode="avg"``), or to the block means plus each block's own
+line and slice bounds (``stem_mode="bounds"``). Inside TensorFlow that step casts every pixel to
+float32 and reads the image several times over: for the light models used at FE² quadrature
+points it took about two thirds of the forward pass. :func:`block_means` and
+:func:`block_bounds` compute it straight from the ``uint8`` image in one compiled pass (byte sums
+and table look-ups, :mod:`surrogate._stem_jit`); :func:`line_bound_features` computes the
+image's line/slice bounds from per-line pixel counts; :func:`split_stem` turns a trained model
+into that host-side part plus the rest of the network (:func:`surrogate.models.build_stemless`),
+with the trained weights. The results equal the full model's to float32 round-off.
 """
 
 from __future__ import annotations
@@ -18,196 +19,39 @@ import sys
 from typing import Any
 
 import numpy as np
-from numba import njit
 
-__all__ = ["HostStem", "block_bounds", "block_means", "line_bound_features", "split_stem"]
+from surrogate import _stem_jit as _jit
+
+__all__ = [
+    "HostStem",
+    "block_bounds",
+    "block_means",
+    "line_bound_features",
+    "pixel_counts",
+    "split_stem",
+]
 
 logger = logging.getLogger(__name__)
 
 
-@njit(cache=True)
-def _block_means_2d(images, s):  # pragma: no cover - compiled
-    n_img, n, _ = images.shape
-    m = n // s
-    out = np.empty((n_img, m, m), dtype=np.float32)
-    acc = np.empty(n, dtype=np.int32)
-    inv = np.float32(1.0 / (s * s))
-    for k in range(n_img):
-        for bi in range(m):
-            acc[:] = 0
-            for i in range(bi * s, (bi + 1) * s):
-                for j in range(n):
-                    acc[j] += images[k, i, j]
-            for bj in range(m):
-                t = 0
-                for j in range(bj * s, (bj + 1) * s):
-                    t += acc[j]
-                out[k, bi, bj] = np.float32(t) * inv
-    return out
+def pixel_counts(images: np.ndarray) -> np.ndarray:
+    """Inclusion pixels per image of a batch of 0/1 images.
 
+    Parameters
+    ----------
+    images
+        ``(N, n, ..., n)`` uint8 or bool 0/1 images.
 
-@njit(cache=True)
-def _block_means_3d(images, s):  # pragma: no cover - compiled
-    n_img, n, _, _ = images.shape
-    m = n // s
-    out = np.empty((n_img, m, m, m), dtype=np.float32)
-    acc = np.empty((n, n), dtype=np.int32)
-    inv = np.float32(1.0 / (s * s * s))
-    for k in range(n_img):
-        for bi in range(m):
-            acc[:, :] = 0
-            for i in range(bi * s, (bi + 1) * s):
-                for j in range(n):
-                    for q in range(n):
-                        acc[j, q] += images[k, i, j, q]
-            for bj in range(m):
-                for bq in range(m):
-                    t = 0
-                    for j in range(bj * s, (bj + 1) * s):
-                        for q in range(bq * s, (bq + 1) * s):
-                            t += acc[j, q]
-                    out[k, bi, bj, bq] = np.float32(t) * inv
-    return out
-
-
-@njit(cache=True, inline="always")
-def _store_2d(cell, s, total, lo1, inv1, lo2, inv2):  # pragma: no cover - compiled
-    # fraction; lower and upper bound of mu_11; of mu_22 (as mu, the log is taken later)
-    cell[0] = total / (s * s)
-    cell[1] = lo1 / s
-    cell[2] = s / inv1
-    cell[3] = lo2 / s
-    cell[4] = s / inv2
-
-
-@njit(cache=True)
-def _block_bounds_2d(images, s, harm, inv_arith):  # pragma: no cover - compiled
-    # harm[c]: harmonic mean of mu along s pixels with c inclusion pixels;
-    # inv_arith[c]: 1 / arithmetic mean of mu over s pixels with c inclusion pixels.
-    # One band of s rows at a time: column-segment counts by contiguous adds (vectorized),
-    # row-segment counts by short sums; then per block 4 s table look-ups.
-    n_img, n, _ = images.shape
-    m = n // s
-    out = np.empty((n_img, m, m, 5), dtype=np.float32)
-    cseg = np.empty(n, dtype=np.int32)
-    rseg = np.empty((s, m), dtype=np.int32)
-    for k in range(n_img):
-        for bi in range(m):
-            for col in range(n):
-                cseg[col] = 0
-            for i in range(s):
-                row = bi * s + i
-                for col in range(n):
-                    cseg[col] += images[k, row, col]
-                for bj in range(m):
-                    t = 0
-                    for j in range(bj * s, bj * s + s):
-                        t += images[k, row, j]
-                    rseg[i, bj] = t
-            for bj in range(m):
-                lo1 = 0.0  # lines along x_1 are the columns of the block
-                lo2 = 0.0
-                inv1 = 0.0  # slices normal to x_1 are its rows
-                inv2 = 0.0
-                total = 0
-                for q in range(s):
-                    cc = cseg[bj * s + q]
-                    rr = rseg[q, bj]
-                    lo1 += harm[cc]
-                    inv2 += inv_arith[cc]
-                    lo2 += harm[rr]
-                    inv1 += inv_arith[rr]
-                    total += rr
-                _store_2d(out[k, bi, bj], s, total, lo1, inv1, lo2, inv2)
-    return out
-
-
-@njit(cache=True)
-def _block_bounds_2d_words(words, s, harm, inv_arith):  # pragma: no cover - compiled
-    # The image rows as words of s bytes (uint32 for s = 4, uint64 for s = 8): one word is one
-    # row of one block. Its byte sum (a multiply by 0x0101..01) is the row count; the sum of the
-    # block's s words holds the s column counts in its bytes (each <= s, no carry).
-    n_img, n, m = words.shape
-    mul = np.uint64(0x0101010101010101)
-    top = np.uint64(8 * s - 8)
-    byte = np.uint64(0xFF)
-    eight = np.uint64(8)
-    out = np.empty((n_img, m, m, 5), dtype=np.float32)
-    for k in range(n_img):
-        for bi in range(m):
-            for bj in range(m):
-                acc = np.uint64(0)
-                lo2 = 0.0
-                inv1 = 0.0
-                total = 0
-                for i in range(s):
-                    w = np.uint64(words[k, bi * s + i, bj])
-                    acc += w
-                    rr = np.int64(((w * mul) >> top) & byte)
-                    lo2 += harm[rr]
-                    inv1 += inv_arith[rr]
-                    total += rr
-                lo1 = 0.0
-                inv2 = 0.0
-                for q in range(s):
-                    cc = np.int64((acc >> (eight * np.uint64(q))) & byte)
-                    lo1 += harm[cc]
-                    inv2 += inv_arith[cc]
-                _store_2d(out[k, bi, bj], s, total, lo1, inv1, lo2, inv2)
-    return out
-
-
-@njit(cache=True)
-def _block_bounds_3d(images, s, harm, arith2):  # pragma: no cover - compiled
-    # harm[c]: harmonic mean along s voxels; arith2[c]: arithmetic mean over s*s voxels
-    n_img, n, _, _ = images.shape
-    m = n // s
-    out = np.empty((n_img, m, m, m, 7), dtype=np.float32)
-    c0 = np.empty((s, s), dtype=np.int64)  # line counts along x_1, indexed (j, l)
-    c1 = np.empty((s, s), dtype=np.int64)  # along x_2, indexed (i, l)
-    c2 = np.empty((s, s), dtype=np.int64)  # along x_3, indexed (i, j)
-    for k in range(n_img):
-        for bi in range(m):
-            for bj in range(m):
-                for bl in range(m):
-                    c0[:, :] = 0
-                    c1[:, :] = 0
-                    total = 0
-                    for i in range(s):
-                        for j in range(s):
-                            t = 0
-                            for q in range(s):
-                                v = images[k, bi * s + i, bj * s + j, bl * s + q]
-                                t += v
-                                c0[j, q] += v
-                                c1[i, q] += v
-                            c2[i, j] = t
-                            total += t
-                    out[k, bi, bj, bl, 0] = total / (s * s * s)
-                    for axis in range(3):
-                        lo = 0.0
-                        for a in range(s):
-                            for b in range(s):
-                                if axis == 0:
-                                    lo += harm[c0[a, b]]
-                                elif axis == 1:
-                                    lo += harm[c1[a, b]]
-                                else:
-                                    lo += harm[c2[a, b]]
-                        inv = 0.0
-                        for a in range(s):  # slice a normal to the axis
-                            t = 0
-                            for b in range(s):
-                                if axis == 0:
-                                    t += c2[a, b]  # slice i = a: sum over j of c2[a, j]
-                                elif axis == 1:
-                                    t += c2[b, a]  # slice j = a
-                                else:
-                                    t += c1[b, a]  # slice l = a
-                            inv += 1.0 / arith2[t]
-                        out[k, bi, bj, bl, 1 + 2 * axis] = lo / (s * s)
-                        out[k, bi, bj, bl, 2 + 2 * axis] = s / inv
-    return out
+    Returns
+    -------
+    numpy.ndarray
+        ``(N,)`` int64 (several times faster than ``np.count_nonzero(..., axis=1)``).
+    """
+    arr = _as_uint8(images)
+    flat = arr.reshape(arr.shape[0], int(np.prod(arr.shape[1:])))
+    if flat.shape[1] % 8 or sys.byteorder != "little":
+        return np.count_nonzero(flat, axis=1).astype(np.int64)
+    return _jit.pixel_counts_words(flat.view(np.uint64))
 
 
 def block_bounds(
@@ -235,59 +79,19 @@ def block_bounds(
     arr = _as_uint8(images, s)
     dim = arr.ndim - 1
     mu_m, mu_i = float(mu_matrix), float(mu_inclusion)
-    scale = abs(np.log(mu_i / mu_m)) or 1.0
+    inv_scale = 1.0 / (abs(np.log(mu_i / mu_m)) or 1.0)
     c = np.arange(s + 1, dtype=np.float64)
     harm = s / (c / mu_i + (s - c) / mu_m)
-    if dim == 2:
-        inv_arith = 1.0 / (mu_m + (mu_i - mu_m) * c / s)
-        word = {4: np.uint32, 8: np.uint64}.get(s)
-        if word is not None and sys.byteorder == "little":
-            out = _block_bounds_2d_words(arr.view(word), s, harm, inv_arith)
-        else:
-            out = _block_bounds_2d(arr, s, harm, inv_arith)
-    else:
+    if dim == 3:
         c2 = np.arange(s * s + 1, dtype=np.float64)
         arith2 = mu_m + (mu_i - mu_m) * c2 / (s * s)
-        out = _block_bounds_3d(arr, s, harm, arith2)
-    bounds = out[..., 1:]  # the kernels leave the bounds as mu; one vectorized log here
-    np.log(bounds, out=bounds)
-    bounds *= np.float32(1.0 / scale)
-    return out
-
-
-@njit(cache=True)
-def _line_counts_2d(images):  # pragma: no cover - compiled
-    n_img, n, _ = images.shape
-    rows = np.zeros((n_img, n), dtype=np.int32)  # rows[k, i] = sum_j x[i, j]
-    cols = np.zeros((n_img, n), dtype=np.int32)  # cols[k, j] = sum_i x[i, j]
-    for k in range(n_img):
-        for i in range(n):
-            t = 0
-            for j in range(n):
-                v = images[k, i, j]
-                t += v
-                cols[k, j] += v
-            rows[k, i] = t
-    return rows, cols
-
-
-@njit(cache=True)
-def _line_counts_3d(images):  # pragma: no cover - compiled
-    n_img, n, _, _ = images.shape
-    c0 = np.zeros((n_img, n, n), dtype=np.int32)  # c0[k, j, l] = sum_i x[i, j, l]
-    c1 = np.zeros((n_img, n, n), dtype=np.int32)  # c1[k, i, l] = sum_j x[i, j, l]
-    c2 = np.zeros((n_img, n, n), dtype=np.int32)  # c2[k, i, j] = sum_l x[i, j, l]
-    for k in range(n_img):
-        for i in range(n):
-            for j in range(n):
-                t = 0
-                for q in range(n):
-                    v = images[k, i, j, q]
-                    t += v
-                    c0[k, j, q] += v
-                    c1[k, i, q] += v
-                c2[k, i, j] = t
-    return c0, c1, c2
+        return _jit.block_bounds_3d(arr, s, harm, arith2, inv_scale)
+    inv_arith = 1.0 / (mu_m + (mu_i - mu_m) * c / s)
+    word = {4: np.uint32, 8: np.uint64}.get(s)
+    if word is None or sys.byteorder != "little":
+        return _jit.block_bounds_2d(arr, s, harm, inv_arith, inv_scale)
+    pure = np.repeat(np.log([[mu_m], [mu_i]]) * inv_scale, 4, axis=1)  # one-phase blocks
+    return _jit.block_bounds_2d_words(arr.view(word), s, harm, inv_arith, inv_scale, pure)
 
 
 def _as_uint8(images: np.ndarray, factor: int | None = None) -> np.ndarray:
@@ -329,11 +133,11 @@ def line_bound_features(images: np.ndarray, mu_matrix: float, mu_inclusion: floa
     dim, n = arr.ndim - 1, arr.shape[1]
     mu_m, mu_i = float(mu_matrix), float(mu_inclusion)
     if dim == 2:
-        rows, cols = _line_counts_2d(arr)
+        rows, cols = _jit.line_counts_2d(arr)
         # axis 1: lines along x_1 are the columns, slices normal to x_1 the rows; axis 2: swapped
         pairs = [(cols.reshape(len(arr), -1), rows), (rows.reshape(len(arr), -1), cols)]
     else:
-        c0, c1, c2 = _line_counts_3d(arr)
+        c0, c1, c2 = _jit.line_counts_3d(arr)
         n_img = len(arr)
         slices = [c2.sum(axis=2), c2.sum(axis=1), c1.sum(axis=1)]  # S_k[i] = pixels of slice i
         pairs = [(c.reshape(n_img, -1), s) for c, s in zip((c0, c1, c2), slices)]
@@ -367,7 +171,7 @@ def block_means(images: np.ndarray, factor: int) -> np.ndarray:
     """
     arr = _as_uint8(images, factor)
     dim = arr.ndim - 1
-    kernel = _block_means_2d if dim == 2 else _block_means_3d
+    kernel = _jit.block_means_2d if dim == 2 else _jit.block_means_3d
     return kernel(arr, int(factor))[..., None]
 
 

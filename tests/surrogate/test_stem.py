@@ -8,7 +8,14 @@ import pytest
 from surrogate.layers import BlockBounds, LineBounds
 from surrogate.models import build_model
 from surrogate.provider import CNNProvider
-from surrogate.stem import HostStem, block_bounds, block_means, line_bound_features, split_stem
+from surrogate.stem import (
+    HostStem,
+    block_bounds,
+    block_means,
+    line_bound_features,
+    pixel_counts,
+    split_stem,
+)
 
 
 def _images(n_samples, n, dim, rng=0):
@@ -108,11 +115,14 @@ def test_provider_answers_the_same_with_and_without_host_stem():
     assert d._functions()[0].factor == 4
 
 
-@pytest.mark.parametrize(("dim", "n", "factor"), [(2, 16, 4), (2, 12, 3), (3, 8, 2), (3, 9, 3)])
+@pytest.mark.parametrize(
+    ("dim", "n", "factor"), [(2, 16, 4), (2, 32, 8), (2, 12, 3), (3, 8, 2), (3, 9, 3)]
+)
 @pytest.mark.parametrize("phases", [(1.0, 250.0), (3.0, 0.5)])
 def test_block_bounds_equal_the_layer(dim, n, factor, phases):
     x = _images(5, n, dim, rng=4)
-    x[0] = True
+    x[0] = True  # blocks of one phase take another path in the word kernels
+    x[1, : n // 2] = False
     layer = BlockBounds(factor, dim, *phases)
     want = np.asarray(layer(x[..., None].astype(np.float32)))
     got = block_bounds(x, factor, *phases)
@@ -122,6 +132,15 @@ def test_block_bounds_equal_the_layer(dim, n, factor, phases):
     lower, upper = got[..., 1::2], got[..., 2::2]
     assert np.all(lower <= upper + 1e-6)  # line bound below slice bound, block by block
     assert np.all((got[..., 1:] >= -1e-6) & (got[..., 1:] <= 1 + 1e-6) | (phases[1] < phases[0]))
+
+
+@pytest.mark.parametrize("shape", [(7, 16, 16), (3, 5, 5), (2, 6, 6, 6), (4, 256, 256)])
+def test_pixel_counts_count_the_inclusion_pixels(shape):
+    x = np.random.default_rng(5).random(shape) < 0.3
+    want = np.count_nonzero(x.reshape(shape[0], -1), axis=1)
+    np.testing.assert_array_equal(pixel_counts(x), want)
+    np.testing.assert_array_equal(pixel_counts(x.astype(np.uint8)), want)
+    assert pixel_counts(x[:0]).shape == (0,)
 
 
 def test_block_bounds_see_a_gap_that_the_mean_does_not():

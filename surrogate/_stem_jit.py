@@ -1,0 +1,269 @@
+"""Compiled (numba) kernels of :mod:`surrogate.stem` (internal).
+
+Kept in one file because numba caches compiled code per source file (``cache=True``): a callee
+edited in another module would leave stale callers in the cache. Each kernel takes contiguous
+``uint8`` images (or their words) and returns float32 features; the wrappers in
+:mod:`surrogate.stem` validate the input and build the look-up tables.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "block_bounds_2d",
+    "block_bounds_2d_words",
+    "block_bounds_3d",
+    "block_means_2d",
+    "block_means_3d",
+    "line_counts_2d",
+    "line_counts_3d",
+    "pixel_counts_words",
+]
+
+
+@njit(cache=True)
+def block_means_2d(images, s):
+    n_img, n, _ = images.shape
+    m = n // s
+    out = np.empty((n_img, m, m), dtype=np.float32)
+    acc = np.empty(n, dtype=np.int32)
+    inv = np.float32(1.0 / (s * s))
+    for k in range(n_img):
+        for bi in range(m):
+            acc[:] = 0
+            for i in range(bi * s, (bi + 1) * s):
+                for j in range(n):
+                    acc[j] += images[k, i, j]
+            for bj in range(m):
+                t = 0
+                for j in range(bj * s, (bj + 1) * s):
+                    t += acc[j]
+                out[k, bi, bj] = np.float32(t) * inv
+    return out
+
+
+@njit(cache=True)
+def block_means_3d(images, s):
+    n_img, n, _, _ = images.shape
+    m = n // s
+    out = np.empty((n_img, m, m, m), dtype=np.float32)
+    acc = np.empty((n, n), dtype=np.int32)
+    inv = np.float32(1.0 / (s * s * s))
+    for k in range(n_img):
+        for bi in range(m):
+            acc[:, :] = 0
+            for i in range(bi * s, (bi + 1) * s):
+                for j in range(n):
+                    for q in range(n):
+                        acc[j, q] += images[k, i, j, q]
+            for bj in range(m):
+                for bq in range(m):
+                    t = 0
+                    for j in range(bj * s, (bj + 1) * s):
+                        for q in range(bq * s, (bq + 1) * s):
+                            t += acc[j, q]
+                    out[k, bi, bj, bq] = np.float32(t) * inv
+    return out
+
+
+@njit(cache=True, inline="always")
+def _store_2d(cell, s, total, lo1, inv1, lo2, inv2, inv_scale):
+    # fraction; log of the lower and upper bound of mu_11, of mu_22, over log(mu_i / mu_m)
+    cell[0] = total / (s * s)
+    cell[1] = math.log(lo1 / s) * inv_scale
+    cell[2] = math.log(s / inv1) * inv_scale
+    cell[3] = math.log(lo2 / s) * inv_scale
+    cell[4] = math.log(s / inv2) * inv_scale
+
+
+@njit(cache=True)
+def pixel_counts_words(words):
+    # words: (N, W) uint64, 8 pixels (bytes of 0/1) each; a byte sum is one multiply
+    n_img, n_words = words.shape
+    mul = np.uint64(0x0101010101010101)
+    top = np.uint64(56)
+    out = np.empty(n_img, dtype=np.int64)
+    for k in range(n_img):
+        t = 0
+        for w in range(n_words):
+            t += np.int64((words[k, w] * mul) >> top)
+        out[k] = t
+    return out
+
+
+@njit(cache=True)
+def block_bounds_2d(images, s, harm, inv_arith, inv_scale):
+    # harm[c]: harmonic mean of mu along s pixels with c inclusion pixels;
+    # inv_arith[c]: 1 / arithmetic mean of mu over s pixels with c inclusion pixels.
+    # One band of s rows at a time: column-segment counts by contiguous adds (vectorized),
+    # row-segment counts by short sums; then per block 4 s table look-ups.
+    n_img, n, _ = images.shape
+    m = n // s
+    out = np.empty((n_img, m, m, 5), dtype=np.float32)
+    cseg = np.empty(n, dtype=np.int32)
+    rseg = np.empty((s, m), dtype=np.int32)
+    for k in range(n_img):
+        for bi in range(m):
+            for col in range(n):
+                cseg[col] = 0
+            for i in range(s):
+                row = bi * s + i
+                for col in range(n):
+                    cseg[col] += images[k, row, col]
+                for bj in range(m):
+                    t = 0
+                    for j in range(bj * s, bj * s + s):
+                        t += images[k, row, j]
+                    rseg[i, bj] = t
+            for bj in range(m):
+                lo1 = 0.0  # lines along x_1 are the columns of the block
+                lo2 = 0.0
+                inv1 = 0.0  # slices normal to x_1 are its rows
+                inv2 = 0.0
+                total = 0
+                for q in range(s):
+                    cc = cseg[bj * s + q]
+                    rr = rseg[q, bj]
+                    lo1 += harm[cc]
+                    inv2 += inv_arith[cc]
+                    lo2 += harm[rr]
+                    inv1 += inv_arith[rr]
+                    total += rr
+                _store_2d(out[k, bi, bj], s, total, lo1, inv1, lo2, inv2, inv_scale)
+    return out
+
+
+@njit(cache=True)
+def block_bounds_2d_words(words, s, harm, inv_arith, inv_scale, pure):
+    # The image rows as words of s bytes (uint32 for s = 4, uint64 for s = 8): one word is one
+    # row of one block. Its byte sum (a multiply by 0x0101..01) is the row count; the sum of the
+    # block's s words holds the s column counts in its bytes (each <= s, no carry). A block of
+    # one phase (most of them) takes its 4 bounds from ``pure`` (2, 4): no logarithm.
+    n_img, n, m = words.shape
+    full = s * s
+    mul = np.uint64(0x0101010101010101)
+    top = np.uint64(8 * s - 8)
+    byte = np.uint64(0xFF)
+    eight = np.uint64(8)
+    out = np.empty((n_img, m, m, 5), dtype=np.float32)
+    for k in range(n_img):
+        for bi in range(m):
+            for bj in range(m):
+                acc = np.uint64(0)
+                lo2 = 0.0
+                inv1 = 0.0
+                total = 0
+                for i in range(s):
+                    w = np.uint64(words[k, bi * s + i, bj])
+                    acc += w
+                    rr = np.int64(((w * mul) >> top) & byte)
+                    lo2 += harm[rr]
+                    inv1 += inv_arith[rr]
+                    total += rr
+                if total == 0 or total == full:
+                    cell = out[k, bi, bj]
+                    ph = 0 if total == 0 else 1
+                    cell[0] = ph
+                    for c in range(4):
+                        cell[1 + c] = pure[ph, c]
+                    continue
+                lo1 = 0.0
+                inv2 = 0.0
+                for q in range(s):
+                    cc = np.int64((acc >> (eight * np.uint64(q))) & byte)
+                    lo1 += harm[cc]
+                    inv2 += inv_arith[cc]
+                _store_2d(out[k, bi, bj], s, total, lo1, inv1, lo2, inv2, inv_scale)
+    return out
+
+
+@njit(cache=True)
+def block_bounds_3d(images, s, harm, arith2, inv_scale):
+    # harm[c]: harmonic mean along s voxels; arith2[c]: arithmetic mean over s*s voxels
+    n_img, n, _, _ = images.shape
+    m = n // s
+    out = np.empty((n_img, m, m, m, 7), dtype=np.float32)
+    c0 = np.empty((s, s), dtype=np.int64)  # line counts along x_1, indexed (j, l)
+    c1 = np.empty((s, s), dtype=np.int64)  # along x_2, indexed (i, l)
+    c2 = np.empty((s, s), dtype=np.int64)  # along x_3, indexed (i, j)
+    for k in range(n_img):
+        for bi in range(m):
+            for bj in range(m):
+                for bl in range(m):
+                    c0[:, :] = 0
+                    c1[:, :] = 0
+                    total = 0
+                    for i in range(s):
+                        for j in range(s):
+                            t = 0
+                            for q in range(s):
+                                v = images[k, bi * s + i, bj * s + j, bl * s + q]
+                                t += v
+                                c0[j, q] += v
+                                c1[i, q] += v
+                            c2[i, j] = t
+                            total += t
+                    out[k, bi, bj, bl, 0] = total / (s * s * s)
+                    for axis in range(3):
+                        lo = 0.0
+                        for a in range(s):
+                            for b in range(s):
+                                if axis == 0:
+                                    lo += harm[c0[a, b]]
+                                elif axis == 1:
+                                    lo += harm[c1[a, b]]
+                                else:
+                                    lo += harm[c2[a, b]]
+                        inv = 0.0
+                        for a in range(s):  # slice a normal to the axis
+                            t = 0
+                            for b in range(s):
+                                if axis == 0:
+                                    t += c2[a, b]  # slice i = a: sum over j of c2[a, j]
+                                elif axis == 1:
+                                    t += c2[b, a]  # slice j = a
+                                else:
+                                    t += c1[b, a]  # slice l = a
+                            inv += 1.0 / arith2[t]
+                        out[k, bi, bj, bl, 1 + 2 * axis] = math.log(lo / (s * s)) * inv_scale
+                        out[k, bi, bj, bl, 2 + 2 * axis] = math.log(s / inv) * inv_scale
+    return out
+
+
+@njit(cache=True)
+def line_counts_2d(images):
+    n_img, n, _ = images.shape
+    rows = np.zeros((n_img, n), dtype=np.int32)  # rows[k, i] = sum_j x[i, j]
+    cols = np.zeros((n_img, n), dtype=np.int32)  # cols[k, j] = sum_i x[i, j]
+    for k in range(n_img):
+        for i in range(n):
+            t = 0
+            for j in range(n):
+                v = images[k, i, j]
+                t += v
+                cols[k, j] += v
+            rows[k, i] = t
+    return rows, cols
+
+
+@njit(cache=True)
+def line_counts_3d(images):
+    n_img, n, _, _ = images.shape
+    c0 = np.zeros((n_img, n, n), dtype=np.int32)  # c0[k, j, l] = sum_i x[i, j, l]
+    c1 = np.zeros((n_img, n, n), dtype=np.int32)  # c1[k, i, l] = sum_j x[i, j, l]
+    c2 = np.zeros((n_img, n, n), dtype=np.int32)  # c2[k, i, j] = sum_l x[i, j, l]
+    for k in range(n_img):
+        for i in range(n):
+            for j in range(n):
+                t = 0
+                for q in range(n):
+                    v = images[k, i, j, q]
+                    t += v
+                    c0[k, j, q] += v
+                    c1[k, i, q] += v
+                c2[k, i, j] = t
+    return c0, c1, c2
