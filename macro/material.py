@@ -341,9 +341,10 @@ class Material:
         inclusion pixel counts."""
         from micro.generate import generate_images
 
-        rngs = [point_rng(self.seed, g) for g in gid.tolist()]
-        try:
-            return generate_images(np.maximum(vf, 0.0), rngs=rngs, return_counts=True, **kwargs)
+        try:  # the streams of point_rng(seed, g), derived in one compiled pass
+            return generate_images(
+                np.maximum(vf, 0.0), seed=self.seed, spawn_keys=gid, return_counts=True, **kwargs
+            )
         except SampleError as exc:
             raise _point_error(exc.index, gid, vf, kwargs, exc.reason) from None
 

@@ -123,17 +123,24 @@ def _run(
     rmin: float,
     rmax: float,
     overlap: bool,
-    gens: list[np.random.Generator],
+    gens: list[np.random.Generator] | np.ndarray,
     targets: np.ndarray,
     tol: float,
     max_attempts: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Kernel call: images (N, total), out (N, 4), centers (M, 3), radii (M,)."""
+    """Kernel call: images (N, total), out (N, 4), centers (M, 3), radii (M,).
+
+    ``gens``: one generator per target, or the words they would give, ``(N, 4)`` uint64.
+    """
     k = _kernels()
     shape = _shape(n, dim)
-    states = np.empty((targets.size, 4), dtype=np.uint64)
-    for i, gen in enumerate(gens):
-        states[i] = _seed_state(gen) if targets[i] > 0.0 else 0
+    if isinstance(gens, np.ndarray):
+        states = np.array(gens, dtype=np.uint64)
+        states[~states.any(axis=1), 0] = 1  # as _seed_state
+    else:
+        states = np.empty((targets.size, 4), dtype=np.uint64)
+        for i, gen in enumerate(gens):
+            states[i] = _seed_state(gen) if targets[i] > 0.0 else 0
     images = np.empty((targets.size, n**dim), dtype=bool)
     out = np.zeros((targets.size, 4), dtype=np.int64)
     centers, radii = k.rsa_batch(
@@ -223,7 +230,7 @@ def run_rsa_batch(
     rmin: float,
     rmax: float,
     overlap: bool,
-    gens: list[np.random.Generator],
+    gens: list[np.random.Generator] | np.ndarray,
     *,
     targets: np.ndarray,
     tol: float,
@@ -234,7 +241,8 @@ def run_rsa_batch(
 
     Sample ``i`` equals ``run_rsa(..., gens[i], target=targets[i],
     max_attempts=max_attempts[i], ...)``; a target ``<= 0`` gives an empty image (and draws
-    nothing from its generator).
+    nothing from its generator). ``gens`` may also be the four words each generator would
+    give, ``(N, 4)`` uint64 (see :func:`micro._seeding.child_raw`).
 
     Returns
     -------

@@ -203,7 +203,7 @@ def test_generate_images_consumes_generators_like_generate_sve():
 def test_generate_images_errors_name_the_sample():
     with pytest.raises(InputError, match=r"sample 1: volume fraction 0\.7 unreachable"):
         generate_images([0.2, 0.7], rngs=[0, 1])
-    with pytest.raises(InputError, match="2 volume fractions but 1 rngs"):
+    with pytest.raises(InputError, match="2 volume fractions but 1 random streams"):
         generate_images([0.2, 0.3], rngs=[0])
     with pytest.raises(InputError, match=r"sample 0: .*not reached within tol"):
         generate_images([0.3], rngs=[0], size=20, radius=4)
