@@ -8,8 +8,6 @@ edited in another module would leave stale callers in the cache. Each kernel tak
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
@@ -71,13 +69,14 @@ def block_means_3d(images, s):
 
 
 @njit(cache=True, inline="always")
-def _store_2d(cell, s, total, lo1, inv1, lo2, inv2, inv_scale):
-    # fraction; log of the lower and upper bound of mu_11, of mu_22, over log(mu_i / mu_m)
-    cell[0] = total / (s * s)
-    cell[1] = math.log(lo1 / s) * inv_scale
-    cell[2] = math.log(s / inv1) * inv_scale
-    cell[3] = math.log(lo2 / s) * inv_scale
-    cell[4] = math.log(s / inv2) * inv_scale
+def _store_2d(cell, ef, total, lo1, inv1, lo2, inv2):
+    # exp(fraction), lower bound of mu_11, 1 / its upper bound, the same for mu_22: the caller
+    # takes one logarithm of the whole (contiguous) output and scales it per channel
+    cell[0] = ef[total]
+    cell[1] = lo1
+    cell[2] = inv1
+    cell[3] = lo2
+    cell[4] = inv2
 
 
 @njit(cache=True)
@@ -96,9 +95,10 @@ def pixel_counts_words(words):
 
 
 @njit(cache=True)
-def block_bounds_2d(images, s, harm, inv_arith, inv_scale):
-    # harm[c]: harmonic mean of mu along s pixels with c inclusion pixels;
-    # inv_arith[c]: 1 / arithmetic mean of mu over s pixels with c inclusion pixels.
+def block_bounds_2d(images, s, harm, inv_arith, ef):
+    # harm[c]: harmonic mean of mu along s pixels with c inclusion pixels, over s;
+    # inv_arith[c]: 1 / arithmetic mean of mu over s pixels with c inclusion pixels, over s;
+    # ef[t]: exp of the fraction of a block with t inclusion pixels.
     # One band of s rows at a time: column-segment counts by contiguous adds (vectorized),
     # row-segment counts by short sums; then per block 4 s table look-ups.
     n_img, n, _ = images.shape
@@ -133,18 +133,17 @@ def block_bounds_2d(images, s, harm, inv_arith, inv_scale):
                     lo2 += harm[rr]
                     inv1 += inv_arith[rr]
                     total += rr
-                _store_2d(out[k, bi, bj], s, total, lo1, inv1, lo2, inv2, inv_scale)
+                _store_2d(out[k, bi, bj], ef, total, lo1, inv1, lo2, inv2)
     return out
 
 
 @njit(cache=True)
-def block_bounds_2d_words(words, s, harm, inv_arith, inv_scale, pure):
-    # The image rows as words of s bytes (uint32 for s = 4, uint64 for s = 8): one word is one
-    # row of one block. Its byte sum (a multiply by 0x0101..01) is the row count; the sum of the
-    # block's s words holds the s column counts in its bytes (each <= s, no carry). A block of
-    # one phase (most of them) takes its 4 bounds from ``pure`` (2, 4): no logarithm.
+def block_bounds_2d_words(words, s, harm, inv_arith, ef):
+    # As block_bounds_2d, on the image rows as words of s bytes (uint32 for s = 4, uint64 for
+    # s = 8): one word is one row of one block. Its byte sum (a multiply by 0x0101..01) is the
+    # row count; the sum of the block's s words holds the s column counts in its bytes (each
+    # <= s, no carry).
     n_img, n, m = words.shape
-    full = s * s
     mul = np.uint64(0x0101010101010101)
     top = np.uint64(8 * s - 8)
     byte = np.uint64(0xFF)
@@ -164,26 +163,21 @@ def block_bounds_2d_words(words, s, harm, inv_arith, inv_scale, pure):
                     lo2 += harm[rr]
                     inv1 += inv_arith[rr]
                     total += rr
-                if total == 0 or total == full:
-                    cell = out[k, bi, bj]
-                    ph = 0 if total == 0 else 1
-                    cell[0] = ph
-                    for c in range(4):
-                        cell[1 + c] = pure[ph, c]
-                    continue
                 lo1 = 0.0
                 inv2 = 0.0
                 for q in range(s):
                     cc = np.int64((acc >> (eight * np.uint64(q))) & byte)
                     lo1 += harm[cc]
                     inv2 += inv_arith[cc]
-                _store_2d(out[k, bi, bj], s, total, lo1, inv1, lo2, inv2, inv_scale)
+                _store_2d(out[k, bi, bj], ef, total, lo1, inv1, lo2, inv2)
     return out
 
 
 @njit(cache=True)
-def block_bounds_3d(images, s, harm, arith2, inv_scale):
-    # harm[c]: harmonic mean along s voxels; arith2[c]: arithmetic mean over s*s voxels
+def block_bounds_3d(images, s, harm, inv_arith2, ef):
+    # harm[c]: harmonic mean along s voxels, over s*s; inv_arith2[c]: 1 / arithmetic mean over
+    # s*s voxels, over s; ef[t]: exp of the fraction. Stores, per axis, the lower bound and
+    # 1 / the upper bound (the caller takes the logarithm).
     n_img, n, _, _ = images.shape
     m = n // s
     out = np.empty((n_img, m, m, m, 7), dtype=np.float32)
@@ -207,7 +201,7 @@ def block_bounds_3d(images, s, harm, arith2, inv_scale):
                                 c1[i, q] += v
                             c2[i, j] = t
                             total += t
-                    out[k, bi, bj, bl, 0] = total / (s * s * s)
+                    out[k, bi, bj, bl, 0] = ef[total]
                     for axis in range(3):
                         lo = 0.0
                         for a in range(s):
@@ -228,9 +222,9 @@ def block_bounds_3d(images, s, harm, arith2, inv_scale):
                                     t += c2[b, a]  # slice j = a
                                 else:
                                     t += c1[b, a]  # slice l = a
-                            inv += 1.0 / arith2[t]
-                        out[k, bi, bj, bl, 1 + 2 * axis] = math.log(lo / (s * s)) * inv_scale
-                        out[k, bi, bj, bl, 2 + 2 * axis] = math.log(s / inv) * inv_scale
+                            inv += inv_arith2[t]
+                        out[k, bi, bj, bl, 1 + 2 * axis] = lo
+                        out[k, bi, bj, bl, 2 + 2 * axis] = inv
     return out
 
 

@@ -79,19 +79,27 @@ def block_bounds(
     arr = _as_uint8(images, s)
     dim = arr.ndim - 1
     mu_m, mu_i = float(mu_matrix), float(mu_inclusion)
+    # The kernels store exp(fraction), each lower bound and 1 / each upper bound (no division
+    # per block: the tables below carry the means' 1/s); one logarithm of the contiguous whole
+    # and a per-channel scale then give fraction, log(lower) / L and log(upper) / L.
     inv_scale = 1.0 / (abs(np.log(mu_i / mu_m)) or 1.0)
     c = np.arange(s + 1, dtype=np.float64)
     harm = s / (c / mu_i + (s - c) / mu_m)
+    ef = np.exp(np.arange(s**dim + 1) / s**dim)
     if dim == 3:
         c2 = np.arange(s * s + 1, dtype=np.float64)
-        arith2 = mu_m + (mu_i - mu_m) * c2 / (s * s)
-        return _jit.block_bounds_3d(arr, s, harm, arith2, inv_scale)
-    inv_arith = 1.0 / (mu_m + (mu_i - mu_m) * c / s)
-    word = {4: np.uint32, 8: np.uint64}.get(s)
-    if word is None or sys.byteorder != "little":
-        return _jit.block_bounds_2d(arr, s, harm, inv_arith, inv_scale)
-    pure = np.repeat(np.log([[mu_m], [mu_i]]) * inv_scale, 4, axis=1)  # one-phase blocks
-    return _jit.block_bounds_2d_words(arr.view(word), s, harm, inv_arith, inv_scale, pure)
+        inv_arith2 = 1.0 / ((mu_m + (mu_i - mu_m) * c2 / (s * s)) * s)
+        out = _jit.block_bounds_3d(arr, s, harm / (s * s), inv_arith2, ef)
+    else:
+        tables = (harm / s, 1.0 / ((mu_m + (mu_i - mu_m) * c / s) * s), ef)
+        word = {4: np.uint32, 8: np.uint64}.get(s)
+        if word is None or sys.byteorder != "little":
+            out = _jit.block_bounds_2d(arr, s, *tables)
+        else:
+            out = _jit.block_bounds_2d_words(arr.view(word), s, *tables)
+    np.log(out, out=out)
+    out *= np.array([1.0] + [inv_scale, -inv_scale] * dim, dtype=np.float32)
+    return out
 
 
 def _as_uint8(images: np.ndarray, factor: int | None = None) -> np.ndarray:
