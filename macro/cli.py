@@ -59,6 +59,26 @@ def register(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
+def _share_cores(comm: Any) -> None:
+    """Size TensorFlow's thread pools to this rank's share of the node's cores.
+
+    By default every rank's TensorFlow runs as many threads as the node has cores, so ``n``
+    ranks oversubscribe it ``n`` times during the CNN's evaluation (the FE² reference solves
+    are single-threaded per rank). Set before TensorFlow starts; variables already in the
+    environment win.
+    """
+    import os
+
+    from mpi4py import MPI
+
+    local = comm.Split_type(MPI.COMM_TYPE_SHARED).size
+    if local <= 1:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, (cores or 1) // local)))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+
+
 def run(args: argparse.Namespace) -> int:
     """Handler of ``magnetohom macro``."""
     from magnetohom.errors import InputError
@@ -75,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from macro.geometry import resolve_size
     from macro.problems import get_problem
 
+    _share_cores(MPI.COMM_WORLD)
     resolve_size(args.size)
     size = args.size
     problem = get_problem(

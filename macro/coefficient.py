@@ -16,8 +16,10 @@ Global point index and MPI
 The point ``q`` of a cell has the global index ``g = original_cell_index * n_qp + q``, where
 ``original_cell_index`` is the cell's position in the mesh as read (gmsh or the built-in
 generators), independent of the partition. With ``balance=True`` the microstructured points of
-all ranks are split evenly across ranks by ``g`` (the FE² reference then costs the same on every
-rank wherever the composite lies) and the tensors are sent back; providers are always called on
+all ranks are dealt out round-robin in the order of ``g`` (rank ``r`` takes every ``size``-th,
+so each rank gets the same number of points and a share of every region: the cost per SVE
+varies with the local volume fraction, and a contiguous split gave one rank the dense part of
+a graded core) and the tensors are sent back; providers are always called on
 one rank's own points (FE solves on ``COMM_SELF``).
 """
 
@@ -238,13 +240,15 @@ def _balanced_evaluate(
     all_gid = np.concatenate(comm.allgather(gid))
     all_pts = np.concatenate(comm.allgather(points))
     order = np.argsort(all_gid, kind="stable")
-    n = all_gid.size
-    lo, hi = (comm.rank * n) // comm.size, ((comm.rank + 1) * n) // comm.size
-    mine = order[lo:hi]
+    # every size-th point in global order: neighbouring points (similar volume fraction, so
+    # similar cost per SVE) go to different ranks, and each rank gets a share of every region
+    mine = order[comm.rank :: comm.size]
     mu_mine = evaluate(all_pts[mine], all_gid[mine])
     d = mu_mine.shape[-1] if mu_mine.ndim == 3 else points.shape[-1]
     parts = comm.allgather(mu_mine.reshape(-1, d, d))
-    mu_sorted = np.concatenate(parts) if parts else np.zeros((0, d, d))
+    mu_sorted = np.empty((all_gid.size, d, d))
+    for r, part in enumerate(parts):
+        mu_sorted[r :: comm.size] = part
     sorted_gid = all_gid[order]
     pos = np.searchsorted(sorted_gid, gid)
     return mu_sorted[pos]
