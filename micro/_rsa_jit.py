@@ -250,6 +250,16 @@ def _min_image(d, n):
     return d
 
 
+@njit(cache=True, inline="always")
+def _wrap(i, n):
+    """``i % n`` for ``i`` in ``[-1, n]`` (a neighbouring bin), without a division."""
+    if i < 0:
+        return i + n
+    if i >= n:
+        return i - n
+    return i
+
+
 @njit(cache=True)
 def _is_clear(pos, r, centers, radii, m, head, nxt, nb, bin_side, shape):
     """Whether a ball (pos, r) is at least ``r + r_j`` from every inclusion (minimum image).
@@ -258,18 +268,25 @@ def _is_clear(pos, r, centers, radii, m, head, nxt, nb, bin_side, shape):
     are searched, else all ``m`` inclusions.
     """
     if nb[2] >= 3:
-        b0 = int(pos[0] // bin_side) % nb[0]
-        b1 = int(pos[1] // bin_side) % nb[1]
-        b2 = int(pos[2] // bin_side) % nb[2]
-        lo0 = -1 if nb[0] >= 3 else 0
+        n0, n1, n2 = nb[0], nb[1], nb[2]
+        p0, p1, p2 = pos[0], pos[1], pos[2]
+        s0, s1, s2 = shape[0], shape[1], shape[2]
+        b0 = int(p0 // bin_side) % n0
+        b1 = int(p1 // bin_side) % n1
+        b2 = int(p2 // bin_side) % n2
+        lo0 = -1 if n0 >= 3 else 0
         for o0 in range(lo0, -lo0 + 1):
-            f0 = ((b0 + o0) % nb[0]) * nb[1]
+            f0 = _wrap(b0 + o0, n0) * n1
             for o1 in range(-1, 2):
-                f1 = (f0 + (b1 + o1) % nb[1]) * nb[2]
+                f1 = (f0 + _wrap(b1 + o1, n1)) * n2
                 for o2 in range(-1, 2):
-                    j = head[f1 + (b2 + o2) % nb[2]]
-                    while j >= 0:
-                        if not _apart(pos, r, centers[j], radii[j], shape):
+                    j = head[f1 + _wrap(b2 + o2, n2)]
+                    while j >= 0:  # _apart, unrolled (same sum order)
+                        d0 = _min_image(p0 - centers[j, 0], s0)
+                        d1 = _min_image(p1 - centers[j, 1], s1)
+                        d2 = _min_image(p2 - centers[j, 2], s2)
+                        lim = r + radii[j]
+                        if (d0 * d0 + d1 * d1) + d2 * d2 < lim * lim:
                             return False
                         j = nxt[j]
         return True
