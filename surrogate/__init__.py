@@ -13,11 +13,12 @@ first use of a name loads its module):
   :func:`plot_history` (:mod:`surrogate.evaluate`, :mod:`surrogate.plots`);
 * use -- :class:`CNNProvider`, :class:`HybridProvider`, :class:`Prediction`
   (:mod:`surrogate.provider`); pretrained models :func:`load_model`, :func:`available_models`
-  (:mod:`surrogate.registry`);
+  (:mod:`surrogate.registry`); :func:`merge_bundles` joins trained models into one deep ensemble
+  (:mod:`surrogate.bundle`);
 * bounds -- :func:`wiener`, :func:`hashin_shtrikman`, :func:`maxwell_garnett`,
   :func:`bruggeman` (:mod:`surrogate.bounds`).
 
-Command line: ``magnetohom train | evaluate | predict`` (:mod:`surrogate.cli`).
+Command line: ``magnetohom train | ensemble | evaluate | predict`` (:mod:`surrogate.cli`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ __all__ = [
     "load_labeled",
     "load_model",
     "maxwell_garnett",
+    "merge_bundles",
     "plot_history",
     "plot_parity",
     "random_augment",
@@ -69,6 +71,7 @@ _WHERE = {
     "PaperOptions": "models",
     "build_model": "models",
     "ModelBundle": "bundle",
+    "merge_bundles": "bundle",
     "SymmetryOp": "augment",
     "random_augment": "augment",
     "symmetry_group": "augment",

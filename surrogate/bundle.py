@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,15 @@ import numpy as np
 from magnetohom.errors import InputError
 from surrogate.data import TargetTransform
 
-__all__ = ["FORMAT", "ModelBundle", "load_bundle", "read_metadata", "save_bundle", "write_json"]
+__all__ = [
+    "FORMAT",
+    "ModelBundle",
+    "load_bundle",
+    "merge_bundles",
+    "read_metadata",
+    "save_bundle",
+    "write_json",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -202,3 +211,116 @@ def load_bundle(path: str | Path) -> ModelBundle:
                 f"metadata says {expected}"
             )
     return ModelBundle(path=path, metadata=meta, members=tuple(members))
+
+
+# what members of one ensemble must share: the network, the data and its split
+_SAME = (
+    "preset",
+    "model_options",
+    "dim",
+    "resolution",
+    "mu_matrix",
+    "mu_inclusion",
+    "components",
+    "target",
+    "geometry",
+    "split",
+)
+
+
+def merge_bundles(
+    out: str | Path, sources: Sequence[str | Path], *, command: str | None = None
+) -> Path:
+    """Join independently trained models into one deep ensemble directory.
+
+    The member files are copied as they are (no Keras import); the metadata is the first
+    source's, with every member listed, the volume-fraction range widened to cover all sources,
+    and each source's name, command and training record kept under ``training["sources"]``.
+
+    Parameters
+    ----------
+    out
+        Directory to write; must not be one of ``sources``. Replaced if it exists.
+    sources
+        Two or more model directories (single models or ensembles).
+    command
+        The command line to record (default: a ``magnetohom ensemble`` line).
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    InputError
+        Fewer than two sources, ``out`` among them, an unreadable source, or sources that differ
+        in network, target normalisation, phase μ, geometry, dataset or split (the message names
+        the first differing field).
+    """
+    out = Path(out)
+    if len(sources) < 2:
+        raise InputError(f"an ensemble needs at least two models, got {len(sources)}")
+    paths = [Path(s) for s in sources]
+    if any(out.resolve() == p.resolve() for p in paths):
+        raise InputError(f"ensemble output {out} is one of its sources")
+    metas = [read_metadata(p) for p in paths]
+    first = metas[0]
+    for p, meta in zip(paths[1:], metas[1:]):
+        for key in _SAME:
+            if meta.get(key) != first.get(key):
+                raise InputError(
+                    f"cannot join {paths[0]} and {p} into one ensemble: they differ in {key}"
+                )
+        sha = (meta.get("dataset") or {}).get("sha256")
+        if sha != (first.get("dataset") or {}).get("sha256"):
+            raise InputError(
+                f"cannot join {paths[0]} and {p} into one ensemble: trained on other data"
+            )
+        for name in meta["members"]:
+            if not (p / name).is_file():
+                raise InputError(f"cannot read model {p}: member file {name} is missing")
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    names: list[str] = []
+    history: list[Any] = []
+    sources_info = []
+    for p, meta in zip(paths, metas):
+        for name in meta["members"]:
+            new = f"model_{len(names)}.keras"
+            shutil.copyfile(p / name, tmp / new)
+            names.append(new)
+        hist_file = p / "history.json"
+        if hist_file.exists():
+            history += json.loads(hist_file.read_text()).get("members", [])
+        sources_info.append(
+            {
+                "name": meta.get("name", p.name),
+                "path": str(p),
+                "members": len(meta["members"]),
+                "command": meta.get("command"),
+                "training": meta.get("training"),
+            }
+        )
+    lo = min(float(m["vf_range"][0]) for m in metas)
+    hi = max(float(m["vf_range"][1]) for m in metas)
+    seconds = sum(float((m.get("training") or {}).get("seconds", 0.0)) for m in metas)
+    if command is None:
+        command = " ".join(["magnetohom", "ensemble", "-o", str(out), *map(str, paths)])
+    meta = {
+        **first,
+        "name": out.name,
+        "vf_range": [lo, hi],
+        "ensemble": len(names),
+        "members": names,
+        "command": command,
+        "training": {"seconds": seconds, "sources": sources_info},
+    }
+    write_json(tmp / "metadata.json", meta)
+    write_json(tmp / "history.json", {"members": history})
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    logger.info("joined %d member(s) of %d models into %s", len(names), len(paths), out)
+    return out

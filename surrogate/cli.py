@@ -1,4 +1,4 @@
-"""``magnetohom train | evaluate | predict``: the surrogate's command line.
+"""``magnetohom train | ensemble | evaluate | predict``: the surrogate's command line.
 
 TensorFlow is imported inside the handlers only, so ``magnetohom --help`` stays fast.
 
@@ -6,6 +6,7 @@ Examples::
 
     magnetohom train data/mono256.h5 -o models/mono --epochs 200 --ensemble 3
     magnetohom train data/poly256.h5 -o models/poly --init models/mono --freeze conv
+    magnetohom ensemble -o models/mono_ens models/mono_seed1 models/mono_seed2
     magnetohom evaluate models/mono data/mono256.h5 -o figs/mono --json
     magnetohom predict --model models/mono sve_0001.png sve_0002.png --json
 """
@@ -29,8 +30,9 @@ __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``train``, ``evaluate`` and ``predict`` commands."""
+    """Add the ``train``, ``ensemble``, ``evaluate`` and ``predict`` commands."""
     _add_train(subparsers)
+    _add_ensemble(subparsers)
     _add_evaluate(subparsers)
     _add_predict(subparsers)
 
@@ -195,6 +197,35 @@ def _train(args: argparse.Namespace) -> int:
     for k, (ep, loss) in enumerate(zip(result.epochs_run, result.best_val_loss)):
         print(f"member {k}: {ep} epochs, best validation loss {loss:.4g}")
     print(f"training time: {meta['training']['seconds']:.1f} s")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# ensemble
+
+
+def _add_ensemble(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "ensemble",
+        help="join independently trained models into one deep ensemble",
+        description="Copy the members of MODEL... (same network, data and split; for example "
+        "runs of `magnetohom train` with different --seed) into one model directory whose "
+        "predictions are the members' mean and whose spread is their scatter.",
+    )
+    p.add_argument("models", nargs="+", metavar="MODEL", help="model directories or names")
+    p.add_argument("-o", "--out", required=True, metavar="MODEL_DIR", help="directory to write")
+    p.set_defaults(handler=_ensemble)
+
+
+def _ensemble(args: argparse.Namespace) -> int:
+    from surrogate.bundle import merge_bundles
+    from surrogate.registry import resolve_model
+
+    sources = [resolve_model(m) for m in args.models]
+    command = shlex.join(["magnetohom", "ensemble", "-o", args.out, *args.models])
+    out = merge_bundles(args.out, sources, command=command)
+    meta = json.loads((out / "metadata.json").read_text())
+    print(f"model: {out} ({meta['ensemble']} members from {len(sources)} models)")
     return 0
 
 

@@ -5,8 +5,8 @@ Pretrained models live in ``surrogate/models/<name>/`` (the layout of :mod:`surr
 * ``default`` -- 2D non-overlapping monodisperse disks, 256^2 (used when no model is given);
 * ``polydisperse`` -- transfer-learned from ``default`` to polydisperse disks;
 * ``overlapping`` -- transfer-learned from ``default`` to overlapping disks;
-* ``fast`` -- a light model of the ``default`` class (stem 8, 3 convolutions; about 3x faster,
-  about 1.6 % MAPE instead of 1.0 %) for FE² runs where mu* errors average out.
+* ``fast`` -- a light model of the ``default`` class (block-bounds stem 8, 3 convolutions; about
+  3.5x faster, about 0.9 % MAPE instead of 0.6 %) for FE² runs where mu* errors average out.
 
 Their weights are produced by this project's own ``magnetohom train`` runs (the command is in
 each ``metadata.json``). The registry lists whatever model directories are present; asking for a

@@ -8,6 +8,7 @@ import pytest
 from surrogate.layers import BlockBounds, LineBounds
 from surrogate.models import build_model
 from surrogate.provider import CNNProvider
+from surrogate.registry import available_models
 from surrogate.stem import (
     HostStem,
     block_bounds,
@@ -100,19 +101,24 @@ def test_no_split_where_the_stem_is_not_separable(options):
     assert split_stem(model, _metadata(2, n, full)) is None
 
 
-def test_provider_answers_the_same_with_and_without_host_stem():
-    a = CNNProvider("fast", host_stem=False)
-    b = CNNProvider("fast")
+@pytest.mark.parametrize("name", sorted(available_models()))
+def test_shipped_models_answer_the_same_with_and_without_host_stem(name):
+    a = CNNProvider(name, host_stem=False)
+    b = CNNProvider(name)  # block-bounds stem on the host, batch norm folded
     images = np.zeros((4, 256, 256), bool)
     images[:, 100:140, 60:200] = True
     images[1] = np.roll(images[1], 17, axis=0)
     images[2, ::2] = True
-    np.testing.assert_allclose(b(images), a(images), rtol=1e-5, atol=1e-5)
-    assert b._functions()[0].factor == 8 and not isinstance(a._functions()[0], HostStem)
-    c = CNNProvider("default", host_stem=False)
-    d = CNNProvider("default")  # block-bounds stem on the host, batch norm folded
-    np.testing.assert_allclose(d(images), c(images), rtol=1e-5, atol=1e-5)  # mu ~ 1-250
-    assert d._functions()[0].factor == 4
+    mu = b(images)
+    np.testing.assert_allclose(mu, a(images), rtol=1e-5, atol=1e-5)  # mu ~ 1-250
+    assert isinstance(b._functions()[0], HostStem) and not isinstance(a._functions()[0], HostStem)
+    assert b._functions()[0].factor == {"fast": 8}.get(name, 4)
+    np.testing.assert_allclose(mu, np.swapaxes(mu, 1, 2), rtol=0, atol=1e-12)
+    eig = np.linalg.eigvalsh(mu)
+    vf = images.mean(axis=(1, 2))
+    lower = 1.0 / (vf / 250.0 + (1.0 - vf))  # Wiener (Reuss / Voigt) bounds
+    upper = 250.0 * vf + (1.0 - vf)
+    assert np.all(eig >= lower[:, None] * (1 - 1e-6)) and np.all(eig <= upper[:, None] * (1 + 1e-6))
 
 
 @pytest.mark.parametrize(

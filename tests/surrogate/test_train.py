@@ -148,6 +148,46 @@ def test_ensemble_and_paper_preset(tiny_dataset, tiny_images, tmp_path):
     assert ev.components == ["mu11", "mu22"]
 
 
+def test_ensemble_of_separate_runs(tiny_dataset, tiny_model, tiny_images, other_dataset, tmp_path):
+    from magnetohom.cli import main
+    from surrogate.bundle import merge_bundles
+
+    second = train(
+        tiny_dataset,
+        out=tmp_path / "s1",
+        epochs=1,
+        batch_size=16,
+        options=TINY,
+        seed=1,
+        split_seed=0,
+    )
+    out = tmp_path / "joined"
+    assert main(["ensemble", "-o", str(out), str(tiny_model.model_dir), str(second.model_dir)]) == 0
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["ensemble"] == 2 and meta["members"] == ["model_0.keras", "model_1.keras"]
+    assert [s["command"] for s in meta["training"]["sources"]] == [
+        tiny_model.metadata["command"],
+        second.metadata["command"],
+    ]
+    assert len(json.loads((out / "history.json").read_text())["members"]) == 2
+    x = tiny_images[:6]
+    one = [CNNProvider(m.model_dir, spread_threshold=None).predict(x) for m in (tiny_model, second)]
+    both = CNNProvider(out, spread_threshold=None).predict(x)
+    rtol = 1e-6  # float32 networks, float64 tensors
+    np.testing.assert_allclose(both.mu_eff, (one[0].mu_eff + one[1].mu_eff) / 2, rtol=rtol)
+    half_gap = np.abs(one[0].mu_eff - one[1].mu_eff) / 2
+    np.testing.assert_allclose(both.spread, half_gap, rtol=rtol, atol=1e-12)
+    # members of other data, or a missing member file, are refused
+    other = train(other_dataset, out=tmp_path / "o", epochs=1, batch_size=8, options=TINY)
+    with pytest.raises(InputError, match="differ|other data"):
+        merge_bundles(tmp_path / "bad", [tiny_model.model_dir, other.model_dir])
+    with pytest.raises(InputError, match="at least two"):
+        merge_bundles(tmp_path / "bad", [tiny_model.model_dir])
+    with pytest.raises(InputError, match="one of its sources"):
+        merge_bundles(second.model_dir, [tiny_model.model_dir, second.model_dir])
+    assert not (tmp_path / "bad").exists()
+
+
 def test_bad_training_requests(tiny_dataset, tmp_path):
     with pytest.raises(InputError, match="freeze"):
         train(tiny_dataset, out=tmp_path / "a", freeze="conv")
