@@ -95,6 +95,12 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         help="model option, VALUE as JSON (e.g. stem=4, filters=[16,32,64,64]); repeatable",
     )
     p.add_argument(
+        "--loss",
+        choices=("mse", "mae"),
+        default=None,
+        help="loss of the scaled targets (default: mse; mae is closer to MAPE)",
+    )
+    p.add_argument(
         "--max-samples", type=int, default=None, help="use only the first N labeled samples"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -152,6 +158,7 @@ def _command_of(args: argparse.Namespace) -> str:
         ("--ensemble", args.ensemble if args.ensemble != 1 else None),
         ("--seed", args.seed if args.seed != 0 else None),
         ("--split-seed", args.split_seed),
+        ("--loss", args.loss),
         ("--max-samples", args.max_samples),
     ]:
         if value is not None:
@@ -177,6 +184,7 @@ def _train(args: argparse.Namespace) -> int:
         init=args.init,
         freeze=args.freeze,
         fine_tune_epochs=args.fine_tune_epochs,
+        loss=args.loss,
         ensemble=args.ensemble,
         seed=args.seed,
         split_seed=args.split_seed,

@@ -131,6 +131,7 @@ def train_member(
             model,
             lr=plan.learning_rate,
             steps_total=steps * plan.epochs if plan.schedule == "cosine" else None,
+            loss=plan.loss,
         )
         state = new_checkpoint(ckpt, fingerprint, plan.learning_rate)
 
@@ -144,7 +145,7 @@ def train_member(
             if epoch == plan.epochs and plan.fine_tune_epochs:  # phase switch after a transfer head
                 _set_phase(model, freeze=freeze, fine_tune=True)
                 state["lr"] = plan.learning_rate * plan.fine_tune_factor
-                _compile(model, lr=state["lr"], steps_total=None)
+                _compile(model, lr=state["lr"], steps_total=None, loss=plan.loss)
                 state["wait_plateau"] = state["wait_stop"] = 0
             rng = np.random.default_rng([seed, k, 1, epoch])
             t = time.perf_counter()
@@ -236,8 +237,8 @@ def _dataset(
 # optimizer, schedules, trainable layers
 
 
-def _compile(model: Any, *, lr: float, steps_total: int | None) -> None:
-    """Adam on the MSE; a cosine decay to 1 % over ``steps_total`` steps unless ``None``."""
+def _compile(model: Any, *, lr: float, steps_total: int | None, loss: str = "mse") -> None:
+    """Adam on ``loss``; a cosine decay to 1 % over ``steps_total`` steps unless ``None``."""
     import keras
 
     if steps_total is not None:
@@ -246,7 +247,7 @@ def _compile(model: Any, *, lr: float, steps_total: int | None) -> None:
         )
     else:
         rate = lr
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=rate), loss="mse")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=rate), loss=loss)
 
 
 def _current_lr(model: Any) -> float:

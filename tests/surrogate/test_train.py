@@ -188,10 +188,29 @@ def test_ensemble_of_separate_runs(tiny_dataset, tiny_model, tiny_images, other_
     assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.parametrize("loss", ["mse", "mae"])
+def test_loss_is_the_one_asked_for(tiny_dataset, loss, tmp_path):
+    from surrogate.data import TargetTransform, load_labeled, split_indices
+
+    res = train(tiny_dataset, out=tmp_path / loss, epochs=2, batch_size=16, options=TINY, loss=loss)
+    meta = res.metadata
+    assert meta["training"]["plan"]["loss"] == loss
+    assert ("loss" in meta["fingerprint"]["plan"]) == (loss != "mse")  # mse: as before
+    # the saved (best) weights reproduce the best validation loss with that loss function
+    data = load_labeled(tiny_dataset)
+    val = data.subset(split_indices(len(data), seed=0).val)
+    y = TargetTransform.from_dict(meta["target"]).to_targets(val.mu_eff)
+    out = np.asarray(load_model(res.model_dir).members[0](val.images[..., None], training=False))
+    got = np.mean(np.abs(out - y)) if loss == "mae" else np.mean((out - y) ** 2)
+    assert got == pytest.approx(res.best_val_loss[0], rel=1e-4)
+
+
 def test_bad_training_requests(tiny_dataset, tmp_path):
     with pytest.raises(InputError, match="freeze"):
         train(tiny_dataset, out=tmp_path / "a", freeze="conv")
     with pytest.raises(InputError, match="ensemble"):
         train(tiny_dataset, out=tmp_path / "a", ensemble=0)
+    with pytest.raises(InputError, match="loss must be one of mse, mae"):
+        train(tiny_dataset, out=tmp_path / "a", loss="huber")
     with pytest.raises(InputError, match="not installed"):
         train(tiny_dataset, out=tmp_path / "a", init="polydisperse-nonexistent")
