@@ -142,10 +142,9 @@ def plot_field(
     data = _gather_triangles(solution)
     if data is None:
         return None
-    import matplotlib
+    from magnetohom.mpl import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()  # before any other matplotlib import: the backend and a silenced warning
     from matplotlib.tri import Triangulation
 
     xy, B, pot = data

@@ -65,10 +65,9 @@ def plot_midplane(
     if centroids.shape[0] < 3:
         logger.warning("fewer than 3 cells cut the mid-plane; no picture")
         return None
-    import matplotlib
+    from magnetohom.mpl import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()  # before any other matplotlib import: the backend and a silenced warning
     from matplotlib.tri import LinearTriInterpolator, Triangulation
 
     from macro.output import finish_figure, log_colours

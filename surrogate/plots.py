@@ -19,12 +19,9 @@ __all__ = ["plot_history", "plot_parity", "write_figures"]
 
 
 def _pyplot():
-    import matplotlib
+    from magnetohom.mpl import pyplot
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def plot_parity(evaluation: Evaluation, path: str | Path, *, dpi: int = 150) -> Path:

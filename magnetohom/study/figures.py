@@ -42,12 +42,9 @@ def _grid(
 
 
 def _pyplot():
-    import matplotlib
+    from magnetohom.mpl import pyplot
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _save(fig: Any, path: str | Path) -> Path:
