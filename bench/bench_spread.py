@@ -29,12 +29,12 @@ def main() -> None:
 
     from surrogate.data import load_labeled, split_indices
     from surrogate.provider import CNNProvider
-    from surrogate.registry import load_model
 
-    meta = load_model(args.model).metadata
+    provider = CNNProvider(args.model, spread_threshold=None)
+    meta = provider.bundle.metadata
     data = load_labeled(args.data)
     test = data.subset(split_indices(len(data), seed=meta["split"]["seed"]).test)
-    pred = CNNProvider(args.model, spread_threshold=None).predict(test.images)
+    pred = provider.predict(test.images)
     d = pred.mu_eff.shape[-1]
     diag = np.arange(d)
     err = np.abs(pred.mu_eff[:, diag, diag] / test.mu_eff[:, diag, diag] - 1).max(axis=1)

@@ -16,11 +16,11 @@ import importlib
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 
 from magnetohom import __version__
 from magnetohom.errors import MagnetohomError
+from magnetohom.mpl import ignore_axes3d_warning
 
 __all__ = ["build_parser", "main"]
 
@@ -55,9 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    # Debian's python3-matplotlib beside the venv's matplotlib: whatever first imports pyplot
-    # (TensorFlow does) warns that Axes3D cannot be loaded; no figure here uses 3D axes
-    warnings.filterwarnings("ignore", message="Unable to import Axes3D", category=UserWarning)
+    ignore_axes3d_warning()  # for the whole run: TensorFlow imports pyplot too
     try:
         return int(args.handler(args) or 0)
     except MagnetohomError as exc:

@@ -10,18 +10,26 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-__all__ = ["pyplot"]
+__all__ = ["ignore_axes3d_warning", "pyplot"]
+
+
+def ignore_axes3d_warning() -> None:
+    """Filter the one warning of Debian's ``python3-matplotlib`` beside the venv's matplotlib.
+
+    Whatever first imports ``matplotlib.pyplot`` (a figure writer, or TensorFlow) warns that
+    ``Axes3D`` cannot be imported: Debian's ``mpl_toolkits`` belongs to the other version. No
+    figure here uses 3D axes.
+    """
+    warnings.filterwarnings("ignore", message="Unable to import Axes3D", category=UserWarning)
 
 
 def pyplot() -> Any:
     """``matplotlib.pyplot`` on the Agg backend.
 
-    With Debian's ``python3-matplotlib`` visible beside the virtual environment's matplotlib,
-    the first import warns that ``Axes3D`` cannot be imported (Debian's ``mpl_toolkits`` belongs
-    to the other version). No figure here uses 3D axes, so that one warning is silenced.
+    The import runs under :func:`ignore_axes3d_warning`, restored afterwards.
     """
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Unable to import Axes3D", category=UserWarning)
+        ignore_axes3d_warning()
         import matplotlib
 
         matplotlib.use("Agg", force=True)

@@ -277,6 +277,7 @@ def merge_bundles(
             raise InputError(
                 f"cannot join {paths[0]} and {p} into one ensemble: trained on other data"
             )
+    for p, meta in zip(paths, metas):
         for name in meta["members"]:
             if not (p / name).is_file():
                 raise InputError(f"cannot read model {p}: member file {name} is missing")

@@ -94,9 +94,11 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="model option, VALUE as JSON (e.g. stem=4, filters=[16,32,64,64]); repeatable",
     )
+    from surrogate.train import LOSSES  # no TensorFlow at import
+
     p.add_argument(
         "--loss",
-        choices=("mse", "mae"),
+        choices=LOSSES,
         default=None,
         help="loss of the scaled targets (default: mse; mae is closer to MAPE)",
     )
@@ -226,13 +228,13 @@ def _add_ensemble(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _ensemble(args: argparse.Namespace) -> int:
-    from surrogate.bundle import merge_bundles
+    from surrogate.bundle import merge_bundles, read_metadata
     from surrogate.registry import resolve_model
 
     sources = [resolve_model(m) for m in args.models]
     command = shlex.join(["magnetohom", "ensemble", "-o", args.out, *args.models])
     out = merge_bundles(args.out, sources, command=command)
-    meta = json.loads((out / "metadata.json").read_text())
+    meta = read_metadata(out)
     print(f"model: {out} ({meta['ensemble']} members from {len(sources)} models)")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from surrogate.bounds import wiener
 from surrogate.layers import BlockBounds, LineBounds
 from surrogate.models import build_model
 from surrogate.provider import CNNProvider
@@ -115,9 +116,7 @@ def test_shipped_models_answer_the_same_with_and_without_host_stem(name):
     assert b._functions()[0].factor == {"fast": 8}.get(name, 4)
     np.testing.assert_allclose(mu, np.swapaxes(mu, 1, 2), rtol=0, atol=1e-12)
     eig = np.linalg.eigvalsh(mu)
-    vf = images.mean(axis=(1, 2))
-    lower = 1.0 / (vf / 250.0 + (1.0 - vf))  # Wiener (Reuss / Voigt) bounds
-    upper = 250.0 * vf + (1.0 - vf)
+    lower, upper = wiener(images.mean(axis=(1, 2)), 1.0, 250.0)  # Reuss / Voigt
     assert np.all(eig >= lower[:, None] * (1 - 1e-6)) and np.all(eig <= upper[:, None] * (1 + 1e-6))
 
 

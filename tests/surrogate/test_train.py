@@ -185,6 +185,9 @@ def test_ensemble_of_separate_runs(tiny_dataset, tiny_model, tiny_images, other_
         merge_bundles(tmp_path / "bad", [tiny_model.model_dir])
     with pytest.raises(InputError, match="one of its sources"):
         merge_bundles(second.model_dir, [tiny_model.model_dir, second.model_dir])
+    (second.model_dir / "model_0.keras").unlink()
+    with pytest.raises(InputError, match="member file model_0.keras is missing"):
+        merge_bundles(tmp_path / "bad", [second.model_dir, tiny_model.model_dir])
     assert not (tmp_path / "bad").exists()
 
 
