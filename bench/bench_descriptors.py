@@ -1,0 +1,159 @@
+"""How much of mu* do cheap global descriptors of a 2D image explain? (a dataset's test split)
+
+    python bench/bench_descriptors.py runs/data_overlap.h5 --coarse 64 32 --bins 9
+
+A diagnostic for the CNNs, not a model: for each family of per-image descriptors it fits
+``log mu_kk`` (k = 1, 2) by linear least squares on the training split (split seed 0, the
+CNNs' split) and prints the MAPE on the test split, overall and per volume-fraction bin.
+Families, each added to a polynomial of degree 4 in the volume fraction:
+
+* ``vf``: nothing else (the volume fraction alone);
+* ``connectivity``: the share of the inclusion phase in the largest cluster and in clusters
+  that span the image along x and y, the same for the matrix phase, and the number of clusters
+  of each phase (``scipy.ndimage.label``, 4-connected), each times 1, vf, vf^2;
+* ``coarse-M``: the homogenized tensor of the image coarsened to ``M x M`` blocks, each block
+  given the harmonic and (separately) the geometric mean of its pixels' permeability, solved by
+  :class:`micro.homogenize.Homogenizer` (``log mu_kk`` of both solves, times 1, vf, vf^2, and
+  squared). The seconds per image of these solves are printed.
+
+If a descriptor family explains much more than a CNN reaches on the same split, the network
+does not extract that information from the image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def connectivity(images):
+    """``(N, 8)`` float: cluster statistics of both phases (see the module docstring)."""
+    import numpy as np
+    from scipy import ndimage
+
+    def phase(im):
+        lab, n = ndimage.label(im)
+        total = max(int(im.sum()), 1)
+        if n == 0:
+            return [0.0, 0.0, 0.0, 0.0]
+        largest = np.bincount(lab.ravel())[1:].max() / total
+        span = []
+        for a, b in ((lab[:, 0], lab[:, -1]), (lab[0], lab[-1])):
+            ids = np.intersect1d(a[a > 0], b[b > 0])
+            span.append(np.isin(lab, ids).sum() / total)
+        return [largest, *span, n / 100.0]
+
+    return np.array([phase(im) + phase(~im) for im in images])
+
+
+def coarse_solves(images, m, mu_matrix, mu_inclusion):
+    """``(N, 2, 2)`` log diagonal of the harmonic- and geometric-block solves; seconds/image."""
+    import numpy as np
+
+    from micro.homogenize import Homogenizer
+
+    n = images.shape[-1]
+    if n % m:
+        raise SystemExit(f"error: coarse size {m} does not divide the image side {n}")
+    s = n // m
+    solver = Homogenizer((m, m))
+    out = np.empty((len(images), 2, 2))
+    t0 = time.perf_counter()
+    for i, im in enumerate(images):
+        f = im.reshape(m, s, m, s).mean(axis=(1, 3))
+        harm = 1.0 / ((1.0 - f) / mu_matrix + f / mu_inclusion)
+        geo = np.exp((1.0 - f) * np.log(mu_matrix) + f * np.log(mu_inclusion))
+        for j, field in enumerate((harm, geo)):
+            out[i, j] = np.log(np.diag(solver.solve_mu(field).mu_eff))
+    return out, (time.perf_counter() - t0) / len(images)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("data", help="labelled 2D dataset (HDF5)")
+    ap.add_argument("--coarse", type=int, nargs="*", default=[64, 32], help="coarse grid sides")
+    ap.add_argument("--bins", type=int, default=9)
+    ap.add_argument("--json", default=None, help="write the numbers here")
+    args = ap.parse_args(argv)
+
+    import numpy as np
+
+    from surrogate.data import load_labeled, split_indices
+
+    data = load_labeled(args.data)
+    if data.dim != 2:
+        raise SystemExit("error: this diagnostic takes 2D datasets")
+    images = np.asarray(data.images).astype(bool)
+    vf = np.asarray(data.volume_fraction, dtype=float)
+    y = np.log(np.stack([data.mu_eff[:, 0, 0], data.mu_eff[:, 1, 1]], axis=1))
+    split = split_indices(len(vf), seed=0)
+    base = [vf**k for k in range(5)]
+    families = {"vf": base}
+    conn = connectivity(images)
+    families["connectivity"] = base + [conn[:, j] * vf**k for j in range(8) for k in range(3)]
+    seconds = {}
+    for m in args.coarse:
+        logs, seconds[m] = coarse_solves(images, m, data.mu_matrix, data.mu_inclusion)
+        per_k = []
+        for k in range(2):
+            cols = list(base)
+            for j in range(2):
+                p = logs[:, j, k]
+                cols += [p, p * vf, p * vf**2, p**2]
+            per_k.append(cols)
+        families[f"coarse-{m}"] = per_k
+
+    edges = np.linspace(vf.min(), vf.max() + 1e-12, args.bins + 1)
+    which = np.clip(np.digitize(vf[split.test], edges) - 1, 0, args.bins - 1)
+    results = []
+    for name, cols in families.items():
+        err = np.empty((split.test.size, 2))
+        for k in range(2):
+            X = np.stack(cols[k] if isinstance(cols[0], list) else cols, axis=1)
+            coef, *_ = np.linalg.lstsq(X[split.train], y[split.train, k], rcond=None)
+            err[:, k] = np.abs(np.exp(X[split.test] @ coef - y[split.test, k]) - 1)
+        bins = [
+            100 * float(err[which == b].mean()) if np.any(which == b) else None
+            for b in range(args.bins)
+        ]
+        row = {
+            "descriptors": name,
+            "mape": [100 * float(v) for v in err.mean(axis=0)],
+            "bins": bins,
+            "seconds_per_image": seconds.get(int(name.split("-")[-1]))
+            if name.startswith("coarse")
+            else None,
+        }
+        results.append(row)
+        cost = (
+            f", {1e3 * row['seconds_per_image']:.1f} ms per image"
+            if row["seconds_per_image"]
+            else ""
+        )
+        print(f"{name:>13}: MAPE mu11 / mu22 {row['mape'][0]:.2f} / {row['mape'][1]:.2f} %{cost}")
+        print("               per bin " + " ".join("-" if b is None else f"{b:.1f}" for b in bins))
+    print("bins: " + " ".join(f"{a:.2f}-{b:.2f}" for a, b in itertools.pairwise(edges)))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(
+                {
+                    "data": args.data,
+                    "n_test": int(split.test.size),
+                    "edges": edges.tolist(),
+                    "results": results,
+                },
+                fh,
+                indent=1,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
