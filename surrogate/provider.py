@@ -87,6 +87,10 @@ def _as_batch(images: Any, dim: int) -> np.ndarray:
         return arr.view(np.uint8)
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
         raise InputError(f"images must be bool or 0/1 numbers, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.unsignedinteger):  # one pass, no copy for uint8
+        if arr.size and arr.max() > 1:
+            raise InputError("images must be binary (0/1 or bool, 1 = inclusion)")
+        return arr if arr.dtype == np.uint8 else arr.astype(np.uint8)
     if arr.size and not np.all((arr == 0) | (arr == 1)):
         raise InputError("images must be binary (0/1 or bool, 1 = inclusion)")
     return arr.astype(np.uint8)
@@ -180,9 +184,7 @@ class CNNProvider:
 
         t0 = time.perf_counter()
         for n in {self.batch_size, max(1, self.batch_size // 2 - 1)}:
-            x = np.zeros((n, *self.shape), dtype=np.uint8)
-            for fn in self._functions():
-                self._run(fn, x)
+            self._run(np.zeros((n, *self.shape), dtype=np.uint8))
         return time.perf_counter() - t0
 
     @property
@@ -240,8 +242,7 @@ class CNNProvider:
         ops = self._symmetries()
         for op in ops:
             x = batch if op is None else np.ascontiguousarray(op.apply(batch))
-            for fn in self._functions():
-                out = self._run(fn, x)
+            for out in self._run(x):
                 mu = self.target.to_tensors(out, lower=lower, upper=upper)
                 samples.append(mu if op is None else op.matrix.T @ mu @ op.matrix)
         stack = np.stack(samples)  # (S, N, d, d)
@@ -295,15 +296,28 @@ class CNNProvider:
                 self._fns.append(split or (lambda x, m=m: m.predict_on_batch(x[..., None])))
         return self._fns
 
-    def _run(self, forward: Callable, batch: np.ndarray) -> np.ndarray:
-        outs = []
+    def _run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Every member's raw output ``(N, m)`` float64 for a uint8 batch, in chunks of
+        ``batch_size``; members with the same host stem share its computation."""
+        from surrogate.stem import HostStem
+
+        fns = self._functions()
+        outs: list[list[np.ndarray]] = [[] for _ in fns]
         for start in range(0, batch.shape[0], self.batch_size):
             chunk = batch[start : start + self.batch_size]
-            outs.append(np.asarray(forward(chunk), dtype=np.float64))
-        out = np.concatenate(outs)
-        if not np.all(np.isfinite(out)):
+            stems: dict[Any, Any] = {}
+            for k, fn in enumerate(fns):
+                if isinstance(fn, HostStem):
+                    if fn.key not in stems:
+                        stems[fn.key] = fn.inputs(chunk)
+                    raw = fn.body.predict_on_batch(stems[fn.key])
+                else:
+                    raw = fn(chunk)
+                outs[k].append(np.asarray(raw, dtype=np.float64))
+        result = [np.concatenate(o) for o in outs]
+        if not all(np.all(np.isfinite(o)) for o in result):
             raise SolverError(f"model {self.bundle.name!r} produced non-finite outputs")
-        return out
+        return result
 
 
 def _differs(value: float | None, reference: float) -> bool:

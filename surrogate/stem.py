@@ -205,6 +205,11 @@ class HostStem:
         self.mode = mode
         self.line_bounds = bool(line_bounds)
 
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """What :meth:`inputs` depends on: stems with equal keys give equal inputs."""
+        return (self.factor, self.mode, self.phases, self.line_bounds)
+
     def inputs(self, images: np.ndarray) -> Any:
         """The body's inputs for ``(B, n, ..., n)`` uint8/bool images."""
         if self.mode == "bounds":

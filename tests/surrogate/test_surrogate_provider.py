@@ -43,6 +43,12 @@ def test_bad_images_are_refused(provider, tiny_images):
         provider(np.zeros((2, 32, 32, 32), bool))
     with pytest.raises(InputError, match="binary"):
         provider(tiny_images[:2] * 3)
+    for dtype in (np.uint8, np.uint16, np.float32):
+        with pytest.raises(InputError, match="binary"):
+            provider(tiny_images[:2].astype(dtype) * 2)
+        np.testing.assert_array_equal(  # 0/1 numbers of any kind answer as the bool images do
+            provider(tiny_images[:2].astype(dtype)), provider(tiny_images[:2])
+        )
 
 
 def test_flags(tiny_model, tiny_images):
