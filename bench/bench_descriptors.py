@@ -1,6 +1,7 @@
-"""How much of mu* do cheap global descriptors of a 2D image explain? (a dataset's test split)
+"""How much of mu* do cheap global descriptors of an image explain? (a dataset's test split)
 
     python bench/bench_descriptors.py runs/data_overlap.h5 --coarse 64 32 --bins 9
+    python bench/bench_descriptors.py runs/data_sphere48.h5 --coarse 24 16 --bins 6
 
 A diagnostic for the CNNs, not a model: for each family of per-image descriptors it fits
 ``log mu_kk`` (k = 1, 2) by linear least squares on the training split (split seed 0, the
@@ -9,9 +10,9 @@ Families, each added to a polynomial of degree 4 in the volume fraction:
 
 * ``vf``: nothing else (the volume fraction alone);
 * ``connectivity``: the share of the inclusion phase in the largest cluster and in clusters
-  that span the image along x and y, the same for the matrix phase, and the number of clusters
-  of each phase (``scipy.ndimage.label``, 4-connected), each times 1, vf, vf^2;
-* ``coarse-M``: the homogenized tensor of the image coarsened to ``M x M`` blocks, each block
+  that span the image along each axis, the same for the matrix phase, and the number of
+  clusters of each phase (``scipy.ndimage.label``, face-connected), each times 1, vf, vf^2;
+* ``coarse-M``: the homogenized tensor of the image coarsened to ``M^d`` blocks, each block
   given the harmonic and (separately) the geometric mean of its pixels' permeability, solved by
   :class:`micro.homogenize.Homogenizer` (``log mu_kk`` of both solves, times 1, vf, vf^2, and
   squared). The seconds per image of these solves are printed.
@@ -32,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def connectivity(images):
-    """``(N, 8)`` float: cluster statistics of both phases (see the module docstring)."""
+    """``(N, 2 (d + 2))`` float: cluster statistics of both phases (see the module docstring)."""
     import numpy as np
     from scipy import ndimage
 
@@ -40,10 +41,11 @@ def connectivity(images):
         lab, n = ndimage.label(im)
         total = max(int(im.sum()), 1)
         if n == 0:
-            return [0.0, 0.0, 0.0, 0.0]
+            return [0.0] * (im.ndim + 2)
         largest = np.bincount(lab.ravel())[1:].max() / total
         span = []
-        for a, b in ((lab[:, 0], lab[:, -1]), (lab[0], lab[-1])):
+        for axis in range(im.ndim):
+            a, b = np.take(lab, 0, axis=axis), np.take(lab, -1, axis=axis)
             ids = np.intersect1d(a[a > 0], b[b > 0])
             span.append(np.isin(lab, ids).sum() / total)
         return [largest, *span, n / 100.0]
@@ -52,7 +54,7 @@ def connectivity(images):
 
 
 def coarse_solves(images, m, mu_matrix, mu_inclusion):
-    """``(N, 2, 2)`` log diagonal of the harmonic- and geometric-block solves; seconds/image."""
+    """``(N, 2, d)`` log diagonal of the harmonic- and geometric-block solves; seconds/image."""
     import numpy as np
 
     from micro.homogenize import Homogenizer
@@ -61,11 +63,12 @@ def coarse_solves(images, m, mu_matrix, mu_inclusion):
     if n % m:
         raise SystemExit(f"error: coarse size {m} does not divide the image side {n}")
     s = n // m
-    solver = Homogenizer((m, m))
-    out = np.empty((len(images), 2, 2))
+    d = images.ndim - 1
+    solver = Homogenizer((m,) * d)
+    out = np.empty((len(images), 2, d))
     t0 = time.perf_counter()
     for i, im in enumerate(images):
-        f = im.reshape(m, s, m, s).mean(axis=(1, 3))
+        f = im.reshape((m, s) * d).mean(axis=tuple(range(1, 2 * d, 2)))
         harm = 1.0 / ((1.0 - f) / mu_matrix + f / mu_inclusion)
         geo = np.exp((1.0 - f) * np.log(mu_matrix) + f * np.log(mu_inclusion))
         for j, field in enumerate((harm, geo)):
@@ -88,21 +91,22 @@ def main(argv: list[str] | None = None) -> int:
     from surrogate.data import load_labeled, split_indices
 
     data = load_labeled(args.data)
-    if data.dim != 2:
-        raise SystemExit("error: this diagnostic takes 2D datasets")
+    d = data.dim
     images = np.asarray(data.images).astype(bool)
     vf = np.asarray(data.volume_fraction, dtype=float)
-    y = np.log(np.stack([data.mu_eff[:, 0, 0], data.mu_eff[:, 1, 1]], axis=1))
+    y = np.log(np.stack([data.mu_eff[:, k, k] for k in range(d)], axis=1))
     split = split_indices(len(vf), seed=0)
     base = [vf**k for k in range(5)]
     families = {"vf": base}
     conn = connectivity(images)
-    families["connectivity"] = base + [conn[:, j] * vf**k for j in range(8) for k in range(3)]
+    families["connectivity"] = base + [
+        conn[:, j] * vf**k for j in range(conn.shape[1]) for k in range(3)
+    ]
     seconds = {}
     for m in args.coarse:
         logs, seconds[m] = coarse_solves(images, m, data.mu_matrix, data.mu_inclusion)
         per_k = []
-        for k in range(2):
+        for k in range(d):
             cols = list(base)
             for j in range(2):
                 p = logs[:, j, k]
@@ -114,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     which = np.clip(np.digitize(vf[split.test], edges) - 1, 0, args.bins - 1)
     results = []
     for name, cols in families.items():
-        err = np.empty((split.test.size, 2))
-        for k in range(2):
+        err = np.empty((split.test.size, d))
+        for k in range(d):
             X = np.stack(cols[k] if isinstance(cols[0], list) else cols, axis=1)
             coef, *_ = np.linalg.lstsq(X[split.train], y[split.train, k], rcond=None)
             err[:, k] = np.abs(np.exp(X[split.test] @ coef - y[split.test, k]) - 1)
@@ -137,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             if row["seconds_per_image"]
             else ""
         )
-        print(f"{name:>13}: MAPE mu11 / mu22 {row['mape'][0]:.2f} / {row['mape'][1]:.2f} %{cost}")
+        comps = " / ".join(f"mu{k + 1}{k + 1}" for k in range(d))
+        values = " / ".join(f"{v:.2f}" for v in row["mape"])
+        print(f"{name:>13}: MAPE {comps} {values} %{cost}")
         print("               per bin " + " ".join("-" if b is None else f"{b:.1f}" for b in bins))
     print("bins: " + " ".join(f"{a:.2f}-{b:.2f}" for a, b in itertools.pairwise(edges)))
     if args.json:
