@@ -18,7 +18,11 @@ Families, each added to a polynomial of degree 4 in the volume fraction:
   squared). The seconds per image of these solves are printed.
 
 If a descriptor family explains much more than a CNN reaches on the same split, the network
-does not extract that information from the image.
+does not extract that information from the image. ``--model NAME`` adds the CNN's own test
+MAPE (``cnn``) and, for each coarse size, the same least squares with and without the CNN's
+``log mu_kk`` (times 1 and vf) among the columns, both fitted on the *validation* split (the
+network has seen the training split): if the CNN column does not lower the error, the network
+knows nothing the coarse solve does not.
 """
 
 from __future__ import annotations
@@ -83,10 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("data", help="labelled 2D dataset (HDF5)")
     ap.add_argument("--coarse", type=int, nargs="*", default=[64, 32], help="coarse grid sides")
     ap.add_argument("--bins", type=int, default=9)
+    ap.add_argument("--model", default=None, help="a trained model of this data to compare")
     ap.add_argument("--json", default=None, help="write the numbers here")
     args = ap.parse_args(argv)
 
     import numpy as np
+
+    if args.model:
+        import tensorflow  # noqa: F401  (before h5py/dolfinx, see README)
 
     from surrogate.data import load_labeled, split_indices
 
@@ -97,11 +105,17 @@ def main(argv: list[str] | None = None) -> int:
     y = np.log(np.stack([data.mu_eff[:, k, k] for k in range(d)], axis=1))
     split = split_indices(len(vf), seed=0)
     base = [vf**k for k in range(5)]
-    families = {"vf": base}
+    # name -> (columns for each diagonal component, rows the least squares is fitted on)
+    families = {"vf": ([base] * d, split.train)}
     conn = connectivity(images)
-    families["connectivity"] = base + [
-        conn[:, j] * vf**k for j in range(conn.shape[1]) for k in range(3)
-    ]
+    extra = [conn[:, j] * vf**k for j in range(conn.shape[1]) for k in range(3)]
+    families["connectivity"] = ([base + extra] * d, split.train)
+    cnn = None
+    if args.model:
+        from surrogate.provider import CNNProvider
+
+        mu = CNNProvider(args.model, spread_threshold=None)(images)
+        cnn = np.log(np.stack([mu[:, k, k] for k in range(d)], axis=1))
     seconds = {}
     for m in args.coarse:
         logs, seconds[m] = coarse_solves(images, m, data.mu_matrix, data.mu_inclusion)
@@ -112,16 +126,26 @@ def main(argv: list[str] | None = None) -> int:
                 p = logs[:, j, k]
                 cols += [p, p * vf, p * vf**2, p**2]
             per_k.append(cols)
-        families[f"coarse-{m}"] = per_k
+        families[f"coarse-{m}"] = (per_k, split.train)
+        if cnn is not None:
+            small = [[*base[:3], *cols[5:]] for cols in per_k]  # fewer columns for 15 % of rows
+            families[f"coarse-{m}, val"] = (small, split.val)
+            with_cnn = [[*c, cnn[:, k], cnn[:, k] * vf] for k, c in enumerate(small)]
+            families[f"cnn+coarse-{m}, val"] = (with_cnn, split.val)
 
     edges = np.linspace(vf.min(), vf.max() + 1e-12, args.bins + 1)
     which = np.clip(np.digitize(vf[split.test], edges) - 1, 0, args.bins - 1)
     results = []
-    for name, cols in families.items():
+    if cnn is not None:
+        families = {"cnn": (None, None), **families}
+    for name, (cols, rows) in families.items():
         err = np.empty((split.test.size, d))
         for k in range(d):
-            X = np.stack(cols[k] if isinstance(cols[0], list) else cols, axis=1)
-            coef, *_ = np.linalg.lstsq(X[split.train], y[split.train, k], rcond=None)
+            if cols is None:  # the CNN's own answer
+                err[:, k] = np.abs(np.exp(cnn[split.test, k] - y[split.test, k]) - 1)
+                continue
+            X = np.stack(cols[k], axis=1)
+            coef, *_ = np.linalg.lstsq(X[rows], y[rows, k], rcond=None)
             err[:, k] = np.abs(np.exp(X[split.test] @ coef - y[split.test, k]) - 1)
         bins = [
             100 * float(err[which == b].mean()) if np.any(which == b) else None
@@ -131,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
             "descriptors": name,
             "mape": [100 * float(v) for v in err.mean(axis=0)],
             "bins": bins,
+            "fitted_on": None if rows is None else ("train" if rows is split.train else "val"),
             "seconds_per_image": seconds.get(int(name.split("-")[-1]))
-            if name.startswith("coarse")
+            if name.startswith("coarse") and rows is split.train
             else None,
         }
         results.append(row)
@@ -143,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         comps = " / ".join(f"mu{k + 1}{k + 1}" for k in range(d))
         values = " / ".join(f"{v:.2f}" for v in row["mape"])
-        print(f"{name:>13}: MAPE {comps} {values} %{cost}")
-        print("               per bin " + " ".join("-" if b is None else f"{b:.1f}" for b in bins))
+        print(f"{name:>20}: MAPE {comps} {values} %{cost}")
+        per_bin = " ".join("-" if b is None else f"{b:.1f}" for b in bins)
+        print(f"{'per bin':>29} {per_bin}")
     print("bins: " + " ".join(f"{a:.2f}-{b:.2f}" for a, b in itertools.pairwise(edges)))
     if args.json:
         with open(args.json, "w") as fh:
