@@ -10,7 +10,8 @@ Layout of ``MODEL_DIR``::
 ``metadata.json`` holds at least ``format`` (``"magnetohom-surrogate"``), ``format_version``,
 ``preset``, ``model_options``, ``dim``, ``resolution``, ``mu_matrix``, ``mu_inclusion``,
 ``vf_range``, ``target`` (:class:`surrogate.data.TargetTransform`), ``members`` (file names),
-``split``, ``dataset`` (path, sha256), ``command`` and ``training`` (epochs, time, ...).
+``split``, ``dataset`` (path, sha256; ``extra_train``: the files that only joined the training
+split, each with path, sha256 and sample count), ``command`` and ``training`` (epochs, time, ...).
 """
 
 from __future__ import annotations
@@ -235,7 +236,8 @@ def merge_bundles(
 
     The member files are copied as they are (no Keras import); the metadata is the first
     source's, with every member listed, the volume-fraction range widened to cover all sources,
-    and each source's name, command and training record kept under ``training["sources"]``.
+    the extra training files of all sources listed, and each source's name, command and
+    training record kept under ``training["sources"]``.
 
     Parameters
     ----------
@@ -307,12 +309,17 @@ def merge_bundles(
     lo = min(float(m["vf_range"][0]) for m in metas)
     hi = max(float(m["vf_range"][1]) for m in metas)
     seconds = sum(float((m.get("training") or {}).get("seconds", 0.0)) for m in metas)
+    dataset = dict(first.get("dataset") or {})
+    extra = {e["sha256"]: e for m in metas for e in (m.get("dataset") or {}).get("extra_train", [])}
+    if extra:  # what any member was trained on, so evaluate refuses all of it
+        dataset["extra_train"] = list(extra.values())
     if command is None:
         command = " ".join(["magnetohom", "ensemble", "-o", str(out), *map(str, paths)])
     meta = {
         **first,
         "name": out.name,
         "vf_range": [lo, hi],
+        "dataset": dataset,
         "ensemble": len(names),
         "members": names,
         "command": command,

@@ -105,6 +105,14 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-samples", type=int, default=None, help="use only the first N labeled samples"
     )
+    p.add_argument(
+        "--extra-train",
+        action="append",
+        default=[],
+        metavar="DATA.h5",
+        help="more labeled samples for the training split only (validation and test stay "
+        "DATASET's); repeatable",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_train)
 
@@ -169,6 +177,8 @@ def _command_of(args: argparse.Namespace) -> str:
         words.append("--augment" if args.augment else "--no-augment")
     for item in args.option:
         words += ["--option", item]
+    for path in args.extra_train:
+        words += ["--extra-train", path]
     return shlex.join(words)
 
 
@@ -193,6 +203,7 @@ def _train(args: argparse.Namespace) -> int:
         augment=args.augment,
         options=_parse_options(args.option) or None,
         max_samples=args.max_samples,
+        extra_train=args.extra_train,
         progress=not args.quiet,
         command=_command_of(args),
     )
@@ -204,6 +215,8 @@ def _train(args: argparse.Namespace) -> int:
         f"{meta['ensemble']} member(s), "
         f"split {split.get('n_train')}/{split.get('n_val')}/{split.get('n_test')}"
     )
+    for extra in meta["dataset"].get("extra_train", []):
+        print(f"extra training samples: {extra['n_labeled']} from {extra['path']}")
     for k, (ep, loss) in enumerate(zip(result.epochs_run, result.best_val_loss)):
         print(f"member {k}: {ep} epochs, best validation loss {loss:.4g}")
     print(f"training time: {meta['training']['seconds']:.1f} s")

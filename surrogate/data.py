@@ -23,8 +23,10 @@ transforms as ``Q T Q^T``; :meth:`TargetTransform.targets_from_pre` then makes t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,9 @@ __all__ = [
     "LabeledData",
     "Split",
     "TargetTransform",
+    "concat_labeled",
     "file_sha256",
+    "image_digests",
     "load_labeled",
     "split_indices",
 ]
@@ -170,6 +174,41 @@ def load_labeled(path: str | Path, *, max_samples: int | None = None) -> Labeled
         data = data.subset(ok)
     logger.info("read %d labeled of %d samples from %s", len(data), data.n_total, path)
     return data
+
+
+def concat_labeled(parts: Sequence[LabeledData]) -> LabeledData:
+    """Join labeled samples of several files of one image class into one object.
+
+    The description (path, dimension, phase μ, attributes) is the first part's; ``indices`` are
+    each sample's row in its own file. The parts must share dimension and resolution.
+    """
+    if not parts:
+        raise InputError("nothing to join: no labeled data given")
+    first = parts[0]
+    for part in parts[1:]:
+        if part.images.shape[1:] != first.images.shape[1:]:
+            raise InputError(
+                f"{part.path}: images of shape {part.images.shape[1:]} do not join "
+                f"{first.path}'s {first.images.shape[1:]}"
+            )
+    if len(parts) == 1:
+        return first
+    return dataclasses.replace(
+        first,
+        images=np.concatenate([p.images for p in parts]),
+        mu_eff=np.concatenate([p.mu_eff for p in parts]),
+        volume_fraction=np.concatenate([p.volume_fraction for p in parts]),
+        indices=np.concatenate([p.indices for p in parts]),
+        n_total=sum(p.n_total for p in parts),
+    )
+
+
+def image_digests(images: np.ndarray) -> list[bytes]:
+    """A 16-byte BLAKE2 digest of each image ``(N, ...)`` (finds identical images across files)."""
+    return [
+        hashlib.blake2b(np.ascontiguousarray(im).tobytes(), digest_size=16).digest()
+        for im in images
+    ]
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ Definitions (paper, Eqs. 12-13), per component ``c`` over the ``N`` evaluated sa
 * ``R2_c = 1 - sum (true - pred)^2 / sum (true - mean(true))^2``.
 
 The samples are the model's held-out test split when the dataset file is the one the model was
-trained on (same SHA-256), otherwise all labeled samples of the file.
+trained on (same SHA-256), otherwise all labeled samples of the file. A file the model took as
+extra training data (``train(..., extra_train=...)``) is refused.
 """
 
 from __future__ import annotations
@@ -168,7 +169,14 @@ def evaluate(
             f"model {provider.bundle.name!r} "
             f"takes {provider.dim}D images of {provider.resolution} px"
         )
-    same = file_sha256(dataset_path) == (meta.get("dataset") or {}).get("sha256")
+    sha = file_sha256(dataset_path)
+    trained_on = meta.get("dataset") or {}
+    if any(e.get("sha256") == sha for e in trained_on.get("extra_train", [])):
+        raise InputError(
+            f"{dataset_path} was extra training data of model {provider.bundle.name!r}; "
+            f"evaluate it on {Path(trained_on.get('path', 'its dataset')).name} instead"
+        )
+    same = sha == trained_on.get("sha256")
     if not same and split != "all":
         logger.warning(
             "%s is not the model's training file: evaluating all its labeled samples", dataset_path

@@ -34,7 +34,7 @@ import dataclasses
 import logging
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,16 @@ from magnetohom import __version__
 from magnetohom.errors import InputError
 from surrogate.bundle import ModelBundle, read_metadata, save_bundle
 from surrogate.checkpoint import finished_model, member_dir, remove_checkpoints
-from surrogate.data import LabeledData, TargetTransform, file_sha256, load_labeled, split_indices
+from surrogate.data import (
+    LabeledData,
+    Split,
+    TargetTransform,
+    concat_labeled,
+    file_sha256,
+    image_digests,
+    load_labeled,
+    split_indices,
+)
 from surrogate.fit import EpochHook, train_member
 
 __all__ = ["TrainResult", "TrainingPlan", "train", "training_plan"]
@@ -195,6 +204,7 @@ def train(
     augment: bool | None = None,
     options: Mapping[str, Any] | None = None,
     max_samples: int | None = None,
+    extra_train: Sequence[str | Path] = (),
     progress: bool = False,
     command: str | None = None,
     on_epoch_end: EpochHook | None = None,
@@ -227,6 +237,12 @@ def train(
         Model options (:func:`surrogate.models.model_options`); not allowed with ``init``.
     max_samples
         Use only the first labeled samples (quick runs).
+    extra_train
+        Further dataset files whose labeled samples all join the training split (never the
+        validation or test split). They must match the dataset's dimension, resolution and
+        phase μ and must not hold any image of its held-out splits. The held-out splits stay
+        those of ``dataset_path``, so a model trained with more data is compared with the ones
+        before it on the same samples.
     progress
         Show a progress bar per member (tqdm, on stderr).
     command
@@ -243,7 +259,8 @@ def train(
     ------
     InputError
         Bad settings, an unreadable or unlabeled dataset, a model/data mismatch for ``init``,
-        or an ``out`` directory holding a different model or checkpoint.
+        extra training data that does not match the dataset or repeats a held-out image, or an
+        ``out`` directory holding a different model or checkpoint.
     SolverError
         The loss became non-finite.
     """
@@ -274,7 +291,13 @@ def train(
     split = split_indices(len(data), seed=seed if split_seed is None else split_seed)
     if split.train.size < 1:
         raise InputError(f"too few labeled samples ({len(data)}) to train")
-    target = TargetTransform.fit(plan.target, data.mu_eff[split.train])
+    extras = [_extra_data(p, data, split, sha) for p in extra_train]
+    train_data = concat_labeled([data.subset(split.train), *(x for x, _ in extras)])
+    extra_info = [
+        {"path": str(x.path.resolve()), "sha256": x_sha, "n_labeled": len(x)} for x, x_sha in extras
+    ]
+    del extras  # their images are in train_data now
+    target = TargetTransform.fit(plan.target, train_data.mu_eff)
     from surrogate.models import build_model, model_options
 
     model_opts_obj = model_options(preset, model_opts)
@@ -291,6 +314,8 @@ def train(
         "split_seed": split.seed,
         "max_samples": max_samples,
     }
+    if extra_info:  # absent otherwise, so models trained before this option still resume
+        fingerprint["extra_train_sha256"] = [e["sha256"] for e in extra_info]
     done = finished_model(out, fingerprint)
     if done is not None:
         logger.info("%s already holds this model; nothing to do", out)
@@ -306,7 +331,6 @@ def train(
             resumed=False,
         )
 
-    train_data = data.subset(split.train)
     val_data = data.subset(split.val)
     info = data.subset(split.test[:0])  # the file's description, without pixels
     indices = data.indices
@@ -353,6 +377,14 @@ def train(
         best.append(float(state["best_val"]))
 
     vf_train = train_data.volume_fraction
+    dataset_info: dict[str, Any] = {
+        "path": str(dataset_path.resolve()),
+        "sha256": sha,
+        "n_samples": info.n_total,
+        "n_labeled": int(indices.size),
+    }
+    if extra_info:
+        dataset_info["extra_train"] = extra_info
     metadata = {
         "name": out.name,
         "preset": preset,
@@ -367,12 +399,7 @@ def train(
         "geometry": info.attrs.get("geometry"),
         "ensemble": ensemble,
         "split": split.to_dict(indices),
-        "dataset": {
-            "path": str(dataset_path.resolve()),
-            "sha256": sha,
-            "n_samples": info.n_total,
-            "n_labeled": int(indices.size),
-        },
+        "dataset": dataset_info,
         "training": {
             "plan": dataclasses.asdict(plan),
             "seed": seed,
@@ -449,6 +476,44 @@ def _resolve_init(
             f"{data.dim}D images of {data.resolution} px"
         )
     return bundle, bundle.preset, dict(bundle.metadata.get("model_options") or {})
+
+
+def _extra_data(
+    path: str | Path, data: LabeledData, split: Split, sha: str
+) -> tuple[LabeledData, str]:
+    """Read one ``extra_train`` file and check that it may join the training split of ``data``."""
+    extra = load_labeled(path)
+    extra_sha = file_sha256(path)
+    if extra_sha == sha:
+        raise InputError(f"extra training data {path} is the dataset itself")
+    for what, mine, theirs in (
+        ("dimension", extra.dim, data.dim),
+        ("resolution (px)", extra.resolution, data.resolution),
+    ):
+        if mine != theirs:
+            raise InputError(
+                f"extra training data {path}: {what} {mine} does not match the dataset's {theirs}"
+            )
+    for what, mine, theirs in (
+        ("matrix mu", extra.mu_matrix, data.mu_matrix),
+        ("inclusion mu", extra.mu_inclusion, data.mu_inclusion),
+    ):
+        if not np.isclose(mine, theirs, rtol=1e-12, atol=0.0):
+            raise InputError(
+                f"extra training data {path}: {what} {mine:g} does not match the dataset's "
+                f"{theirs:g}"
+            )
+    held = set(image_digests(data.images[np.concatenate([split.val, split.test])]))
+    repeated = sum(d in held for d in image_digests(extra.images))
+    if repeated:
+        raise InputError(
+            f"extra training data {path} holds {repeated} image(s) of the dataset's "
+            "validation/test split"
+        )
+    if extra.attrs.get("geometry") != data.attrs.get("geometry"):
+        logger.warning("extra training data %s has another geometry than %s", path, data.path)
+    logger.info("%d extra training samples from %s", len(extra), path)
+    return extra, extra_sha
 
 
 def _copy_weights(source: Any, model: Any) -> None:

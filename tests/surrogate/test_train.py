@@ -217,3 +217,68 @@ def test_bad_training_requests(tiny_dataset, tmp_path):
         train(tiny_dataset, out=tmp_path / "a", loss="huber")
     with pytest.raises(InputError, match="not installed"):
         train(tiny_dataset, out=tmp_path / "a", init="polydisperse-nonexistent")
+
+
+def test_extra_training_data(tiny_dataset, tiny_model, tiny_images, other_dataset, tmp_path):
+    """--extra-train: more samples for the training split; held-out splits stay the dataset's."""
+    from surrogate_helpers import write_dataset
+
+    from magnetohom.cli import main
+    from surrogate.bundle import merge_bundles
+    from surrogate.data import load_labeled
+
+    other = load_labeled(other_dataset)
+    # the extra file: the other class's 40 samples and a laminate of volume fraction 0.625,
+    # beyond the dataset's range (layers normal to x_1: harmonic mean along 1, arithmetic along 2)
+    laminate = np.zeros((1, 32, 32), np.uint8)
+    laminate[0, :20] = 1
+    f, mu_i = 20 / 32, 250.0
+    mu_lam = np.diag([1 / (f / mu_i + (1 - f)), f * mu_i + (1 - f)])[None]
+    extra_file = write_dataset(
+        tmp_path / "more.h5",
+        np.concatenate([other.images, laminate]),
+        np.concatenate([other.mu_eff, mu_lam]),
+    )
+    out = tmp_path / "extra"
+    opts = [f"{k}={json.dumps(v)}" for k, v in TINY.items()]
+    argv = ["train", str(tiny_dataset), "-o", str(out), "--epochs", "1", "--batch-size", "16"]
+    argv += [w for o in opts for w in ("--option", o)] + ["--extra-train", str(extra_file)]
+    assert main([*argv, "--quiet"]) == 0
+    meta = json.loads((out / "metadata.json").read_text())
+    assert "--extra-train" in meta["command"]
+    base = tiny_model.metadata
+    assert meta["split"] == base["split"]  # same held-out samples as without extra data
+    [extra] = meta["dataset"]["extra_train"]
+    assert extra["n_labeled"] == 41
+    assert extra["sha256"] == meta["fingerprint"]["extra_train_sha256"][0]
+    held = set(base["split"]["val_rows"]) | set(base["split"]["test_rows"])
+    own = load_labeled(tiny_dataset)
+    train_vf = own.volume_fraction[[r not in held for r in own.indices]]
+    assert meta["vf_range"] == [train_vf.min(), f]  # the extra samples were trained on
+    ev = evaluate(out, tiny_dataset)
+    assert sorted(ev.rows) == sorted(base["split"]["test_rows"])
+    with pytest.raises(InputError, match="was extra training data"):
+        evaluate(out, extra_file)
+    # an ensemble with a member trained without the extra file still refuses it
+    joined = merge_bundles(tmp_path / "joined", [tiny_model.model_dir, out])
+    with pytest.raises(InputError, match="was extra training data"):
+        evaluate(joined, extra_file)
+
+    def refused(path, match):
+        with pytest.raises(InputError, match=match):
+            train(tiny_dataset, out=tmp_path / "bad", epochs=1, options=TINY, extra_train=[path])
+
+    refused(tiny_dataset, "is the dataset itself")
+    labels = own.mu_eff[:10]
+    refused(
+        write_dataset(tmp_path / "mu.h5", own.images[:10], labels, mu_inclusion=100.0),
+        "inclusion mu 100 does not match the dataset's 250",
+    )
+    refused(
+        write_dataset(tmp_path / "px.h5", own.images[:10, ::2, ::2], labels),
+        "resolution \\(px\\) 16 does not match the dataset's 32",
+    )
+    test_rows = np.isin(own.indices, base["split"]["test_rows"])
+    leak = write_dataset(tmp_path / "leak.h5", own.images[test_rows][:3], own.mu_eff[test_rows][:3])
+    refused(leak, "holds 3 image\\(s\\) of the dataset's validation/test split")
+    assert not (tmp_path / "bad").exists()
