@@ -8,7 +8,13 @@ import pytest
 from surrogate_helpers import write_dataset
 
 from magnetohom.errors import InputError
-from surrogate.data import TargetTransform, load_labeled, split_indices
+from surrogate.data import (
+    TargetTransform,
+    concat_labeled,
+    image_digests,
+    load_labeled,
+    split_indices,
+)
 
 
 def test_only_finished_finite_samples_are_used(tmp_path):
@@ -26,6 +32,33 @@ def test_only_finished_finite_samples_are_used(tmp_path):
     assert (data.dim, data.resolution, data.mu_inclusion) == (2, 8, 250.0)
     assert data.attrs["geometry"]["class"] == "test-disks"
     assert len(load_labeled(path, max_samples=2)) == 2
+
+
+def test_labeled_data_of_two_files_join(tmp_path):
+    rng = np.random.default_rng(1)
+    a_img, b_img = rng.random((4, 8, 8)) < 0.3, rng.random((3, 8, 8)) < 0.6
+    a = load_labeled(write_dataset(tmp_path / "a.h5", a_img, np.stack([np.eye(2)] * 4)))
+    b = load_labeled(write_dataset(tmp_path / "b.h5", b_img, np.stack([2 * np.eye(2)] * 3)))
+    ab = concat_labeled([a, b])
+    assert len(ab) == 7 and ab.path == a.path and ab.n_total == 7
+    np.testing.assert_array_equal(ab.images, np.concatenate([a_img, b_img]))
+    np.testing.assert_array_equal(ab.indices, [0, 1, 2, 3, 0, 1, 2])
+    np.testing.assert_allclose(ab.mu_eff[4:], 2 * np.eye(2)[None].repeat(3, axis=0))
+    np.testing.assert_allclose(ab.volume_fraction[4:], b_img.mean(axis=(1, 2)))
+    assert concat_labeled([a]) is a
+    c = load_labeled(
+        write_dataset(tmp_path / "c.h5", a_img[:, ::2, ::2], np.stack([np.eye(2)] * 4))
+    )
+    with pytest.raises(InputError, match=r"images of shape \(4, 4\) do not join"):
+        concat_labeled([a, c])
+    with pytest.raises(InputError, match="nothing to join"):
+        concat_labeled([])
+    # equal images, equal digests; one pixel changed, another digest
+    d = image_digests(np.concatenate([a.images, a.images[:1]]))
+    assert d[0] == d[4] and len(set(d[:4])) == 4
+    flipped = a.images[:1].copy()
+    flipped[0, 0, 0] ^= 1
+    assert image_digests(flipped)[0] != d[0]
 
 
 def test_unlabeled_or_foreign_files_are_refused(tmp_path):
