@@ -61,6 +61,7 @@ def coarse_solves(images, m, mu_matrix, mu_inclusion):
     """``(N, 2, d)`` log diagonal of the harmonic- and geometric-block solves; seconds/image."""
     import numpy as np
 
+    from micro.analytic import reuss
     from micro.homogenize import Homogenizer
 
     n = images.shape[-1]
@@ -73,7 +74,7 @@ def coarse_solves(images, m, mu_matrix, mu_inclusion):
     t0 = time.perf_counter()
     for i, im in enumerate(images):
         f = im.reshape((m, s) * d).mean(axis=tuple(range(1, 2 * d, 2)))
-        harm = 1.0 / ((1.0 - f) / mu_matrix + f / mu_inclusion)
+        harm = reuss(f, mu_matrix, mu_inclusion, dim=d)
         geo = np.exp((1.0 - f) * np.log(mu_matrix) + f * np.log(mu_inclusion))
         for j, field in enumerate((harm, geo)):
             out[i, j] = np.log(np.diag(solver.solve_mu(field).mu_eff))

@@ -291,7 +291,8 @@ def train(
     split = split_indices(len(data), seed=seed if split_seed is None else split_seed)
     if split.train.size < 1:
         raise InputError(f"too few labeled samples ({len(data)}) to train")
-    extras = [_extra_data(p, data, split, sha) for p in extra_train]
+    held = _held_out_digests(data, split) if extra_train else set()
+    extras = [_extra_data(p, data, held, sha) for p in extra_train]
     train_data = concat_labeled([data.subset(split.train), *(x for x, _ in extras)])
     extra_info = [
         {"path": str(x.path.resolve()), "sha256": x_sha, "n_labeled": len(x)} for x, x_sha in extras
@@ -478,10 +479,16 @@ def _resolve_init(
     return bundle, bundle.preset, dict(bundle.metadata.get("model_options") or {})
 
 
+def _held_out_digests(data: LabeledData, split: Split) -> set[bytes]:
+    """Digests of the validation and test images of ``data`` (:func:`image_digests`)."""
+    return set(image_digests(data.images[np.concatenate([split.val, split.test])]))
+
+
 def _extra_data(
-    path: str | Path, data: LabeledData, split: Split, sha: str
+    path: str | Path, data: LabeledData, held: set[bytes], sha: str
 ) -> tuple[LabeledData, str]:
-    """Read one ``extra_train`` file and check that it may join the training split of ``data``."""
+    """Read one ``extra_train`` file and check that it may join the training split of ``data``
+    (``held``: the digests of its held-out images)."""
     extra = load_labeled(path)
     extra_sha = file_sha256(path)
     if extra_sha == sha:
@@ -503,7 +510,6 @@ def _extra_data(
                 f"extra training data {path}: {what} {mine:g} does not match the dataset's "
                 f"{theirs:g}"
             )
-    held = set(image_digests(data.images[np.concatenate([split.val, split.test])]))
     repeated = sum(d in held for d in image_digests(extra.images))
     if repeated:
         raise InputError(
