@@ -173,8 +173,8 @@ class CNNProvider:
         self.n_predicted = 0
 
     def warm_up(self, shape: tuple[int, ...] | None = None) -> float:
-        """Trace the members' forward functions now (a full and a partial batch of empty
-        images), so that the first real call does not pay TensorFlow's tracing (about 0.3 s).
+        """Trace the members' forward functions now (one graph per member serves every batch
+        size), so that the first real call does not pay TensorFlow's tracing (about 0.3 s).
 
         Returns the seconds it took. Callers that time providers (``macro.compare``) call it
         with the provider's set-up, outside the timed mu* stage. ``shape`` is ignored (the
@@ -183,8 +183,7 @@ class CNNProvider:
         import time
 
         t0 = time.perf_counter()
-        for n in {self.batch_size, max(1, self.batch_size // 2 - 1)}:
-            self._run(np.zeros((n, *self.shape), dtype=np.uint8))
+        self._run(np.zeros((1, *self.shape), dtype=np.uint8))
         return time.perf_counter() - t0
 
     @property
@@ -285,15 +284,15 @@ class CNNProvider:
 
     def _functions(self) -> list[Callable]:
         """One forward function per member, taking ``(B, n, ..., n)`` uint8 images: a
-        :class:`surrogate.stem.HostStem`, or the saved model (Keras' cached predict function,
-        no retracing) given the images with a channel axis."""
+        :class:`surrogate.stem.HostStem`, or the saved model given the images with a channel
+        axis (:func:`surrogate.stem.batch_forward`: one graph for every batch size)."""
         if self._fns is None:
-            from surrogate.stem import split_stem
+            from surrogate.stem import batch_forward, split_stem
 
             self._fns = []
             for m in self.bundle.members:
                 split = split_stem(m, self.bundle.metadata) if self.host_stem else None
-                self._fns.append(split or (lambda x, m=m: m.predict_on_batch(x[..., None])))
+                self._fns.append(split or _WholeModel(batch_forward(m)))
         return self._fns
 
     def _run(self, batch: np.ndarray) -> list[np.ndarray]:
@@ -310,7 +309,7 @@ class CNNProvider:
                 if isinstance(fn, HostStem):
                     if fn.key not in stems:
                         stems[fn.key] = fn.inputs(chunk)
-                    raw = fn.body.predict_on_batch(stems[fn.key])
+                    raw = fn.run(stems[fn.key])
                 else:
                     raw = fn(chunk)
                 outs[k].append(np.asarray(raw, dtype=np.float64))
@@ -318,6 +317,16 @@ class CNNProvider:
         if not all(np.all(np.isfinite(o)) for o in result):
             raise SolverError(f"model {self.bundle.name!r} produced non-finite outputs")
         return result
+
+
+class _WholeModel:
+    """A saved model's forward function on ``(B, n, ..., n)`` images (adds the channel axis)."""
+
+    def __init__(self, forward: Callable[[np.ndarray], np.ndarray]):
+        self.forward = forward
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.forward(images[..., None])
 
 
 def _differs(value: float | None, reference: float) -> bool:

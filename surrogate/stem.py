@@ -24,6 +24,7 @@ from surrogate import _stem_jit as _jit
 
 __all__ = [
     "HostStem",
+    "batch_forward",
     "block_bounds",
     "block_means",
     "line_bound_features",
@@ -183,6 +184,33 @@ def block_means(images: np.ndarray, factor: int) -> np.ndarray:
     return kernel(arr, int(factor))[..., None]
 
 
+def batch_forward(model: Any) -> Any:
+    """``model``'s inference as a function of NumPy batches of any size, traced once.
+
+    Keras' ``predict_on_batch`` traces a new graph for every new batch size (the last, partial
+    chunk of a batch, the points of an MPI rank...) and warns once that happens often; this
+    traces one graph with an unknown batch dimension. The returned function takes one array per
+    model input (cast to the input's dtype) and returns the output as a NumPy array; its
+    ``traced`` attribute is the ``tf.function`` (``traced.experimental_get_tracing_count()``).
+    """
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec((None, *t.shape[1:]), tf.as_dtype(t.dtype)) for t in model.inputs]
+    dtypes = [s.dtype.as_numpy_dtype for s in specs]
+
+    @tf.function(input_signature=specs, autograph=False)
+    def traced(*xs):
+        return model(list(xs) if len(xs) > 1 else xs[0], training=False)
+
+    def forward(*arrays: np.ndarray) -> np.ndarray:
+        if len(arrays) != len(specs):
+            raise ValueError(f"model takes {len(specs)} inputs, got {len(arrays)}")
+        return traced(*(np.asarray(a, dtype=t) for a, t in zip(arrays, dtypes))).numpy()
+
+    forward.traced = traced
+    return forward
+
+
 class HostStem:
     """A ``default`` model split into its stem, computed here, and the rest (``body``).
 
@@ -204,6 +232,7 @@ class HostStem:
         self.phases = phases
         self.mode = mode
         self.line_bounds = bool(line_bounds)
+        self._forward: Any = None
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -220,8 +249,14 @@ class HostStem:
             return stem
         return [stem, line_bound_features(images, *self.phases)]
 
+    def run(self, inputs: Any) -> np.ndarray:
+        """The body on ``inputs`` (:meth:`inputs`), one traced graph for every batch size."""
+        if self._forward is None:
+            self._forward = batch_forward(self.body)
+        return self._forward(*(inputs if isinstance(inputs, list) else [inputs]))
+
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        return self.body.predict_on_batch(self.inputs(images))
+        return self.run(self.inputs(images))
 
 
 def _fold_batch_norm(conv: list[np.ndarray], bn: Any) -> list[np.ndarray]:

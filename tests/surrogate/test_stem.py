@@ -173,3 +173,6 @@ def test_split_bounds_stem_equals_the_full_model(dim, n, stem):
     assert split.mode == "bounds"
     x = _images(6, n, dim, rng=6).astype(np.uint8)
     np.testing.assert_allclose(split(x), model.predict_on_batch(x[..., None]), rtol=1e-5, atol=1e-5)
+    for k in (1, 4):  # other batch sizes reuse the one traced graph of the body
+        np.testing.assert_allclose(split(x[:k]), split(x)[:k], rtol=1e-6, atol=1e-6)
+    assert split._forward.traced.experimental_get_tracing_count() == 1

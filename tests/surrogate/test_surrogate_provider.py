@@ -26,6 +26,18 @@ def test_batching_equals_one_by_one(provider, tiny_images):
     np.testing.assert_allclose(provider(tiny_images[:2].astype(np.uint8)), batch[:2], rtol=1e-6)
 
 
+def test_one_graph_serves_every_batch_size(tiny_model, tiny_images):
+    """Batches of any size (partial chunks, single images) reuse one traced graph per member
+    (the whole-model path; the host-stem path is checked in test_stem.py)."""
+    p = CNNProvider(tiny_model.model_dir, batch_size=4)
+    p.warm_up()
+    out = [p(tiny_images[:k]) for k in (1, 2, 3, 5, 7)]
+    for fn in p._functions():
+        assert fn.forward.traced.experimental_get_tracing_count() == 1
+    for k, mu in zip((1, 2, 3, 5, 7), out):
+        np.testing.assert_allclose(mu, out[-1][:k], rtol=1e-6)
+
+
 def test_tta_is_symmetric(tiny_model, tiny_images):
     tta = CNNProvider(tiny_model.model_dir, tta=True, spread_threshold=None)
     img = tiny_images[:2]
