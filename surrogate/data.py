@@ -51,6 +51,7 @@ __all__ = [
     "concat_labeled",
     "file_sha256",
     "image_digests",
+    "load_extra_training",
     "load_labeled",
     "split_indices",
 ]
@@ -209,6 +210,73 @@ def image_digests(images: np.ndarray) -> list[bytes]:
         hashlib.blake2b(np.ascontiguousarray(im).tobytes(), digest_size=16).digest()
         for im in images
     ]
+
+
+def load_extra_training(
+    paths: Sequence[str | Path], data: LabeledData, split: Split, *, dataset_sha256: str
+) -> list[tuple[LabeledData, str]]:
+    """Read further labeled files for the training split of ``data``, checked against it.
+
+    Parameters
+    ----------
+    paths
+        Dataset files; all their labeled samples are meant for training only.
+    data, split
+        The dataset and its split; its validation and test images must not reappear.
+    dataset_sha256
+        SHA-256 of ``data``'s file (a file equal to it is refused).
+
+    Returns
+    -------
+    list of (LabeledData, str)
+        Each file's samples and SHA-256, in the order of ``paths``.
+
+    Raises
+    ------
+    InputError
+        A file is the dataset itself, differs in dimension, resolution or phase μ, or holds an
+        image of the held-out splits (found by :func:`image_digests`).
+    """
+    if not paths:
+        return []
+    held = set(image_digests(data.images[np.concatenate([split.val, split.test])]))
+    return [_extra_file(p, data, held, dataset_sha256) for p in paths]
+
+
+def _extra_file(
+    path: str | Path, data: LabeledData, held: set[bytes], sha: str
+) -> tuple[LabeledData, str]:
+    extra = load_labeled(path)
+    extra_sha = file_sha256(path)
+    if extra_sha == sha:
+        raise InputError(f"extra training data {path} is the dataset itself")
+    for what, mine, theirs in (
+        ("dimension", extra.dim, data.dim),
+        ("resolution (px)", extra.resolution, data.resolution),
+    ):
+        if mine != theirs:
+            raise InputError(
+                f"extra training data {path}: {what} {mine} does not match the dataset's {theirs}"
+            )
+    for what, mine, theirs in (
+        ("matrix mu", extra.mu_matrix, data.mu_matrix),
+        ("inclusion mu", extra.mu_inclusion, data.mu_inclusion),
+    ):
+        if not np.isclose(mine, theirs, rtol=1e-12, atol=0.0):
+            raise InputError(
+                f"extra training data {path}: {what} {mine:g} does not match the dataset's "
+                f"{theirs:g}"
+            )
+    repeated = sum(d in held for d in image_digests(extra.images))
+    if repeated:
+        raise InputError(
+            f"extra training data {path} holds {repeated} image(s) of the dataset's "
+            "validation/test split"
+        )
+    if extra.attrs.get("geometry") != data.attrs.get("geometry"):
+        logger.warning("extra training data %s has another geometry than %s", path, data.path)
+    logger.info("%d extra training samples from %s", len(extra), path)
+    return extra, extra_sha
 
 
 @dataclass(frozen=True)

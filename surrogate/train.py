@@ -47,11 +47,10 @@ from surrogate.bundle import ModelBundle, read_metadata, save_bundle
 from surrogate.checkpoint import finished_model, member_dir, remove_checkpoints
 from surrogate.data import (
     LabeledData,
-    Split,
     TargetTransform,
     concat_labeled,
     file_sha256,
-    image_digests,
+    load_extra_training,
     load_labeled,
     split_indices,
 )
@@ -291,8 +290,7 @@ def train(
     split = split_indices(len(data), seed=seed if split_seed is None else split_seed)
     if split.train.size < 1:
         raise InputError(f"too few labeled samples ({len(data)}) to train")
-    held = _held_out_digests(data, split) if extra_train else set()
-    extras = [_extra_data(p, data, held, sha) for p in extra_train]
+    extras = load_extra_training(extra_train, data, split, dataset_sha256=sha)
     train_data = concat_labeled([data.subset(split.train), *(x for x, _ in extras)])
     extra_info = [
         {"path": str(x.path.resolve()), "sha256": x_sha, "n_labeled": len(x)} for x, x_sha in extras
@@ -477,49 +475,6 @@ def _resolve_init(
             f"{data.dim}D images of {data.resolution} px"
         )
     return bundle, bundle.preset, dict(bundle.metadata.get("model_options") or {})
-
-
-def _held_out_digests(data: LabeledData, split: Split) -> set[bytes]:
-    """Digests of the validation and test images of ``data`` (:func:`image_digests`)."""
-    return set(image_digests(data.images[np.concatenate([split.val, split.test])]))
-
-
-def _extra_data(
-    path: str | Path, data: LabeledData, held: set[bytes], sha: str
-) -> tuple[LabeledData, str]:
-    """Read one ``extra_train`` file and check that it may join the training split of ``data``
-    (``held``: the digests of its held-out images)."""
-    extra = load_labeled(path)
-    extra_sha = file_sha256(path)
-    if extra_sha == sha:
-        raise InputError(f"extra training data {path} is the dataset itself")
-    for what, mine, theirs in (
-        ("dimension", extra.dim, data.dim),
-        ("resolution (px)", extra.resolution, data.resolution),
-    ):
-        if mine != theirs:
-            raise InputError(
-                f"extra training data {path}: {what} {mine} does not match the dataset's {theirs}"
-            )
-    for what, mine, theirs in (
-        ("matrix mu", extra.mu_matrix, data.mu_matrix),
-        ("inclusion mu", extra.mu_inclusion, data.mu_inclusion),
-    ):
-        if not np.isclose(mine, theirs, rtol=1e-12, atol=0.0):
-            raise InputError(
-                f"extra training data {path}: {what} {mine:g} does not match the dataset's "
-                f"{theirs:g}"
-            )
-    repeated = sum(d in held for d in image_digests(extra.images))
-    if repeated:
-        raise InputError(
-            f"extra training data {path} holds {repeated} image(s) of the dataset's "
-            "validation/test split"
-        )
-    if extra.attrs.get("geometry") != data.attrs.get("geometry"):
-        logger.warning("extra training data %s has another geometry than %s", path, data.path)
-    logger.info("%d extra training samples from %s", len(extra), path)
-    return extra, extra_sha
 
 
 def _copy_weights(source: Any, model: Any) -> None:
