@@ -50,6 +50,7 @@ import numpy as np
 
 from magnetohom.errors import InputError
 from surrogate import bounds as _bounds
+from surrogate.coarse_solve import solve_head
 from surrogate.layers import (
     AdmissibleLogTensor,
     BlockBounds,
@@ -77,6 +78,7 @@ logger = logging.getLogger(__name__)
 
 PRESETS = ("default", "paper")
 STEM_MODES = ("avg", "space-to-depth", "bounds")
+HEADS = ("pool", "solve")
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,15 @@ class DefaultOptions:
         Of :class:`~surrogate.layers.AdmissibleLogTensor`.
     l2
         L2 factor on the kernels (0 = none).
+    head
+        ``"pool"`` (default): global average pooling, dense layers and the admissible output.
+        ``"solve"`` (2D): the convolutions (``filters``, no pooling between them) predict the face
+        conductances of the stem's coarse grid and :class:`~surrogate.coarse_solve.
+        CoarseHomogenization` homogenizes it by a periodic solve inside the network (for
+        percolating microstructures; ``dense``, ``pool``, ``bounds``, ``prior`` and ``clip`` are
+        unused; SPD with eigenvalues between the phase permeabilities).
+    solve_tol
+        Relative residual at which the coarse solve of ``head="solve"`` stops.
     """
 
     stem: int | None = None
@@ -130,6 +141,8 @@ class DefaultOptions:
     prior: str | None = "maxwell-garnett"
     clip: float = 8.0
     l2: float = 0.0
+    head: str = "pool"
+    solve_tol: float = 1e-4
 
 
 @dataclass(frozen=True)
@@ -199,6 +212,10 @@ def _validate(opts: DefaultOptions | PaperOptions) -> None:
         raise InputError(f"bounds must be one of {_bounds.BOUNDS}, got {opts.bounds!r}")
     if opts.prior is not None and opts.prior not in _bounds.PRIORS:
         raise InputError(f"prior must be one of {_bounds.PRIORS} or None, got {opts.prior!r}")
+    if opts.head not in HEADS:
+        raise InputError(f"head must be one of {HEADS}, got {opts.head!r}")
+    if not 0 < opts.solve_tol < 1:
+        raise InputError(f"solve_tol must be in (0, 1), got {opts.solve_tol}")
 
 
 def auto_stem(resolution: int, dim: int) -> int:
@@ -312,6 +329,8 @@ def build_stemless(
     stem = opts.stem if opts.stem is not None else auto_stem(resolution, dim)
     if stem <= 1 or resolution % stem or opts.stem_mode not in ("avg", "bounds"):
         return None
+    if opts.head != "pool":
+        return None
     m = resolution // stem
     body = dataclasses.replace(opts, stem=1)
     channels = 1 + 2 * dim if opts.stem_mode == "bounds" else 1
@@ -414,6 +433,22 @@ def _default_body(
         first = stem_channels or (stem > 1 and opts.stem_mode == "bounds")
         vf = VolumeFraction(first_channel=first, name="volume_fraction")(x)
     half = opts.kernel_size // 2
+    if opts.head == "solve":
+        if dim != 2:
+            raise InputError('head="solve" is implemented in 2D only')
+        if half > x.shape[1]:
+            raise InputError(f"kernel {opts.kernel_size} exceeds feature map size {x.shape[1]}")
+        return solve_head(
+            x,
+            filters=opts.filters,
+            kernel_size=opts.kernel_size,
+            batch_norm=opts.batch_norm,
+            mu_matrix=mu_matrix,
+            mu_inclusion=mu_inclusion,
+            tol=opts.solve_tol,
+            regularizer=reg,
+            initializer=seeds.glorot,
+        )
     for k, f in enumerate(opts.filters, start=1):
         if k > 1:
             if x.shape[1] < 2:

@@ -1,0 +1,171 @@
+"""The periodic coarse solve inside ``head="solve"`` models: exact means, reference, gradients."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from surrogate_helpers import disk_images, fv_homogenize
+
+from magnetohom.errors import InputError
+from surrogate.coarse_solve import (
+    CoarseHomogenization,
+    homogenize_faces,
+    homogenize_faces_reference,
+    logm_spd2,
+)
+from surrogate.models import build_model, model_options
+from surrogate.tensors import mandel, sym_logm
+
+MU_M, MU_I = 1.0, 250.0
+
+
+def _faces_of(images):
+    """Two-point-flux face conductances ``(N, n, n, 2)`` (harmonic means) of 0/1 images."""
+    mu = np.where(images, MU_I, MU_M).astype(np.float64)
+    faces = []
+    for axis in (1, 2):
+        nb = np.roll(mu, -1, axis=axis)
+        faces.append(2 * mu * nb / (mu + nb))
+    return np.stack(faces, axis=-1)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_laminate_gives_the_arithmetic_and_harmonic_means(axis):
+    rng = np.random.default_rng(0)
+    m = 16
+    c = np.exp(rng.uniform(0.0, np.log(250.0), m))
+    k = np.broadcast_to(c[:, None, None] if axis == 0 else c[None, :, None], (m, m, 2))
+    mu = homogenize_faces(tf.constant(k[None]), tol=1e-10).numpy()[0]
+    harmonic, arithmetic = 1.0 / np.mean(1.0 / c), np.mean(c)
+    expected = np.diag([harmonic, arithmetic] if axis == 0 else [arithmetic, harmonic])
+    np.testing.assert_allclose(mu, expected, rtol=1e-10, atol=1e-10 * arithmetic)
+
+
+def test_matches_a_sparse_direct_solve_and_the_pixel_finite_volumes():
+    """Random conductances against scipy; harmonic pixel faces against the test's own FV."""
+    rng = np.random.default_rng(1)
+    k = np.exp(rng.uniform(0.0, np.log(250.0), (3, 12, 20, 2)))  # non-square on purpose
+    mu = homogenize_faces(tf.constant(k), tol=1e-11, max_iterations=2000).numpy()
+    for b in range(3):
+        ref = homogenize_faces_reference(k[b, ..., 0], k[b, ..., 1])
+        np.testing.assert_allclose(mu[b], ref, rtol=1e-8, atol=1e-8 * np.abs(ref).max())
+    images = disk_images(3, 24, radius=4.0, rng=2, vf_range=(0.3, 0.7))
+    mu = homogenize_faces(tf.constant(_faces_of(images)), tol=1e-11, max_iterations=2000)
+    np.testing.assert_allclose(mu.numpy(), fv_homogenize(images), rtol=1e-8, atol=1e-8)
+
+
+def test_result_is_spd_between_the_extreme_conductances_and_shift_invariant():
+    rng = np.random.default_rng(3)
+    k = np.where(rng.random((4, 16, 16, 2)) < 0.5, MU_M, MU_I)
+    mu = homogenize_faces(tf.constant(k)).numpy()
+    np.testing.assert_allclose(mu, np.swapaxes(mu, 1, 2), rtol=0, atol=0)
+    w = np.linalg.eigvalsh(mu)
+    assert np.all(w > MU_M) and np.all(w < MU_I)
+    shifted = homogenize_faces(tf.constant(np.roll(k, (5, 11), axis=(1, 2)))).numpy()
+    np.testing.assert_allclose(shifted, mu, rtol=1e-6)
+
+
+def test_gradient_is_the_exact_derivative():
+    """``d mu / d k`` with ``u`` held fixed equals central finite differences of the solve."""
+    rng = np.random.default_rng(4)
+    k = np.exp(rng.uniform(0.0, np.log(250.0), (1, 8, 8, 2)))
+    weights = tf.constant([[1.0, 0.3], [0.3, -0.5]], tf.float64)
+    var = tf.Variable(k)
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(homogenize_faces(var, tol=1e-12, max_iterations=2000)[0] * weights)
+    grad = tape.gradient(y, var).numpy()[0]
+    h = 1e-4
+    for idx in [(0, 0, 0), (3, 5, 1), (7, 2, 0)]:
+        kp, km = k.copy(), k.copy()
+        kp[(0, *idx)] += h
+        km[(0, *idx)] -= h
+        fp, fm = (
+            float(tf.reduce_sum(homogenize_faces(tf.constant(v), tol=1e-12)[0] * weights))
+            for v in (kp, km)
+        )
+        np.testing.assert_allclose(grad[idx], (fp - fm) / (2 * h), rtol=1e-5)
+
+
+def test_logm_of_2x2_spd_matrices_and_its_gradient_at_isotropy():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(6, 2, 2))
+    spd = a @ np.swapaxes(a, 1, 2) + 0.1 * np.eye(2)
+    spd[0] = 7.0 * np.eye(2)  # isotropic: the series branch
+    spd[1] = [[3.0, 1e-5], [1e-5, 3.0]]  # nearly isotropic
+    np.testing.assert_allclose(
+        logm_spd2(tf.constant(spd)).numpy(), mandel(sym_logm(spd)), atol=1e-12
+    )
+    x = tf.Variable(spd[:2])
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(logm_spd2(x))
+    assert np.all(np.isfinite(tape.gradient(y, x).numpy()))
+
+
+def test_solve_head_model_is_admissible_periodic_and_serializable(tmp_path):
+    opts = {"head": "solve", "filters": [4, 4], "stem": 2}
+    model = build_model("default", resolution=16, options=opts, rng=0)
+    rng = np.random.default_rng(6)
+    for w in model.trainable_weights:
+        w.assign(0.5 * rng.normal(size=w.shape).astype(np.float32))
+    x = (rng.random((3, 16, 16, 1)) < 0.5).astype(np.uint8)
+    out = np.asarray(model(x))
+    assert out.shape == (3, 3) and np.all(np.isfinite(out))
+    w = np.linalg.eigvalsh(_expm_mandel(out))
+    assert np.all(w > MU_M * (1 - 1e-5)) and np.all(w < MU_I * (1 + 1e-5))
+    # a shift by whole stem blocks shifts the coarse grid, which the solve ignores
+    rolled = np.roll(x, (2, 6), axis=(1, 2))
+    np.testing.assert_allclose(np.asarray(model(rolled)), out, rtol=1e-4, atol=1e-4)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(np.asarray(loaded(x)), out, rtol=1e-6)
+    assert isinstance(loaded.get_layer("log_mu"), CoarseHomogenization)
+
+
+def _expm_mandel(v):
+    from surrogate.tensors import from_mandel, sym_expm
+
+    return sym_expm(from_mandel(v.astype(np.float64), 2))
+
+
+def test_solve_head_options_are_checked():
+    with pytest.raises(InputError, match="head"):
+        model_options("default", {"head": "mlp"})
+    with pytest.raises(InputError, match="solve_tol"):
+        model_options("default", {"head": "solve", "solve_tol": 2.0})
+    with pytest.raises(InputError, match="2D only"):
+        build_model("default", dim=3, resolution=8, options={"head": "solve", "filters": [2]})
+
+
+def test_solve_head_trains_transfers_and_serves(tiny_dataset, tiny_images, other_dataset, tmp_path):
+    """The real pipeline with ``head="solve"``: train, transfer, evaluate, batched provider."""
+    from surrogate.evaluate import evaluate
+    from surrogate.provider import CNNProvider
+    from surrogate.train import train
+
+    opts = {"head": "solve", "filters": [4, 4], "stem": 2}
+    res = train(
+        tiny_dataset,
+        out=tmp_path / "s",
+        epochs=15,
+        batch_size=8,
+        learning_rate=3e-3,
+        options=opts,
+        seed=0,
+    )
+    loss = res.history[0]["loss"]
+    assert loss[-1] < 0.1 * loss[0]
+    assert res.metadata["model_options"]["head"] == "solve"
+    # (accuracy is the benchmarks' business: batch normalization's moving statistics need more
+    # steps than a test affords)
+    assert np.all(np.isfinite(evaluate(res.model_dir, tiny_dataset).mape))
+    moved = train(other_dataset, out=tmp_path / "t", init=res.model_dir, epochs=2, seed=1)
+    assert moved.metadata["model_options"]["head"] == "solve"
+    assert np.all(np.isfinite(evaluate(moved.model_dir, other_dataset).mape))
+    provider = CNNProvider(res.model_dir, batch_size=3)
+    mu = provider(tiny_images[:7])
+    single = np.concatenate([provider(img) for img in tiny_images[:4]])
+    np.testing.assert_allclose(single, mu[:4], rtol=1e-5)
+    w = np.linalg.eigvalsh(mu)
+    assert np.all(w > MU_M * (1 - 1e-6)) and np.all(w < MU_I * (1 + 1e-6))
