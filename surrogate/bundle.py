@@ -129,7 +129,7 @@ def save_bundle(
     """
     import keras
 
-    from surrogate import layers  # noqa: F401  (registers the custom layers)
+    from surrogate import coarse_solve, layers  # noqa: F401  (registers the custom layers)
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -184,7 +184,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
     """
     import keras
 
-    from surrogate import layers  # noqa: F401  (registers the custom layers)
+    from surrogate import coarse_solve, layers  # noqa: F401  (registers the custom layers)
 
     path = Path(path)
     if path.is_file():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -169,3 +172,9 @@ def test_solve_head_trains_transfers_and_serves(tiny_dataset, tiny_images, other
     np.testing.assert_allclose(single, mu[:4], rtol=1e-5)
     w = np.linalg.eigvalsh(mu)
     assert np.all(w > MU_M * (1 - 1e-6)) and np.all(w < MU_I * (1 + 1e-6))
+    # a fresh interpreter (the CLI's situation) loads it: the solve layers register themselves
+    code = "import sys; from surrogate.bundle import load_bundle; load_bundle(sys.argv[1])"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(res.model_dir)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
