@@ -26,6 +26,9 @@ axes; axis ``k`` is direction ``x_(k+1)``) and returns float32 *targets* (see
       2D, 6 in 3D) as ``logm(mu_eff)``, SPD and inside the bounds of the image's volume fraction by
       construction, the untrained model predicting the Maxwell Garnett estimate.
 
+``head="solve"`` (2D): the convolutions predict face conductances of the stem's coarse grid, and
+a periodic solve inside the network homogenizes it (:mod:`surrogate.coarse_solve`).
+
 Further options of ``default`` for benchmark sweeps: ``stem_mode="space-to-depth"`` (lossless
 stem), ``stem_mode="avg"`` (plain average pooling, the default before session 3),
 ``convs_per_stage=2`` (better in small trials, about half the speed), ``line_bounds=True``
