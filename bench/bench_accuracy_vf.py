@@ -4,6 +4,13 @@
 
 Prints, per model, the MAPE over the diagonal components (percent) in each volume-fraction bin
 with the bin's largest error; ``--json FILE`` writes the same numbers.
+
+``--rows-from MODEL`` evaluates every model on the held-out rows (``--split``) recorded by MODEL:
+for a dataset file regenerated with the same command and seed (same images and labels, other
+bytes), which ``magnetohom evaluate`` does not recognise as the models' training file.
+
+    python bench/bench_accuracy_vf.py overlapping runs/models/ov_solve_a \
+        --data runs/data_overlap.h5 --rows-from runs/models/ov_solve_a
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bins", type=int, default=6)
     ap.add_argument("--tta", action="store_true", help="test-time augmentation")
     ap.add_argument("--json", default=None, help="write results here")
+    ap.add_argument("--rows-from", default=None, help="use the split rows recorded by this model")
+    ap.add_argument("--split", choices=("test", "val"), default="test")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -34,12 +43,26 @@ def main(argv: list[str] | None = None) -> int:
     from surrogate.evaluate import evaluate
 
     data = load_labeled(args.data)
+    keep = None
+    if args.rows_from:
+        from surrogate.registry import load_model
+
+        split = load_model(args.rows_from).metadata.get("split") or {}
+        keep = np.asarray(split.get(f"{args.split}_rows", []), dtype=int)
+        if keep.size == 0 or not np.isin(keep, data.indices).all():
+            raise SystemExit(
+                f"error: {args.rows_from} records no {args.split} rows for {args.data}"
+            )
     results = []
     for model in args.models:
-        ev = evaluate(model, args.data, tta=args.tta)
+        ev = evaluate(model, args.data, tta=args.tta, split="all" if keep is not None else "test")
+        pick = np.isin(ev.rows, keep) if keep is not None else np.ones(len(ev.rows), bool)
         d = data.dim
-        vf = np.asarray(data.volume_fraction)[ev.rows]
-        err = 100 * np.abs(ev.y_pred[:, :d] - ev.y_true[:, :d]) / np.abs(ev.y_true[:, :d])
+        rows = ev.rows[pick]
+        vf = np.asarray(data.volume_fraction)[rows]
+        true, pred = ev.y_true[pick], ev.y_pred[pick]
+        err = 100 * np.abs(pred[:, :d] - true[:, :d]) / np.abs(true[:, :d])
+        r2 = 1 - ((pred - true) ** 2).sum(0) / ((true - true.mean(0)) ** 2).sum(0)
         edges = np.linspace(vf.min(), vf.max() + 1e-12, args.bins + 1)
         which = np.clip(np.digitize(vf, edges) - 1, 0, args.bins - 1)
         bins = [
@@ -51,8 +74,14 @@ def main(argv: list[str] | None = None) -> int:
             }
             for b in range(args.bins)
         ]
-        results.append({"model": model, "mape": float(err.mean()), "bins": bins})
-        print(f"{model}: MAPE {err.mean():.3f} % over the diagonal, N = {len(vf)}")
+        per = ", ".join(
+            f"{name} {m:.2f} % (R2 {r:.4f})"
+            for name, m, r in zip(ev.components[:d], err.mean(0), r2[:d], strict=True)
+        )
+        results.append(
+            {"model": model, "mape": float(err.mean()), "per_component": per, "bins": bins}
+        )
+        print(f"{model}: MAPE {err.mean():.3f} % over the diagonal, N = {len(vf)}: {per}")
         for b in bins:
             if b["n"]:
                 (lo, hi), n = b["vf"], b["n"]

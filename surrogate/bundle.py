@@ -33,6 +33,7 @@ from surrogate.data import TargetTransform
 __all__ = [
     "FORMAT",
     "ModelBundle",
+    "copy_layer_weights",
     "load_bundle",
     "merge_bundles",
     "read_metadata",
@@ -332,3 +333,32 @@ def merge_bundles(
     os.replace(tmp, out)
     logger.info("joined %d member(s) of %d models into %s", len(names), len(paths), out)
     return out
+
+
+def copy_layer_weights(source: Any, model: Any, *, skip: Sequence[str] = ()) -> None:
+    """Copy the weights of each layer of ``model`` from the same-named layer of ``source``.
+
+    Transfer learning (:func:`surrogate.train.train` with ``init``). Layers named in ``skip`` keep
+    the weights they were built with; each must be a layer of ``model`` that has weights.
+
+    Raises
+    ------
+    InputError
+        A name in ``skip`` is not a weighted layer of ``model``, or ``source`` lacks a layer of
+        ``model`` (same name, same weight shapes).
+    """
+    weighted = {layer.name for layer in model.layers if layer.weights}
+    unknown = [name for name in skip if name not in weighted]
+    if unknown:
+        raise InputError(
+            f"no layer with weights named {unknown[0]!r} to re-initialise; "
+            f"the model has {', '.join(sorted(weighted))}"
+        )
+    by_name = {layer.name: layer for layer in source.layers}
+    for layer in model.layers:
+        if not layer.weights or layer.name in skip:
+            continue
+        src = by_name.get(layer.name)
+        if src is None or [w.shape for w in src.weights] != [w.shape for w in layer.weights]:
+            raise InputError(f"initial model has no layer {layer.name!r} of matching shape")
+        layer.set_weights(src.get_weights())

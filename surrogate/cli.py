@@ -76,6 +76,14 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         "--fine-tune-epochs", type=int, default=None, help="then unfreeze all at lr/10 for N epochs"
     )
     p.add_argument(
+        "--reinit",
+        action="append",
+        default=[],
+        metavar="LAYER",
+        help="a layer of --init not copied, started from fresh weights (e.g. face_logits); "
+        "repeatable",
+    )
+    p.add_argument(
         "--ensemble", type=int, default=1, metavar="K", help="train K members (uncertainty)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of weights, batches, augmentation")
@@ -179,6 +187,8 @@ def _command_of(args: argparse.Namespace) -> str:
         words += ["--option", item]
     for path in args.extra_train:
         words += ["--extra-train", path]
+    for name in args.reinit:
+        words += ["--reinit", name]
     return shlex.join(words)
 
 
@@ -195,6 +205,7 @@ def _train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         init=args.init,
         freeze=args.freeze,
+        reinit=args.reinit,
         fine_tune_epochs=args.fine_tune_epochs,
         loss=args.loss,
         ensemble=args.ensemble,

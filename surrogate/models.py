@@ -332,8 +332,6 @@ def build_stemless(
     stem = opts.stem if opts.stem is not None else auto_stem(resolution, dim)
     if stem <= 1 or resolution % stem or opts.stem_mode not in ("avg", "bounds"):
         return None
-    if opts.head != "pool":
-        return None
     m = resolution // stem
     body = dataclasses.replace(opts, stem=1)
     channels = 1 + 2 * dim if opts.stem_mode == "bounds" else 1

@@ -23,9 +23,9 @@ and augmentation are drawn from ``(seed, member, epoch)``, so a resumed run sees
 it would have seen.
 
 Transfer learning: ``init`` names a trained model; the new model takes its preset and options,
-copies its weights, and ``freeze="conv"`` keeps the convolution layers fixed while the head
-trains on the new data; ``fine_tune_epochs > 0`` then unfreezes everything at a 10x lower
-learning rate.
+copies its weights (but those of the layers named in ``reinit``), and ``freeze="conv"`` keeps the
+convolution layers fixed while the head trains on the new data; ``fine_tune_epochs > 0`` then
+unfreezes everything at a 10x lower learning rate.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import numpy as np
 
 from magnetohom import __version__
 from magnetohom.errors import InputError
-from surrogate.bundle import ModelBundle, read_metadata, save_bundle
+from surrogate.bundle import ModelBundle, copy_layer_weights, read_metadata, save_bundle
 from surrogate.checkpoint import finished_model, member_dir, remove_checkpoints
 from surrogate.data import (
     LabeledData,
@@ -195,6 +195,7 @@ def train(
     learning_rate: float | None = None,
     init: str | Path | None = None,
     freeze: str | None = None,
+    reinit: Sequence[str] = (),
     fine_tune_epochs: int | None = None,
     loss: str | None = None,
     ensemble: int = 1,
@@ -225,6 +226,10 @@ def train(
         Model (registry name or directory) whose weights start the training (transfer learning).
     freeze
         ``"conv"``: keep the convolution layers of ``init`` fixed (requires ``init``).
+    reinit
+        Names of layers of ``init`` whose weights are *not* copied: they start from the fresh
+        initial weights of the new model (e.g. ``"face_logits"``, the head of ``head="solve"``
+        models, when the source class pushed it into saturation). Requires ``init``.
     ensemble
         Number of members (different initial weights and batch orders); the spread of their
         predictions is the uncertainty estimate.
@@ -272,6 +277,9 @@ def train(
         raise InputError(f"freeze must be 'conv' or None, got {freeze!r}")
     if freeze and init is None:
         raise InputError("freeze='conv' needs an initial model (init / --init)")
+    reinit = tuple(dict.fromkeys(str(name) for name in reinit))
+    if reinit and init is None:
+        raise InputError("reinit needs an initial model (init / --init)")
     if out.suffix == ".keras" or (out.exists() and not out.is_dir()):
         raise InputError(f"output {out} must be a directory (the model directory to write)")
 
@@ -315,6 +323,8 @@ def train(
     }
     if extra_info:  # absent otherwise, so models trained before this option still resume
         fingerprint["extra_train_sha256"] = [e["sha256"] for e in extra_info]
+    if reinit:  # likewise
+        fingerprint["reinit"] = list(reinit)
     done = finished_model(out, fingerprint)
     if done is not None:
         logger.info("%s already holds this model; nothing to do", out)
@@ -350,7 +360,9 @@ def train(
                 rng=[seed, k, 0],
             )
             if init_bundle is not None:
-                _copy_weights(init_bundle.members[k % len(init_bundle.members)], model)
+                copy_layer_weights(
+                    init_bundle.members[k % len(init_bundle.members)], model, skip=reinit
+                )
             return model
 
         model, state, resumed = train_member(
@@ -475,15 +487,3 @@ def _resolve_init(
             f"{data.dim}D images of {data.resolution} px"
         )
     return bundle, bundle.preset, dict(bundle.metadata.get("model_options") or {})
-
-
-def _copy_weights(source: Any, model: Any) -> None:
-    """Copy the weights of each layer of ``model`` from the same-named layer of ``source``."""
-    by_name = {layer.name: layer for layer in source.layers}
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        src = by_name.get(layer.name)
-        if src is None or [w.shape for w in src.weights] != [w.shape for w in layer.weights]:
-            raise InputError(f"initial model has no layer {layer.name!r} of matching shape")
-        layer.set_weights(src.get_weights())

@@ -161,9 +161,11 @@ def test_block_bounds_see_a_gap_that_the_mean_does_not():
     assert got[0, 1] > 2 * got[1, 1]  # lower bound of mu_11: the path carries it
 
 
-@pytest.mark.parametrize(("dim", "n", "stem"), [(2, 32, 4), (3, 12, 2)])
-def test_split_bounds_stem_equals_the_full_model(dim, n, stem):
-    options = {"stem": stem, "stem_mode": "bounds", "filters": [4, 8], "dense": [8]}
+@pytest.mark.parametrize(
+    ("dim", "n", "stem", "head"), [(2, 32, 4, "pool"), (3, 12, 2, "pool"), (2, 32, 4, "solve")]
+)
+def test_split_bounds_stem_equals_the_full_model(dim, n, stem, head):
+    options = {"stem": stem, "stem_mode": "bounds", "filters": [4, 8], "dense": [8], "head": head}
     model = build_model("default", dim=dim, resolution=n, options=options, rng=0)
     rng = np.random.default_rng(5)
     for w in model.weights:  # batch norm included: variances stay positive

@@ -208,6 +208,38 @@ def test_loss_is_the_one_asked_for(tiny_dataset, loss, tmp_path):
     assert got == pytest.approx(res.best_val_loss[0], rel=1e-4)
 
 
+def test_transfer_can_restart_named_layers(tiny_model, other_dataset, tmp_path):
+    """``reinit``: the named layers keep the new model's initial weights, the rest is copied."""
+    from surrogate.bundle import copy_layer_weights
+    from surrogate.models import build_model
+
+    bundle = load_model(tiny_model.model_dir)
+    src = bundle.members[0]
+    fresh = build_model(
+        "default",
+        dim=2,
+        resolution=bundle.resolution,
+        options=bundle.metadata["model_options"],
+        rng=[5, 0, 0],
+    )
+    before = [w.copy() for w in fresh.get_layer("raw").get_weights()]
+    copy_layer_weights(src, fresh, skip=("raw",))
+    for u, v in zip(before, fresh.get_layer("raw").get_weights()):
+        np.testing.assert_array_equal(u, v)
+    assert not np.array_equal(before[0], src.get_layer("raw").get_weights()[0])
+    for a, b in zip(conv_layers(src), conv_layers(fresh)):
+        for u, v in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(u, v)
+    res = train(
+        other_dataset, out=tmp_path / "r", init=tiny_model.model_dir, reinit=["raw"], epochs=1
+    )
+    assert res.metadata["fingerprint"]["reinit"] == ["raw"]
+    with pytest.raises(InputError, match="no layer with weights named 'nope'"):
+        train(other_dataset, out=tmp_path / "n", init=tiny_model.model_dir, reinit=["nope"])
+    with pytest.raises(InputError, match="reinit needs an initial model"):
+        train(other_dataset, out=tmp_path / "m", reinit=["raw"])
+
+
 def test_bad_training_requests(tiny_dataset, tmp_path):
     with pytest.raises(InputError, match="freeze"):
         train(tiny_dataset, out=tmp_path / "a", freeze="conv")
