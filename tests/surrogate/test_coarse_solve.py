@@ -59,6 +59,23 @@ def test_matches_a_sparse_direct_solve_and_the_pixel_finite_volumes():
     np.testing.assert_allclose(mu.numpy(), fv_homogenize(images), rtol=1e-8, atol=1e-8)
 
 
+def test_float32_iteration_gives_the_float64_result():
+    """The layer iterates in float32: mu to the solver tolerance, the energy still in float64."""
+    images = disk_images(4, 32, radius=5.0, rng=6, vf_range=(0.3, 0.8))
+    k = tf.constant(_faces_of(images))
+    ref = homogenize_faces(k, tol=1e-11, max_iterations=2000).numpy()
+    got = homogenize_faces(k, tol=1e-4, solve_dtype="float32")
+    assert got.dtype == tf.float64
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    layer = CoarseHomogenization(tol=1e-4)
+    assert layer.solve_dtype == "float32"
+    again = CoarseHomogenization.from_config(layer.get_config())
+    assert again.solve_dtype == "float32" and again.tol == 1e-4
+    np.testing.assert_allclose(layer(k).numpy(), mandel(sym_logm(ref)), atol=1e-5)
+    with pytest.raises(ValueError, match="solve_dtype"):
+        homogenize_faces(k, solve_dtype="float16")
+
+
 def test_result_is_spd_between_the_extreme_conductances_and_shift_invariant():
     rng = np.random.default_rng(3)
     k = np.where(rng.random((4, 16, 16, 2)) < 0.5, MU_M, MU_I)
