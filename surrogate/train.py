@@ -228,8 +228,8 @@ def train(
         ``"conv"``: keep the convolution layers of ``init`` fixed (requires ``init``).
     reinit
         Names of layers of ``init`` whose weights are *not* copied: they start from the fresh
-        initial weights of the new model (e.g. ``"face_logits"``, the head of ``head="solve"``
-        models, when the source class pushed it into saturation). Requires ``init``.
+        initial weights of the new model (e.g. ``"face_logits"``, the last layer of
+        ``head="solve"`` models). Requires ``init``.
     ensemble
         Number of members (different initial weights and batch orders); the spread of their
         predictions is the uncertainty estimate.
