@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from surrogate.data import load_labeled
-    from surrogate.evaluate import evaluate
+    from surrogate.evaluate import evaluate, r2_score
 
     data = load_labeled(args.data)
     keep = None
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         vf = np.asarray(data.volume_fraction)[rows]
         true, pred = ev.y_true[pick], ev.y_pred[pick]
         err = 100 * np.abs(pred[:, :d] - true[:, :d]) / np.abs(true[:, :d])
-        r2 = 1 - ((pred - true) ** 2).sum(0) / ((true - true.mean(0)) ** 2).sum(0)
+        r2 = r2_score(true, pred)
         edges = np.linspace(vf.min(), vf.max() + 1e-12, args.bins + 1)
         which = np.clip(np.digitize(vf, edges) - 1, 0, args.bins - 1)
         bins = [

@@ -93,8 +93,7 @@ def homogenize_faces(
     m1, m2 = k.shape[1], k.shape[2]
     if m1 is None or m2 is None:
         raise ValueError("homogenize_faces needs static grid sizes")
-    if solve_dtype not in ("float32", "float64"):
-        raise ValueError(f"solve_dtype must be 'float32' or 'float64', got {solve_dtype!r}")
+    _check_solve_dtype(solve_dtype)
     ks = [tf.cast(c, solve_dtype) for c in (kx, ky)]
     u = _solve(*ks, m1, m2, tol=tol, max_iterations=max_iterations)
     u = tf.stop_gradient(tf.cast(u, tf.float64))
@@ -106,6 +105,11 @@ def homogenize_faces(
     )
     mu = mu / float(m1 * m2)
     return 0.5 * (mu + tf.transpose(mu, (0, 2, 1)))
+
+
+def _check_solve_dtype(solve_dtype: str) -> None:
+    if solve_dtype not in ("float32", "float64"):
+        raise ValueError(f"solve_dtype must be 'float32' or 'float64', got {solve_dtype!r}")
 
 
 def _solve(kx, ky, m1, m2, *, tol, max_iterations):
@@ -224,8 +228,7 @@ class CoarseHomogenization(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if solve_dtype not in ("float32", "float64"):
-            raise ValueError(f"solve_dtype must be 'float32' or 'float64', got {solve_dtype!r}")
+        _check_solve_dtype(solve_dtype)
         self.tol = float(tol)
         self.max_iterations = int(max_iterations)
         self.solve_dtype = solve_dtype
