@@ -10,9 +10,12 @@ a given resolution, with untrained weights (speed does not depend on them) or a 
     python bench/bench_surrogate.py --threads 2 --images disks --model default fast --tf-stem
     python bench/bench_surrogate.py --threads 2 --images overlapping --fe 20 --model overlapping
 
-``--images disks``: non-overlapping disk SVEs, vf 0.1-0.5; ``--images overlapping``: overlapping
-disks, vf 0.1-0.9 (the FE labels of ``--fe`` are of the same kind; random pixels are not
-representative of the solver's cost).
+``--images disks``: non-overlapping disk SVEs, vf 0.1-0.5 (with ``--dim 3``: spheres, vf 0.1-0.35);
+``--images overlapping``: overlapping disks, vf 0.1-0.9 (the FE labels of ``--fe`` are of the
+same kind; random pixels are not representative of the solver's cost).
+
+    python bench/bench_surrogate.py --threads 2 --dim 3 --resolution 48 --images disks --fe 10 \
+        --batch 64 --model runs/models/s48_solve2
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def _sves(n: int, dim: int, resolution: int, *, overlap: bool, seed: int):
 
     from micro.generate import generate_sve
 
-    fractions = np.linspace(0.1, 0.9 if overlap else 0.5, n)
+    fractions = np.linspace(0.1, 0.9 if overlap else (0.5 if dim == 2 else 0.35), n)
     return np.stack(
         [
             generate_sve(
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "--images",
         choices=("random", "disks", "overlapping"),
         default="random",
-        help="random pixels, or non-overlapping / overlapping disk SVEs (micro.generate)",
+        help="random pixels, or non-overlapping / overlapping disk (sphere) SVEs (micro.generate)",
     )
     ap.add_argument("--json", default=None, help="write results here")
     args = ap.parse_args(argv)
@@ -160,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.fe:
         from micro.homogenize import homogenize
 
-        # FE labels of real SVEs (disks, vf 0.1-0.5, or overlapping disks, vf 0.1-0.9), whatever
-        # images the CNN was timed on: random pixels are not representative of the solver's cost
+        # FE labels of real SVEs (as --images, disks if random), whatever images the CNN was
+        # timed on: random pixels are not representative of the solver's cost
         fe_imgs = _sves(args.fe, args.dim, args.resolution, overlap=overlap, seed=100)
         homogenize(fe_imgs[:1])  # set-up
         t = time.perf_counter()

@@ -8,16 +8,16 @@ elliptic solve. The convolutions predict *face conductances* of a coarse grid (o
 ``stem x stem`` pixels and direction, i.e. the local upscaling, which is local), and
 :class:`CoarseHomogenization` homogenizes that grid exactly (the global part).
 
-The coarse problem (2D, unit spacing, cells ``(i, j)`` of an ``m x m`` periodic grid): a potential
-``u`` per cell, for each unit load ``e_a``
+The coarse problem (unit spacing, cells ``(i, j)`` of an ``m x m`` periodic grid in 2D, and the
+same with a third index in 3D): a potential ``u`` per cell, for each unit load ``e_a``
 
-.. math::  D_x^T k_x (e_{a,x} + D_x u_a) + D_y^T k_y (e_{a,y} + D_y u_a) = 0,
+.. math::  \\sum_c D_c^T k_c (e_{a,c} + D_c u_a) = 0,
 
-with ``(D_x u)_{ij} = u_{i+1,j} - u_{ij}`` the difference across the ``+x`` face of cell ``(i, j)``
-and ``k_x, k_y > 0`` that face's conductance; then ``mu_ab = < k_x g_{a,x} g_{b,x} + k_y g_{a,y}
-g_{b,y} >`` with ``g_a = e_a + D u_a``. A laminate gives the arithmetic and the harmonic mean of
-its conductances exactly. ``mu_eff`` is symmetric and its eigenvalues lie between the smallest and
-largest conductance.
+with ``(D_1 u)_{ij} = u_{i+1,j} - u_{ij}`` the difference across the ``+x1`` face of cell
+``(i, j)`` (likewise ``D_2``, ``D_3``) and ``k_c > 0`` that face's conductance; then
+``mu_ab = < sum_c k_c g_{a,c} g_{b,c} >`` with ``g_a = e_a + D u_a``. A laminate gives the
+arithmetic and the harmonic mean of its conductances exactly. ``mu_eff`` is symmetric and its
+eigenvalues lie between the smallest and largest conductance.
 
 The solve is a conjugate gradient preconditioned by the inverse periodic Laplacian (exact by FFT);
 its iteration count is bounded by ``sqrt(k_max / k_min)`` whatever ``m`` is (about 100 for a
@@ -39,6 +39,7 @@ __all__ = [
     "homogenize_faces",
     "homogenize_faces_reference",
     "logm_spd2",
+    "logm_spd3",
     "solve_head",
 ]
 
@@ -65,13 +66,13 @@ def _div_t(q, axis):
 def homogenize_faces(
     k, *, tol: float = 1e-7, max_iterations: int = 400, solve_dtype: str = "float64"
 ):
-    """Homogenized tensors of periodic 2D face-conductance grids (TensorFlow, differentiable).
+    """Homogenized tensors of periodic 2D or 3D face-conductance grids (TensorFlow, differentiable).
 
     Parameters
     ----------
     k
-        Face conductances ``(B, m1, m2, 2)`` (> 0, any float dtype): channel 0 the ``+x1`` face of
-        each cell, channel 1 its ``+x2`` face.
+        Face conductances ``(B, m1, m2, 2)`` or ``(B, m1, m2, m3, 3)`` (> 0, any float dtype):
+        channel ``c`` holds the conductance of the ``+x(c+1)`` face of each cell.
     tol
         The iteration stops when every system's preconditioned residual norm has fallen by this
         factor (or after ``max_iterations``).
@@ -84,26 +85,30 @@ def homogenize_faces(
     Returns
     -------
     tf.Tensor
-        ``(B, 2, 2)`` float64, ``mu_ab``; its gradient with respect to ``k`` is exact up to the
+        ``(B, d, d)`` float64, ``mu_ab``; its gradient with respect to ``k`` is exact up to the
         solver tolerance.
     """
     tf = _tf()
     k = tf.cast(k, tf.float64)
-    kx, ky = k[..., 0][:, None], k[..., 1][:, None]  # (B, 1, m1, m2)
-    m1, m2 = k.shape[1], k.shape[2]
-    if m1 is None or m2 is None:
+    dim = len(k.shape) - 2
+    if dim not in (2, 3) or k.shape[-1] != dim:
+        raise ValueError(
+            f"face conductances must be (B, m1, m2, 2) or (B, m1, m2, m3, 3), got {k.shape}"
+        )
+    shape = tuple(k.shape[1:-1])
+    if any(m is None for m in shape):
         raise ValueError("homogenize_faces needs static grid sizes")
     _check_solve_dtype(solve_dtype)
-    ks = [tf.cast(c, solve_dtype) for c in (kx, ky)]
-    u = _solve(*ks, m1, m2, tol=tol, max_iterations=max_iterations)
-    u = tf.stop_gradient(tf.cast(u, tf.float64))
-    eye = tf.eye(2, dtype=tf.float64)
-    gx = eye[None, :, 0, None, None] + _grad(u, 2)  # (B, 2, m1, m2): load a, x-component
-    gy = eye[None, :, 1, None, None] + _grad(u, 3)
-    mu = tf.einsum("bij,baij,bcij->bac", kx[:, 0], gx, gx) + tf.einsum(
-        "bij,baij,bcij->bac", ky[:, 0], gy, gy
-    )
-    mu = mu / float(m1 * m2)
+    ks = [k[..., c][:, None] for c in range(dim)]  # (B, 1, *shape) each
+    u = _solve([tf.cast(c, solve_dtype) for c in ks], shape, tol=tol, max_iterations=max_iterations)
+    u = tf.stop_gradient(tf.cast(u, tf.float64))  # (B, d, *shape): load a
+    eye = tf.eye(dim, dtype=tf.float64)
+    spatial = "ijk"[:dim]
+    mu = 0.0
+    for c in range(dim):
+        g = tf.reshape(eye[:, c], (1, dim) + (1,) * dim) + _grad(u, 2 + c)  # load a, component c
+        mu = mu + tf.einsum(f"b{spatial},ba{spatial},bc{spatial}->bac", ks[c][:, 0], g, g)
+    mu = mu / float(np.prod(shape))
     return 0.5 * (mu + tf.transpose(mu, (0, 2, 1)))
 
 
@@ -112,30 +117,34 @@ def _check_solve_dtype(solve_dtype: str) -> None:
         raise ValueError(f"solve_dtype must be 'float32' or 'float64', got {solve_dtype!r}")
 
 
-def _solve(kx, ky, m1, m2, *, tol, max_iterations):
-    """Periodic fluctuations ``(B, 2, m1, m2)`` (zero mean, ``kx``'s dtype), two unit loads."""
+def _solve(ks, shape, *, tol, max_iterations):
+    """Periodic fluctuations ``(B, d, *shape)`` (zero mean, dtype of ``ks``), ``d`` unit loads."""
     tf = _tf()
-    kx = tf.stop_gradient(kx)
-    ky = tf.stop_gradient(ky)
-    p1 = np.arange(m1)[:, None]
-    p2 = np.arange(m2 // 2 + 1)[None, :]
-    lam = 4.0 * np.sin(np.pi * p1 / m1) ** 2 + 4.0 * np.sin(np.pi * p2 / m2) ** 2
+    dim = len(shape)
+    ks = [tf.stop_gradient(c) for c in ks]
+    axes = tuple(range(2, 2 + dim))
+    freqs = [np.arange(m) for m in shape[:-1]] + [np.arange(shape[-1] // 2 + 1)]
+    grids = np.meshgrid(*freqs, indexing="ij")
+    lam = sum(4.0 * np.sin(np.pi * p / m) ** 2 for p, m in zip(grids, shape, strict=True))
     inv = np.zeros_like(lam)
     inv[lam > 0] = 1.0 / lam[lam > 0]
-    inv = tf.constant(inv, tf.complex128 if kx.dtype == tf.float64 else tf.complex64)
+    inv = tf.constant(inv, tf.complex128 if ks[0].dtype == tf.float64 else tf.complex64)
+    fft, ifft = (
+        (tf.signal.rfft2d, tf.signal.irfft2d) if dim == 2 else (tf.signal.rfft3d, tf.signal.irfft3d)
+    )
 
     def apply(u):
-        return _div_t(kx * _grad(u, 2), 2) + _div_t(ky * _grad(u, 3), 3)
+        return sum(_div_t(c * _grad(u, ax), ax) for c, ax in zip(ks, axes, strict=True))
 
     def precondition(r):
-        return tf.signal.irfft2d(tf.signal.rfft2d(r) * inv, [m1, m2])
+        return ifft(fft(r) * inv, list(shape))
 
     def dot(a, b):
-        return tf.reduce_sum(a * b, axis=(2, 3), keepdims=True)
+        return tf.reduce_sum(a * b, axis=axes, keepdims=True)
 
-    ones = tf.ones_like(kx)
-    # right-hand side -D^T k e_a for a = x1 (kx on x-faces) and a = x2 (ky on y-faces)
-    b = tf.concat([-_div_t(kx * ones, 2), -_div_t(ky * ones, 3)], axis=1)
+    ones = tf.ones_like(ks[0])
+    # right-hand side -D_a^T k_a for each unit load e_a
+    b = tf.concat([-_div_t(c * ones, ax) for c, ax in zip(ks, axes, strict=True)], axis=1)
     r = b
     z = precondition(r)
     p = z
@@ -184,9 +193,53 @@ def logm_spd2(mu):
     return tf.stack([half_log_det + g * c, half_log_det - g * c, np.sqrt(2.0) * g * s], axis=-1)
 
 
+def logm_spd3(mu):
+    """Matrix logarithm of 3x3 SPD matrices ``(B, 3, 3)`` as Mandel vectors ``(B, 6)``.
+
+    By eigendecomposition (float64); the gradient is the Daleckii-Krein formula, whose divided
+    differences ``(log l_i - log l_j) / (l_i - l_j)`` become ``2 / (l_i + l_j)`` for (nearly)
+    equal eigenvalues, so it is finite at isotropic tensors (where the gradient of ``eigh`` is
+    not).
+    """
+    tf = _tf()
+
+    @tf.custom_gradient
+    def _logm(a):
+        lam, v = tf.linalg.eigh(a)
+        log_lam = tf.math.log(lam)
+        out = tf.einsum("bij,bj,bkj->bik", v, log_lam, v)
+
+        def grad(dy):
+            g = tf.einsum("bji,bjk,bkl->bil", v, 0.5 * (dy + tf.linalg.matrix_transpose(dy)), v)
+            li, lj = lam[:, :, None], lam[:, None, :]
+            diff = li - lj
+            close = tf.abs(diff) <= 1e-8 * (li + lj)
+            safe = tf.where(close, tf.ones_like(diff), diff)
+            f = tf.where(close, 2.0 / (li + lj), (log_lam[:, :, None] - log_lam[:, None, :]) / safe)
+            return tf.einsum("bij,bjk,blk->bil", v, f * g, v)
+
+        return out, grad
+
+    mu = tf.cast(mu, tf.float64)
+    mu = 0.5 * (mu + tf.linalg.matrix_transpose(mu))
+    lg = _logm(mu)
+    r2 = np.sqrt(2.0)
+    return tf.stack(
+        [
+            lg[:, 0, 0],
+            lg[:, 1, 1],
+            lg[:, 2, 2],
+            r2 * lg[:, 1, 2],
+            r2 * lg[:, 0, 2],
+            r2 * lg[:, 0, 1],
+        ],
+        axis=-1,
+    )
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class FaceConductance(keras.layers.Layer):
-    """Logits ``(B, m1, m2, 2)`` -> face conductances in ``(mu_low, mu_high)``, log-sigmoid scale.
+    """Logits ``(B, m1, ..., md, d)`` -> face conductances in ``(mu_low, mu_high)`` (log-sigmoid).
 
     ``k = mu_low * (mu_high / mu_low) ** sigmoid(z)``: any logit gives an admissible conductance,
     so the coarse tensor is SPD with eigenvalues between the phase permeabilities.
@@ -214,7 +267,9 @@ class FaceConductance(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class CoarseHomogenization(keras.layers.Layer):
-    """Face conductances ``(B, m1, m2, 2)`` -> Mandel vector ``(B, 3)`` of ``logm(mu_eff)``.
+    """Face conductances ``(B, m1, ..., md, d)`` -> Mandel vector of ``logm(mu_eff)``.
+
+    The output has ``d (d + 1) / 2`` components (3 in 2D, 6 in 3D).
 
     See :func:`homogenize_faces`; the output is float32, what the ``log-mandel`` target of
     :mod:`surrogate.data` compares with.
@@ -239,10 +294,12 @@ class CoarseHomogenization(keras.layers.Layer):
         mu = homogenize_faces(
             k, tol=self.tol, max_iterations=self.max_iterations, solve_dtype=self.solve_dtype
         )
-        return ops.cast(logm_spd2(mu), "float32")
+        logm = logm_spd2 if len(k.shape) == 4 else logm_spd3
+        return ops.cast(logm(mu), "float32")
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], 3)
+        dim = len(input_shape) - 2
+        return (input_shape[0], dim * (dim + 1) // 2)
 
     def get_config(self):
         return {
@@ -265,25 +322,28 @@ def solve_head(
     regularizer=None,
     initializer=None,
 ):
-    """Layers of ``head="solve"`` on a stem's output ``x`` ``(B, m1, m2, C)`` (Keras tensor).
+    """Layers of ``head="solve"`` on a stem's output ``x`` ``(B, m1, ..., md, C)`` (Keras tensor).
 
     Convolutions at the stem's resolution (``filters``, periodic padding, no pooling; batch
-    normalization and ReLU), their features joined with the stem's channels, a 2x2 convolution
-    whose window holds a cell and its ``+x1``/``+x2`` neighbours -> two face logits per cell
-    (zero-initialised: the untrained model is the uniform grid at the geometric mean of the phase
-    permeabilities), :class:`FaceConductance`, :class:`CoarseHomogenization`.
+    normalization and ReLU), their features joined with the stem's channels, a convolution of
+    width 2 whose window holds a cell and its ``+x1``, ..., ``+xd`` neighbours -> ``d`` face
+    logits per cell (zero-initialised: the untrained model is the uniform grid at the geometric
+    mean of the phase permeabilities), :class:`FaceConductance`, :class:`CoarseHomogenization`.
 
     Returns
     -------
-    Keras tensor ``(B, 3)``: the Mandel vector of ``logm(mu_eff)``.
+    Keras tensor ``(B, d (d + 1) / 2)``: the Mandel vector of ``logm(mu_eff)``.
     """
     from surrogate.layers import PeriodicPad
+
+    dim = len(x.shape) - 2
+    conv = keras.layers.Conv2D if dim == 2 else keras.layers.Conv3D
 
     stem_out = x
     half = kernel_size // 2
     for k, f in enumerate(filters, start=1):
         x = PeriodicPad(half, name=f"wrap{k}")(x)
-        x = keras.layers.Conv2D(
+        x = conv(
             f,
             kernel_size,
             padding="valid",
@@ -297,55 +357,52 @@ def solve_head(
             x = keras.layers.ReLU(name=f"relu{k}")(x)
     x = keras.layers.Concatenate(name="features")([x, stem_out])
     x = PeriodicPad((0, 1), name="wrap_faces")(x)
-    z = keras.layers.Conv2D(2, 2, padding="valid", kernel_initializer="zeros", name="face_logits")(
-        x
-    )
+    z = conv(dim, 2, padding="valid", kernel_initializer="zeros", name="face_logits")(x)
     k = FaceConductance(mu_matrix, mu_inclusion, name="conductance")(z)
     return CoarseHomogenization(tol=tol, name="log_mu")(k)
 
 
-def homogenize_faces_reference(kx: np.ndarray, ky: np.ndarray) -> np.ndarray:
+def homogenize_faces_reference(*k: np.ndarray) -> np.ndarray:
     """The same homogenization by a sparse direct solve (numpy/scipy; for tests).
 
     Parameters
     ----------
-    kx, ky
-        ``(m1, m2)`` float64 conductances of the ``+x1`` / ``+x2`` faces.
+    *k
+        ``d`` arrays of shape ``(m1, ..., md)``: the conductances of the ``+x1``, ..., ``+xd``
+        faces (``d`` = 2 or 3).
 
     Returns
     -------
     numpy.ndarray
-        ``(2, 2)`` float64.
+        ``(d, d)`` float64.
     """
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
 
-    kx = np.asarray(kx, dtype=np.float64)
-    ky = np.asarray(ky, dtype=np.float64)
-    m1, m2 = kx.shape
-    n = m1 * m2
-    idx = np.arange(n).reshape(m1, m2)
+    shape = np.shape(k[0])
+    dim = len(k)
+    flat = [np.asarray(c, dtype=np.float64).ravel() for c in k]
+    n = int(np.prod(shape))
+    idx = np.arange(n).reshape(shape)
 
     def diff(axis):
         nxt = np.roll(idx, -1, axis=axis).ravel()
         rows = np.r_[np.arange(n), np.arange(n)]
         return sp.csr_matrix((np.r_[-np.ones(n), np.ones(n)], (rows, np.r_[idx.ravel(), nxt])))
 
-    dx, dy = diff(0), diff(1)
-    a = (dx.T @ sp.diags(kx.ravel()) @ dx + dy.T @ sp.diags(ky.ravel()) @ dy).tolil()
+    ds = [diff(axis) for axis in range(dim)]
+    a = sum(d.T @ sp.diags(c) @ d for d, c in zip(ds, flat, strict=True)).tolil()
     a[0, :] = 0.0
     a[0, 0] = 1.0  # pin one cell: removes the constant null space
     a = a.tocsc()
     grads = []
-    for e in np.eye(2):
-        b = -(dx.T @ (kx.ravel() * e[0]) + dy.T @ (ky.ravel() * e[1]))
+    for e in np.eye(dim):
+        b = -sum(d.T @ (c * e[j]) for j, (d, c) in enumerate(zip(ds, flat, strict=True)))
         b[0] = 0.0
         u = spla.spsolve(a, b)
-        grads.append((e[0] + dx @ u, e[1] + dy @ u))
-    mu = np.empty((2, 2))
-    for p in range(2):
-        for q in range(2):
-            mu[p, q] = np.mean(
-                kx.ravel() * grads[p][0] * grads[q][0] + ky.ravel() * grads[p][1] * grads[q][1]
-            )
+        grads.append([e[j] + ds[j] @ u for j in range(dim)])
+    mu = np.empty((dim, dim))
+    for p in range(dim):
+        for q in range(dim):
+            mu[p, q] = np.mean(sum(flat[j] * grads[p][j] * grads[q][j] for j in range(dim)))
     return mu

@@ -26,7 +26,7 @@ axes; axis ``k`` is direction ``x_(k+1)``) and returns float32 *targets* (see
       2D, 6 in 3D) as ``logm(mu_eff)``, SPD and inside the bounds of the image's volume fraction by
       construction, the untrained model predicting the Maxwell Garnett estimate.
 
-``head="solve"`` (2D): the convolutions predict face conductances of the stem's coarse grid, and
+``head="solve"``: the convolutions predict face conductances of the stem's coarse grid, and
 a periodic solve inside the network homogenizes it (:mod:`surrogate.coarse_solve`).
 
 Further options of ``default`` for benchmark sweeps: ``stem_mode="space-to-depth"`` (lossless
@@ -122,7 +122,7 @@ class DefaultOptions:
         L2 factor on the kernels (0 = none).
     head
         ``"pool"`` (default): global average pooling, dense layers and the admissible output.
-        ``"solve"`` (2D): the convolutions (``filters``, no pooling between them) predict the face
+        ``"solve"``: the convolutions (``filters``, no pooling between them) predict the face
         conductances of the stem's coarse grid and :class:`~surrogate.coarse_solve.
         CoarseHomogenization` homogenizes it by a periodic solve inside the network (for
         percolating microstructures; ``dense``, ``pool``, ``bounds``, ``prior`` and ``clip`` are
@@ -435,8 +435,6 @@ def _default_body(
         vf = VolumeFraction(first_channel=first, name="volume_fraction")(x)
     half = opts.kernel_size // 2
     if opts.head == "solve":
-        if dim != 2:
-            raise InputError('head="solve" is implemented in 2D only')
         if half > x.shape[1]:
             raise InputError(f"kernel {opts.kernel_size} exceeds feature map size {x.shape[1]}")
         return solve_head(

@@ -17,6 +17,7 @@ from surrogate.coarse_solve import (
     homogenize_faces,
     homogenize_faces_reference,
     logm_spd2,
+    logm_spd3,
 )
 from surrogate.models import build_model, model_options
 from surrogate.tensors import mandel, sym_logm
@@ -44,6 +45,37 @@ def test_laminate_gives_the_arithmetic_and_harmonic_means(axis):
     harmonic, arithmetic = 1.0 / np.mean(1.0 / c), np.mean(c)
     expected = np.diag([harmonic, arithmetic] if axis == 0 else [arithmetic, harmonic])
     np.testing.assert_allclose(mu, expected, rtol=1e-10, atol=1e-10 * arithmetic)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_3d_laminate_gives_the_arithmetic_and_harmonic_means(axis):
+    rng = np.random.default_rng(10)
+    m = 6
+    c = np.exp(rng.uniform(0.0, np.log(250.0), m))
+    shape = [1, 1, 1]
+    shape[axis] = m
+    k = np.broadcast_to(c.reshape(shape)[..., None], (m, m, m, 3))
+    mu = homogenize_faces(tf.constant(k[None]), tol=1e-10).numpy()[0]
+    harmonic, arithmetic = 1.0 / np.mean(1.0 / c), np.mean(c)
+    expected = np.full(3, arithmetic)
+    expected[axis] = harmonic
+    np.testing.assert_allclose(mu, np.diag(expected), rtol=1e-10, atol=1e-10 * arithmetic)
+
+
+def test_3d_matches_a_sparse_direct_solve_and_is_spd_and_shift_invariant():
+    rng = np.random.default_rng(11)
+    k = np.exp(rng.uniform(0.0, np.log(250.0), (2, 4, 5, 6, 3)))  # non-cubic on purpose
+    mu = homogenize_faces(tf.constant(k), tol=1e-11, max_iterations=2000).numpy()
+    for b in range(2):
+        ref = homogenize_faces_reference(*(k[b, ..., c] for c in range(3)))
+        np.testing.assert_allclose(mu[b], ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+    np.testing.assert_allclose(mu, np.swapaxes(mu, 1, 2), rtol=0, atol=0)
+    w = np.linalg.eigvalsh(mu)
+    assert np.all(w > k.min()) and np.all(w < k.max())
+    shifted = homogenize_faces(
+        tf.constant(np.roll(k, (1, 3, 2), axis=(1, 2, 3))), tol=1e-11, max_iterations=2000
+    )
+    np.testing.assert_allclose(shifted.numpy(), mu, rtol=1e-9)
 
 
 def test_matches_a_sparse_direct_solve_and_the_pixel_finite_volumes():
@@ -123,6 +155,32 @@ def test_logm_of_2x2_spd_matrices_and_its_gradient_at_isotropy():
     assert np.all(np.isfinite(tape.gradient(y, x).numpy()))
 
 
+def test_logm_of_3x3_spd_matrices_and_its_gradient():
+    """Eigendecomposition forward; Daleckii-Krein backward, finite at repeated eigenvalues."""
+    rng = np.random.default_rng(12)
+    a = rng.normal(size=(5, 3, 3))
+    spd = a @ np.swapaxes(a, 1, 2) + 0.1 * np.eye(3)
+    spd[0] = 4.0 * np.eye(3)  # isotropic
+    spd[1] = np.diag([2.0, 2.0, 3.0])  # transversely isotropic
+    np.testing.assert_allclose(
+        logm_spd3(tf.constant(spd)).numpy(), mandel(sym_logm(spd)), atol=1e-12
+    )
+    weights = tf.constant(rng.normal(size=(5, 6)))
+    x = tf.Variable(spd)
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(logm_spd3(x) * weights)
+    grad = tape.gradient(y, x).numpy()
+    assert np.all(np.isfinite(grad))
+    h = 1e-6
+    for b, i, j in [(0, 0, 1), (1, 0, 1), (1, 2, 2), (2, 1, 2), (3, 0, 0)]:
+        step = np.zeros((5, 3, 3))
+        step[b, i, j] = h
+        fp, fm = (
+            float(tf.reduce_sum(logm_spd3(tf.constant(spd + s)) * weights)) for s in (step, -step)
+        )
+        np.testing.assert_allclose(grad[b, i, j], (fp - fm) / (2 * h), rtol=1e-6, atol=1e-9)
+
+
 def test_solve_head_model_is_admissible_periodic_and_serializable(tmp_path):
     opts = {"head": "solve", "filters": [4, 4], "stem": 2}
     model = build_model("default", resolution=16, options=opts, rng=0)
@@ -143,10 +201,28 @@ def test_solve_head_model_is_admissible_periodic_and_serializable(tmp_path):
     assert isinstance(loaded.get_layer("log_mu"), CoarseHomogenization)
 
 
-def _expm_mandel(v):
+def _expm_mandel(v, dim=2):
     from surrogate.tensors import from_mandel, sym_expm
 
-    return sym_expm(from_mandel(v.astype(np.float64), 2))
+    return sym_expm(from_mandel(v.astype(np.float64), dim))
+
+
+def test_3d_solve_head_model_is_admissible_and_periodic(tmp_path):
+    opts = {"head": "solve", "filters": [3], "stem": 2}
+    model = build_model("default", dim=3, resolution=8, options=opts, rng=0)
+    rng = np.random.default_rng(7)
+    for w in model.trainable_weights:
+        w.assign(0.5 * rng.normal(size=w.shape).astype(np.float32))
+    x = (rng.random((2, 8, 8, 8, 1)) < 0.4).astype(np.uint8)
+    out = np.asarray(model(x))
+    assert out.shape == (2, 6) and np.all(np.isfinite(out))
+    w = np.linalg.eigvalsh(_expm_mandel(out, 3))
+    assert np.all(w > MU_M * (1 - 1e-5)) and np.all(w < MU_I * (1 + 1e-5))
+    rolled = np.roll(x, (2, 4, 6), axis=(1, 2, 3))
+    np.testing.assert_allclose(np.asarray(model(rolled)), out, rtol=1e-4, atol=1e-4)
+    model.save(tmp_path / "m3.keras")
+    loaded = keras.saving.load_model(tmp_path / "m3.keras")
+    np.testing.assert_allclose(np.asarray(loaded(x)), out, rtol=1e-6)
 
 
 def test_solve_head_options_are_checked():
@@ -154,8 +230,6 @@ def test_solve_head_options_are_checked():
         model_options("default", {"head": "mlp"})
     with pytest.raises(InputError, match="solve_tol"):
         model_options("default", {"head": "solve", "solve_tol": 2.0})
-    with pytest.raises(InputError, match="2D only"):
-        build_model("default", dim=3, resolution=8, options={"head": "solve", "filters": [2]})
 
 
 def test_solve_head_trains_transfers_and_serves(tiny_dataset, tiny_images, other_dataset, tmp_path):

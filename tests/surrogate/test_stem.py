@@ -162,7 +162,8 @@ def test_block_bounds_see_a_gap_that_the_mean_does_not():
 
 
 @pytest.mark.parametrize(
-    ("dim", "n", "stem", "head"), [(2, 32, 4, "pool"), (3, 12, 2, "pool"), (2, 32, 4, "solve")]
+    ("dim", "n", "stem", "head"),
+    [(2, 32, 4, "pool"), (3, 12, 2, "pool"), (2, 32, 4, "solve"), (3, 12, 2, "solve")],
 )
 def test_split_bounds_stem_equals_the_full_model(dim, n, stem, head):
     options = {"stem": stem, "stem_mode": "bounds", "filters": [4, 8], "dense": [8], "head": head}
