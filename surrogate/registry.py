@@ -8,6 +8,8 @@ Pretrained models live in ``surrogate/models/<name>/`` (the layout of :mod:`surr
   :mod:`surrogate.coarse_solve`) trained on that class;
 * ``overlapping-transfer`` -- transfer-learned from ``default`` to overlapping disks (plain CNN:
   15-20 times faster than ``overlapping``, about four times its error);
+* ``spheres`` -- 3D non-overlapping monodisperse spheres, 48^3 voxels, a coarse-solve network
+  (``head="solve"`` on a 24^3 grid; one member, so no spread);
 * ``fast`` -- a light model of the ``default`` class (block-bounds stem 8, 3 convolutions; about
   3.5x faster, about 0.9 % MAPE instead of 0.6 %) for FE² runs where mu* errors average out.
 
@@ -35,7 +37,7 @@ __all__ = [
 #: Directory of the pretrained models inside the package.
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 #: Names of the models the project ships.
-KNOWN_NAMES = ("default", "polydisperse", "overlapping", "overlapping-transfer", "fast")
+KNOWN_NAMES = ("default", "polydisperse", "overlapping", "overlapping-transfer", "fast", "spheres")
 #: Model used when none is given.
 DEFAULT_MODEL = "default"
 

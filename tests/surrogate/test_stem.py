@@ -106,17 +106,18 @@ def test_no_split_where_the_stem_is_not_separable(options):
 def test_shipped_models_answer_the_same_with_and_without_host_stem(name):
     a = CNNProvider(name, host_stem=False)
     b = CNNProvider(name)  # block-bounds stem on the host, batch norm folded
-    images = np.zeros((4, 256, 256), bool)
-    images[:, 100:140, 60:200] = True
+    dim, n = a.bundle.dim, a.bundle.resolution
+    images = np.zeros((4,) + (n,) * dim, bool)
+    images[(slice(None), slice(2 * n // 5, 11 * n // 20), slice(n // 4, 4 * n // 5))] = True
     images[1] = np.roll(images[1], 17, axis=0)
     images[2, ::2] = True
     mu = b(images)
     np.testing.assert_allclose(mu, a(images), rtol=1e-5, atol=1e-5)  # mu ~ 1-250
     assert isinstance(b._functions()[0], HostStem) and not isinstance(a._functions()[0], HostStem)
-    assert b._functions()[0].factor == {"fast": 8}.get(name, 4)
+    assert b._functions()[0].factor == {"fast": 8, "spheres": 2}.get(name, 4)
     np.testing.assert_allclose(mu, np.swapaxes(mu, 1, 2), rtol=0, atol=1e-12)
     eig = np.linalg.eigvalsh(mu)
-    lower, upper = wiener(images.mean(axis=(1, 2)), 1.0, 250.0)  # Reuss / Voigt
+    lower, upper = wiener(images.mean(axis=tuple(range(1, dim + 1))), 1.0, 250.0)  # Reuss / Voigt
     assert np.all(eig >= lower[:, None] * (1 - 1e-6)) and np.all(eig <= upper[:, None] * (1 + 1e-6))
 
 
