@@ -33,6 +33,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from surrogate.tensors import mandel_matrix
+
 __all__ = [
     "CoarseHomogenization",
     "FaceConductance",
@@ -222,19 +224,7 @@ def logm_spd3(mu):
 
     mu = tf.cast(mu, tf.float64)
     mu = 0.5 * (mu + tf.linalg.matrix_transpose(mu))
-    lg = _logm(mu)
-    r2 = np.sqrt(2.0)
-    return tf.stack(
-        [
-            lg[:, 0, 0],
-            lg[:, 1, 1],
-            lg[:, 2, 2],
-            r2 * lg[:, 1, 2],
-            r2 * lg[:, 0, 2],
-            r2 * lg[:, 0, 1],
-        ],
-        axis=-1,
-    )
+    return tf.reshape(_logm(mu), (-1, 9)) @ tf.constant(mandel_matrix(3).T)
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
