@@ -114,7 +114,7 @@ def test_shipped_models_answer_the_same_with_and_without_host_stem(name):
     mu = b(images)
     np.testing.assert_allclose(mu, a(images), rtol=1e-5, atol=1e-5)  # mu ~ 1-250
     assert isinstance(b._functions()[0], HostStem) and not isinstance(a._functions()[0], HostStem)
-    assert b._functions()[0].factor == {"fast": 8, "spheres": 2}.get(name, 4)
+    assert b._functions()[0].factor == {"fast": 8, "spheres": 2, "overlapping": 2}.get(name, 4)
     np.testing.assert_allclose(mu, np.swapaxes(mu, 1, 2), rtol=0, atol=1e-12)
     eig = np.linalg.eigvalsh(mu)
     lower, upper = wiener(images.mean(axis=tuple(range(1, dim + 1))), 1.0, 250.0)  # Reuss / Voigt
