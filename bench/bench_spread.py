@@ -1,6 +1,7 @@
 """Does the ensemble spread point at the large errors? (test split of a labelled dataset)
 
     python bench/bench_spread.py default --data runs/data_mono.h5
+    python bench/bench_spread.py overlapping --data runs/data_overlap.h5 --tta   # one network
 
 Predicts the test split with a model's ensemble (``CNNProvider.predict``), then prints the
 distribution of the relative spread, its rank correlation with the error (largest diagonal
@@ -8,6 +9,8 @@ relative error per sample), and for the samples of largest spread (as the hybrid
 would send them to FE with ``spread_threshold`` at that quantile): their mean error, the mean
 error of the others, the share of the 5 % worst samples among them, and the MAPE per diagonal
 component of the hybrid answer (the sent samples answered by FE, i.e. by their labels).
+With ``--tta`` the spread is taken over the grid symmetries as well (the only spread a
+one-network model has), as ``magnetohom predict --tta`` reports it.
 """
 
 from __future__ import annotations
@@ -20,9 +23,12 @@ import numpy as np
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("model", help="registry name or model directory (two or more members)")
+    ap.add_argument(
+        "model", help="registry name or model directory (two or more members, or --tta)"
+    )
     ap.add_argument("--data", required=True, help="labelled dataset the model was trained on")
     ap.add_argument("--json", default=None, help="write the numbers here")
+    ap.add_argument("--tta", action="store_true", help="spread over the grid symmetries too")
     ap.add_argument(
         "--shares",
         type=float,
@@ -38,7 +44,7 @@ def main() -> None:
     from surrogate.data import load_labeled, split_indices
     from surrogate.provider import CNNProvider
 
-    provider = CNNProvider(args.model, spread_threshold=None)
+    provider = CNNProvider(args.model, spread_threshold=None, tta=args.tta)
     meta = provider.bundle.metadata
     data = load_labeled(args.data)
     test = data.subset(split_indices(len(data), seed=meta["split"]["seed"]).test)
@@ -70,6 +76,7 @@ def main() -> None:
         "model": args.model,
         "n_test": int(len(err)),
         "members": int(meta.get("ensemble", 1)),
+        "tta": bool(args.tta),
         "spread_median": float(np.median(spread)),
         "spread_p90": float(np.quantile(spread, 0.9)),
         "spread_max": float(spread.max()),
@@ -78,7 +85,8 @@ def main() -> None:
         "by_share": rows,
     }
     print(
-        f"{args.model}: {out['members']} members, N = {out['n_test']}; relative spread median "
+        f"{args.model}: {out['members']} members{' x symmetries' if args.tta else ''}, "
+        f"N = {out['n_test']}; relative spread median "
         f"{out['spread_median']:.4f}, p90 {out['spread_p90']:.4f}, max {out['spread_max']:.4f}; "
         f"Spearman(spread, error) = {out['spearman_spread_error']:.2f}; MAPE "
         + " / ".join(f"{100 * v:.2f}" for v in rel.mean(axis=0))
