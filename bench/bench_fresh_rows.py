@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import numpy as np
+    import tensorflow  # noqa: F401  (before h5py/dolfinx, see README)
 
     from micro.dataset_io import load_dataset
     from surrogate.provider import CNNProvider
