@@ -29,13 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow  # noqa: F401  (before h5py/dolfinx, see README)
 
-    from micro.dataset_io import load_dataset
+    from surrogate.data import load_labeled
     from surrogate.provider import CNNProvider
 
     provider = CNNProvider(args.model, spread_threshold=None)
     split = provider.bundle.metadata["split"]
-    data = load_dataset(args.data)
-    mu = np.asarray(data.mu_eff)
+    data = load_labeled(args.data)  # the labeled rows, which the split rows index
+    mu = data.mu_eff
     pred = provider(data.images)
     d = provider.dim
     diag = np.arange(d)

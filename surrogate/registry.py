@@ -9,7 +9,7 @@ Pretrained models live in ``surrogate/models/<name>/`` (the layout of :mod:`surr
 * ``overlapping-transfer`` -- transfer-learned from ``default`` to overlapping disks (plain CNN:
   about 45 times faster than ``overlapping``, about nine times its error);
 * ``spheres`` -- 3D non-overlapping monodisperse spheres, 48^3 voxels, a coarse-solve network
-  (``head="solve"`` on a 24^3 grid; one member, so no spread);
+  (``head="solve"`` on a 24^3 grid; one member, so a spread only with test-time augmentation);
 * ``fast`` -- a light model of the ``default`` class (block-bounds stem 8, 3 convolutions; about
   3.5x faster, about 0.9 % MAPE instead of 0.6 %) for FE² runs where mu* errors average out.
 
