@@ -70,7 +70,10 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         "--init", metavar="MODEL", default=None, help="start from this model (transfer learning)"
     )
     p.add_argument(
-        "--freeze", choices=("conv",), default=None, help="keep the conv layers of --init fixed"
+        "--freeze",
+        choices=("conv",),
+        default=None,
+        help="keep the feature conv layers of --init fixed (train the head only)",
     )
     p.add_argument(
         "--fine-tune-epochs", type=int, default=None, help="then unfreeze all at lr/10 for N epochs"

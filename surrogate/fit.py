@@ -14,9 +14,10 @@ there.
   head phase (``"cosine"``).
 * Early stop after ``stop_patience`` epochs without validation progress; the best validation
   weights are restored at the end.
-* Transfer learning: ``freeze="conv"`` keeps the convolution layers and batch norms fixed during
-  the head phase; ``fine_tune_epochs`` more epochs then train every layer at ``learning_rate *
-  fine_tune_factor``.
+* Transfer learning: ``freeze="conv"`` keeps the feature convolutions and batch norms fixed
+  during the head phase (:func:`surrogate.models.feature_layers`: every convolution but a
+  coarse-solve head's ``face_logits``); ``fine_tune_epochs`` more epochs then train every layer
+  at ``learning_rate * fine_tune_factor``.
 """
 
 from __future__ import annotations
@@ -260,12 +261,12 @@ def _set_phase(model: Any, *, freeze: str | None, fine_tune: bool) -> None:
     """All layers trainable, except conv layers (and batch norms) in a frozen head phase."""
     import keras
 
-    from surrogate.models import conv_layers
+    from surrogate.models import feature_layers
 
     for layer in model.layers:
         layer.trainable = True
     if freeze == "conv" and not fine_tune:
-        for layer in conv_layers(model):
+        for layer in feature_layers(model):
             layer.trainable = False
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):

@@ -73,6 +73,7 @@ __all__ = [
     "build_model",
     "build_stemless",
     "conv_layers",
+    "feature_layers",
     "model_options",
     "total_stride",
 ]
@@ -241,12 +242,22 @@ def total_stride(options: DefaultOptions, resolution: int, dim: int) -> int:
 
 
 def conv_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """The convolution layers of a model (what ``freeze='conv'`` freezes)."""
+    """The convolution layers of a model, in order."""
     return [
         layer
         for layer in model.layers
         if isinstance(layer, keras.layers.Conv2D | keras.layers.Conv3D)
     ]
+
+
+def feature_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The convolution layers that make features (what ``freeze='conv'`` freezes).
+
+    Every convolution but the coarse-solve head's ``face_logits``: that one *is* the head of a
+    ``head="solve"`` model (the dense layers are the head of the others), so a frozen transfer
+    still trains it.
+    """
+    return [layer for layer in conv_layers(model) if layer.name != "face_logits"]
 
 
 class _Seeds:

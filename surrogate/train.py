@@ -24,7 +24,8 @@ it would have seen.
 
 Transfer learning: ``init`` names a trained model; the new model takes its preset and options,
 copies its weights (but those of the layers named in ``reinit``), and ``freeze="conv"`` keeps the
-convolution layers fixed while the head trains on the new data; ``fine_tune_epochs > 0`` then
+feature convolutions fixed while the head (dense layers, or a coarse-solve head's
+``face_logits``) trains on the new data; ``fine_tune_epochs > 0`` then
 unfreezes everything at a 10x lower learning rate.
 """
 

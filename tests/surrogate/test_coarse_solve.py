@@ -234,6 +234,7 @@ def test_solve_head_options_are_checked():
 
 def test_solve_head_trains_transfers_and_serves(tiny_dataset, tiny_images, other_dataset, tmp_path):
     """The real pipeline with ``head="solve"``: train, transfer, evaluate, batched provider."""
+    from surrogate.bundle import load_bundle
     from surrogate.evaluate import evaluate
     from surrogate.provider import CNNProvider
     from surrogate.train import train
@@ -257,6 +258,16 @@ def test_solve_head_trains_transfers_and_serves(tiny_dataset, tiny_images, other
     moved = train(other_dataset, out=tmp_path / "t", init=res.model_dir, epochs=2, seed=1)
     assert moved.metadata["model_options"]["head"] == "solve"
     assert np.all(np.isfinite(evaluate(moved.model_dir, other_dataset).mape))
+    # a frozen transfer keeps the feature convolutions and trains the head (face_logits)
+    frozen = train(
+        other_dataset, out=tmp_path / "f", init=res.model_dir, freeze="conv", epochs=1, seed=1
+    )
+    src, new = (load_bundle(d).members[0] for d in (res.model_dir, frozen.model_dir))
+    for name in ("conv1", "conv2"):
+        for u, v in zip(src.get_layer(name).get_weights(), new.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(u, v)
+    head_src, head_new = (m.get_layer("face_logits").get_weights()[0] for m in (src, new))
+    assert not np.array_equal(head_src, head_new)
     provider = CNNProvider(res.model_dir, batch_size=3)
     mu = provider(tiny_images[:7])
     single = np.concatenate([provider(img) for img in tiny_images[:4]])
