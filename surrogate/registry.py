@@ -5,9 +5,10 @@ Pretrained models live in ``surrogate/models/<name>/`` (the layout of :mod:`surr
 * ``default`` -- 2D non-overlapping monodisperse disks, 256^2 (used when no model is given);
 * ``polydisperse`` -- transfer-learned from ``default`` to polydisperse disks;
 * ``overlapping`` -- overlapping disks, a network with a coarse-grid solve head (``head="solve"``
-  on a 128^2 grid, :mod:`surrogate.coarse_solve`) trained on that class;
+  on a 128^2 grid, :mod:`surrogate.coarse_solve`), transfer-learned from a monodisperse network
+  of the same kind (head first, then every layer);
 * ``overlapping-transfer`` -- transfer-learned from ``default`` to overlapping disks (plain CNN:
-  about 45 times faster than ``overlapping``, about nine times its error);
+  about 45 times faster than ``overlapping``, about eight times its error);
 * ``spheres`` -- 3D non-overlapping monodisperse spheres, 48^3 voxels, a coarse-solve network
   (``head="solve"`` on a 24^3 grid; one member, so a spread only with test-time augmentation);
 * ``fast`` -- a light model of the ``default`` class (block-bounds stem 8, 3 convolutions; about
