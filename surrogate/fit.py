@@ -258,7 +258,7 @@ def _current_lr(model: Any) -> float:
 
 
 def _set_phase(model: Any, *, freeze: str | None, fine_tune: bool) -> None:
-    """All layers trainable, except conv layers (and batch norms) in a frozen head phase."""
+    """All layers trainable, but feature convolutions (and batch norms) in a frozen head phase."""
     import keras
 
     from surrogate.models import feature_layers
