@@ -26,21 +26,13 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _cell_fractions(images: np.ndarray, stem: int) -> np.ndarray:
-    """Inclusion fraction of each ``stem``-pixel block: ``(N, m, ..., m)`` float64."""
-    n, *shape = images.shape
-    dim = len(shape)
-    m = shape[0] // stem
-    blocks = images.reshape(n, *itertools.chain.from_iterable([m, stem] for _ in range(dim)))
-    return blocks.mean(axis=tuple(range(2, 2 + 2 * dim, 2)))
-
-
 def face_table(model_ref: str, images: np.ndarray, vf: np.ndarray, bins: np.ndarray) -> list:
     """Median conductance of matrix, inclusion and interface faces per volume-fraction bin."""
     import keras
 
     from magnetohom.errors import InputError
     from surrogate.registry import load_model
+    from surrogate.stem import block_means
 
     bundle = load_model(model_ref)
     options = bundle.metadata["model_options"]
@@ -49,21 +41,21 @@ def face_table(model_ref: str, images: np.ndarray, vf: np.ndarray, bins: np.ndar
     member = bundle.members[0]
     sub = keras.Model(member.inputs, member.get_layer("conductance").output)
     k = sub.predict(images[..., None].astype("float32"), verbose=0, batch_size=16)
-    stem = images.shape[1] // k.shape[1]
-    frac = _cell_fractions(images.astype(np.float64), stem)
+    frac = block_means(images, images.shape[1] // k.shape[1])[..., 0]  # 0/1 exact in float32
     dim = images.ndim - 1
     rows = []
     for lo, hi in itertools.pairwise(bins):
         sel = (vf >= lo) & (vf < hi)
         if not sel.any():
             continue
+        f0, k_sel = frac[sel], k[sel]
         kinds = {"matrix": [], "inclusion": [], "interface": []}
         for a in range(dim):
-            f0, f1 = frac[sel], np.roll(frac[sel], -1, axis=1 + a)
-            ka = k[sel][..., a]
-            kinds["matrix"].append(ka[(f0 == 0) & (f1 == 0)])
-            kinds["inclusion"].append(ka[(f0 == 1) & (f1 == 1)])
-            kinds["interface"].append(ka[~(((f0 == 0) & (f1 == 0)) | ((f0 == 1) & (f1 == 1)))])
+            f1, ka = np.roll(f0, -1, axis=1 + a), k_sel[..., a]
+            matrix, inclusion = (f0 == 0) & (f1 == 0), (f0 == 1) & (f1 == 1)
+            kinds["matrix"].append(ka[matrix])
+            kinds["inclusion"].append(ka[inclusion])
+            kinds["interface"].append(ka[~(matrix | inclusion)])
         med = {
             name: float(np.median(np.concatenate(v))) if sum(map(len, v)) else float("nan")
             for name, v in kinds.items()
@@ -87,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     data = load_labeled(args.data)
     images, vf = data.images[: args.n], data.volume_fraction[: args.n]
     bins = np.linspace(vf.min(), vf.max() + 1e-9, args.bins + 1)
-    print(f"median face conductance (matrix 1, inclusion 250) on {len(vf)} images of {args.data}")
+    print(
+        f"median face conductance (matrix {data.mu_matrix:g}, inclusion {data.mu_inclusion:g}) "
+        f"on {len(vf)} images of {args.data}"
+    )
     head = ("model", "vf bin", "N", "matrix", "inclusion", "interface")
     print("{:<28} {:>13} {:>4} {:>8} {:>10} {:>10}".format(*head))
     try:
