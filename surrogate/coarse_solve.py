@@ -36,6 +36,7 @@ import numpy as np
 from surrogate.tensors import mandel_matrix
 
 __all__ = [
+    "FACE_LOGITS",
     "CoarseHomogenization",
     "FaceConductance",
     "homogenize_faces",
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 _PACKAGE = "magnetohom"
+
+FACE_LOGITS = "face_logits"
+"""Name of the head's last layer, the face logits (what a frozen transfer still trains)."""
 
 
 def _tf():
@@ -347,7 +351,7 @@ def solve_head(
             x = keras.layers.ReLU(name=f"relu{k}")(x)
     x = keras.layers.Concatenate(name="features")([x, stem_out])
     x = PeriodicPad((0, 1), name="wrap_faces")(x)
-    z = conv(dim, 2, padding="valid", kernel_initializer="zeros", name="face_logits")(x)
+    z = conv(dim, 2, padding="valid", kernel_initializer="zeros", name=FACE_LOGITS)(x)
     k = FaceConductance(mu_matrix, mu_inclusion, name="conductance")(z)
     return CoarseHomogenization(tol=tol, name="log_mu")(k)
 

@@ -53,7 +53,7 @@ import numpy as np
 
 from magnetohom.errors import InputError
 from surrogate import bounds as _bounds
-from surrogate.coarse_solve import solve_head
+from surrogate.coarse_solve import FACE_LOGITS, solve_head
 from surrogate.layers import (
     AdmissibleLogTensor,
     BlockBounds,
@@ -257,7 +257,7 @@ def feature_layers(model: keras.Model) -> list[keras.layers.Layer]:
     ``head="solve"`` model (the dense layers are the head of the others), so a frozen transfer
     still trains it.
     """
-    return [layer for layer in conv_layers(model) if layer.name != "face_logits"]
+    return [layer for layer in conv_layers(model) if layer.name != FACE_LOGITS]
 
 
 class _Seeds:
