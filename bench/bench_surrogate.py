@@ -100,6 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also time each model with its stem inside TensorFlow (host_stem=False)",
     )
     ap.add_argument("--repeats", type=int, default=3, help="best of N timed calls")
+    ap.add_argument(
+        "--streams",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="time each model with these CNNProvider(streams=...) (chunks at once)",
+    )
     ap.add_argument("--threads", type=int, default=None, help="TensorFlow intra-op threads")
     ap.add_argument("--fe", type=int, default=0, metavar="N", help="also time N FE labels")
     ap.add_argument(
@@ -142,9 +149,19 @@ def main(argv: list[str] | None = None) -> int:
         runs = []
         for model in args.model:
             for host in (True, False) if args.tf_stem else (True,):
-                p = CNNProvider(model, batch_size=args.batch, spread_threshold=None, host_stem=host)
-                n_params = sum(m.count_params() for m in p.bundle.members)
-                runs.append((model if host else f"{model} (TF stem)", p, n_params))
+                for streams in args.streams:
+                    p = CNNProvider(
+                        model,
+                        batch_size=args.batch,
+                        spread_threshold=None,
+                        host_stem=host,
+                        streams=streams,
+                    )
+                    n_params = sum(m.count_params() for m in p.bundle.members)
+                    name = model if host else f"{model} (TF stem)"
+                    if len(args.streams) > 1 or streams > 1:
+                        name += f" x{streams}"
+                    runs.append((name, p, n_params))
     else:
         runs = [
             (p, *_untrained_provider(p, args.dim, args.resolution, args.batch))

@@ -3,7 +3,8 @@
 Kept in one file because numba caches compiled code per source file (``cache=True``): a callee
 edited in another module would leave stale callers in the cache. Each kernel takes contiguous
 ``uint8`` images (or their words) and returns float32 features; the wrappers in
-:mod:`surrogate.stem` validate the input and build the look-up tables.
+:mod:`surrogate.stem` validate the input and build the look-up tables. The kernels release the
+GIL (``nogil``), so that threads (``CNNProvider(streams=...)``) run them side by side.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from numba import njit
 __all__ = [
     "block_bounds_2d",
     "block_bounds_2d_words",
+    "block_bounds_2d_words_wide",
     "block_bounds_3d",
     "block_means_2d",
     "block_means_3d",
@@ -23,7 +25,7 @@ __all__ = [
 ]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def block_means_2d(images, s):
     n_img, n, _ = images.shape
     m = n // s
@@ -44,7 +46,7 @@ def block_means_2d(images, s):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def block_means_3d(images, s):
     n_img, n, _, _ = images.shape
     m = n // s
@@ -79,7 +81,7 @@ def _store_2d(cell, ef, total, lo1, inv1, lo2, inv2):
     cell[4] = inv2
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def pixel_counts_words(words):
     # words: (N, W) uint64, 8 pixels (bytes of 0/1) each; a byte sum is one multiply
     n_img, n_words = words.shape
@@ -94,7 +96,7 @@ def pixel_counts_words(words):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def block_bounds_2d(images, s, harm, inv_arith, ef):
     # harm[c]: harmonic mean of mu along s pixels with c inclusion pixels, over s;
     # inv_arith[c]: 1 / arithmetic mean of mu over s pixels with c inclusion pixels, over s;
@@ -137,43 +139,99 @@ def block_bounds_2d(images, s, harm, inv_arith, ef):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def _words_one(words, s, harm, inv_arith, ef, out):
+    # block_bounds_2d_words of one image: words (n, m), out (m, m, 5)
+    n, m = words.shape
+    mul = np.uint64(0x0101010101010101)
+    top = np.uint64(8 * s - 8)
+    byte = np.uint64(0xFF)
+    eight = np.uint64(8)
+    for bi in range(m):
+        for bj in range(m):
+            acc = np.uint64(0)
+            lo2 = 0.0
+            inv1 = 0.0
+            total = 0
+            for i in range(s):
+                w = np.uint64(words[bi * s + i, bj])
+                acc += w
+                rr = np.int64(((w * mul) >> top) & byte)
+                lo2 += harm[rr]
+                inv1 += inv_arith[rr]
+                total += rr
+            lo1 = 0.0
+            inv2 = 0.0
+            for q in range(s):
+                cc = np.int64((acc >> (eight * np.uint64(q))) & byte)
+                lo1 += harm[cc]
+                inv2 += inv_arith[cc]
+            _store_2d(out[bi, bj], ef, total, lo1, inv1, lo2, inv2)
+
+
+@njit(cache=True, nogil=True)
 def block_bounds_2d_words(words, s, harm, inv_arith, ef):
     # As block_bounds_2d, on the image rows as words of s bytes (uint32 for s = 4, uint64 for
     # s = 8): one word is one row of one block. Its byte sum (a multiply by 0x0101..01) is the
     # row count; the sum of the block's s words holds the s column counts in its bytes (each
     # <= s, no carry).
     n_img, n, m = words.shape
-    mul = np.uint64(0x0101010101010101)
-    top = np.uint64(8 * s - 8)
-    byte = np.uint64(0xFF)
-    eight = np.uint64(8)
     out = np.empty((n_img, m, m, 5), dtype=np.float32)
     for k in range(n_img):
-        for bi in range(m):
-            for bj in range(m):
-                acc = np.uint64(0)
-                lo2 = 0.0
-                inv1 = 0.0
-                total = 0
-                for i in range(s):
-                    w = np.uint64(words[k, bi * s + i, bj])
-                    acc += w
-                    rr = np.int64(((w * mul) >> top) & byte)
-                    lo2 += harm[rr]
-                    inv1 += inv_arith[rr]
-                    total += rr
-                lo1 = 0.0
-                inv2 = 0.0
-                for q in range(s):
-                    cc = np.int64((acc >> (eight * np.uint64(q))) & byte)
-                    lo1 += harm[cc]
-                    inv2 += inv_arith[cc]
-                _store_2d(out[k, bi, bj], ef, total, lo1, inv1, lo2, inv2)
+        _words_one(words[k], s, harm, inv_arith, ef, out[k])
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def _words_wide_one(words, s, harm, inv_arith, ef, out):
+    # block_bounds_2d_words_wide of one image: words (n, m * s / 8), out (m, m, 5)
+    n, n_words = words.shape
+    wpb = s // 8
+    m = n_words // wpb
+    mul = np.uint64(0x0101010101010101)
+    top = np.uint64(56)
+    byte = np.uint64(0xFF)
+    eight = np.uint64(8)
+    acc = np.empty(wpb, dtype=np.uint64)
+    for bi in range(m):
+        for bj in range(m):
+            acc[:] = 0
+            lo2 = 0.0
+            inv1 = 0.0
+            total = 0
+            for i in range(s):
+                rr = 0
+                for w in range(wpb):
+                    x = words[bi * s + i, bj * wpb + w]
+                    acc[w] += x
+                    rr += np.int64((x * mul) >> top)
+                lo2 += harm[rr]
+                inv1 += inv_arith[rr]
+                total += rr
+            lo1 = 0.0
+            inv2 = 0.0
+            for w in range(wpb):
+                a = acc[w]
+                for q in range(8):
+                    cc = np.int64((a >> (eight * np.uint64(q))) & byte)
+                    lo1 += harm[cc]
+                    inv2 += inv_arith[cc]
+            _store_2d(out[bi, bj], ef, total, lo1, inv1, lo2, inv2)
+
+
+@njit(cache=True, nogil=True)
+def block_bounds_2d_words_wide(words, s, harm, inv_arith, ef):
+    # As block_bounds_2d_words for blocks of s = 16, 24, ..., 248 pixels: one row of one block
+    # is s / 8 uint64 words, each summed as there (column counts <= s <= 255, no carry).
+    n_img, n, n_words = words.shape
+    m = n_words // (s // 8)
+    out = np.empty((n_img, m, m, 5), dtype=np.float32)
+    for k in range(n_img):
+        _words_wide_one(words[k], s, harm, inv_arith, ef, out[k])
+    return out
+
+
+@njit(cache=True, nogil=True)
 def block_bounds_3d(images, s, harm, inv_arith2, ef):
     # harm[c]: harmonic mean along s voxels, over s*s; inv_arith2[c]: 1 / arithmetic mean over
     # s*s voxels, over s; ef[t]: exp of the fraction. Stores, per axis, the lower bound and
@@ -181,10 +239,10 @@ def block_bounds_3d(images, s, harm, inv_arith2, ef):
     n_img, n, _, _ = images.shape
     m = n // s
     out = np.empty((n_img, m, m, m, 7), dtype=np.float32)
-    c0 = np.empty((s, s), dtype=np.int64)  # line counts along x_1, indexed (j, l)
-    c1 = np.empty((s, s), dtype=np.int64)  # along x_2, indexed (i, l)
-    c2 = np.empty((s, s), dtype=np.int64)  # along x_3, indexed (i, j)
     for k in range(n_img):
+        c0 = np.empty((s, s), dtype=np.int64)  # line counts along x_1, indexed (j, l)
+        c1 = np.empty((s, s), dtype=np.int64)  # along x_2, indexed (i, l)
+        c2 = np.empty((s, s), dtype=np.int64)  # along x_3, indexed (i, j)
         for bi in range(m):
             for bj in range(m):
                 for bl in range(m):
@@ -228,7 +286,7 @@ def block_bounds_3d(images, s, harm, inv_arith2, ef):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def line_counts_2d(images):
     n_img, n, _ = images.shape
     rows = np.zeros((n_img, n), dtype=np.int32)  # rows[k, i] = sum_j x[i, j]
@@ -244,7 +302,7 @@ def line_counts_2d(images):
     return rows, cols
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def line_counts_3d(images):
     n_img, n, _, _ = images.shape
     c0 = np.zeros((n_img, n, n), dtype=np.int32)  # c0[k, j, l] = sum_i x[i, j, l]

@@ -93,11 +93,13 @@ def block_bounds(
         out = _jit.block_bounds_3d(arr, s, harm / (s * s), inv_arith2, ef)
     else:
         tables = (harm / s, 1.0 / ((mu_m + (mu_i - mu_m) * c / s) * s), ef)
-        word = {4: np.uint32, 8: np.uint64}.get(s)
-        if word is None or sys.byteorder != "little":
+        if sys.byteorder != "little" or not (s in (4, 8) or (s % 8 == 0 and s < 256)):
             out = _jit.block_bounds_2d(arr, s, *tables)
+        elif s in (4, 8):
+            words = arr.view(np.uint32 if s == 4 else np.uint64)
+            out = _jit.block_bounds_2d_words(words, s, *tables)
         else:
-            out = _jit.block_bounds_2d_words(arr.view(word), s, *tables)
+            out = _jit.block_bounds_2d_words_wide(arr.view(np.uint64), s, *tables)
     np.log(out, out=out)
     out *= np.array([1.0] + [inv_scale, -inv_scale] * dim, dtype=np.float32)
     return out
@@ -232,7 +234,7 @@ class HostStem:
         self.phases = phases
         self.mode = mode
         self.line_bounds = bool(line_bounds)
-        self._forward: Any = None
+        self._forward = batch_forward(body)  # made here: run() may be called from threads
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -251,8 +253,6 @@ class HostStem:
 
     def run(self, inputs: Any) -> np.ndarray:
         """The body on ``inputs`` (:meth:`inputs`), one traced graph for every batch size."""
-        if self._forward is None:
-            self._forward = batch_forward(self.body)
         return self._forward(*(inputs if isinstance(inputs, list) else [inputs]))
 
     def __call__(self, images: np.ndarray) -> np.ndarray:

@@ -122,7 +122,8 @@ def test_shipped_models_answer_the_same_with_and_without_host_stem(name):
 
 
 @pytest.mark.parametrize(
-    ("dim", "n", "factor"), [(2, 16, 4), (2, 32, 8), (2, 12, 3), (3, 8, 2), (3, 9, 3)]
+    ("dim", "n", "factor"),
+    [(2, 16, 4), (2, 32, 8), (2, 32, 16), (2, 64, 32), (2, 12, 3), (3, 8, 2), (3, 9, 3)],
 )
 @pytest.mark.parametrize("phases", [(1.0, 250.0), (3.0, 0.5)])
 def test_block_bounds_equal_the_layer(dim, n, factor, phases):

@@ -38,6 +38,18 @@ def test_one_graph_serves_every_batch_size(tiny_model, tiny_images):
         np.testing.assert_allclose(mu, out[-1][:k], rtol=1e-6)
 
 
+@pytest.mark.parametrize("host_stem", [True, False])
+def test_streams_give_the_same_tensors_in_order(tiny_model, tiny_images, host_stem):
+    """Chunks computed by two threads at once come back in order, equal to one by one."""
+    serial = CNNProvider(tiny_model.model_dir, batch_size=2, host_stem=host_stem)
+    two = CNNProvider(tiny_model.model_dir, batch_size=2, host_stem=host_stem, streams=2)
+    x = tiny_images[:7]
+    np.testing.assert_allclose(two(x), serial(x), rtol=1e-6)
+    np.testing.assert_allclose(two(x[:1]), serial(x[:1]), rtol=1e-6)
+    with pytest.raises(InputError, match="streams"):
+        CNNProvider(tiny_model.model_dir, streams=0)
+
+
 def test_tta_is_symmetric(tiny_model, tiny_images):
     tta = CNNProvider(tiny_model.model_dir, tta=True, spread_threshold=None)
     img = tiny_images[:2]
