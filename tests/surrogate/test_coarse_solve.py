@@ -232,9 +232,33 @@ def test_solve_head_options_are_checked():
         model_options("default", {"head": "solve", "solve_tol": 2.0})
 
 
-def test_solve_head_trains_transfers_and_serves(tiny_dataset, tiny_images, other_dataset, tmp_path):
+@pytest.fixture(scope="module")
+def wide_dataset(tmp_path_factory):
+    """16 labeled SVEs of 48^2 with the disks of ``tiny_dataset`` (radius 2): a larger cell."""
+    from mpi4py import MPI
+
+    from micro.dataset import generate_dataset
+
+    path = tmp_path_factory.mktemp("wide") / "wide.h5"
+    generate_dataset(
+        path,
+        n_samples=16,
+        dim=2,
+        size=48,
+        radius=2.0,
+        vf_range=(0.05, 0.45),
+        base_seed=3,
+        comm=MPI.COMM_SELF,
+        progress=False,
+    )
+    return path
+
+
+def test_solve_head_trains_transfers_and_serves(
+    tiny_dataset, tiny_images, other_dataset, wide_dataset, tiny_model, tmp_path
+):
     """The real pipeline with ``head="solve"``: train, transfer, evaluate, batched provider."""
-    from surrogate.bundle import load_bundle
+    from surrogate.bundle import copy_layer_weights, load_bundle
     from surrogate.evaluate import evaluate
     from surrogate.provider import CNNProvider
     from surrogate.train import train
@@ -258,6 +282,12 @@ def test_solve_head_trains_transfers_and_serves(tiny_dataset, tiny_images, other
     moved = train(other_dataset, out=tmp_path / "t", init=res.model_dir, epochs=2, seed=1)
     assert moved.metadata["model_options"]["head"] == "solve"
     assert np.all(np.isfinite(evaluate(moved.model_dir, other_dataset).mape))
+    # it moves to a larger cell of the same disks (fine-tuned there); a pooling model does not
+    grown = train(wide_dataset, out=tmp_path / "g", init=res.model_dir, epochs=1, seed=1)
+    assert grown.metadata["resolution"] == 48
+    assert np.all(np.isfinite(evaluate(grown.model_dir, wide_dataset).mape))
+    with pytest.raises(InputError, match="coarse-solve"):
+        train(wide_dataset, out=tmp_path / "p", init=tiny_model.model_dir, epochs=1)
     # a frozen transfer keeps the feature convolutions and trains the head (face_logits)
     frozen = train(
         other_dataset, out=tmp_path / "f", init=res.model_dir, freeze="conv", epochs=1, seed=1
@@ -268,6 +298,16 @@ def test_solve_head_trains_transfers_and_serves(tiny_dataset, tiny_images, other
             np.testing.assert_array_equal(u, v)
     head_src, head_new = (m.get_layer("face_logits").get_weights()[0] for m in (src, new))
     assert not np.array_equal(head_src, head_new)
+    # the same weights on a cell twice as large (no layer is tied to the cell size): a 2 x 2
+    # tiling of a periodic cell is the same material, so its mu* is the cell's
+    big = build_model(
+        "default", dim=2, resolution=2 * src.input_shape[1], options=opts, mu_inclusion=MU_I
+    )
+    copy_layer_weights(src, big)
+    x = tiny_images[:4, ..., None].astype(np.float32)
+    want = src.predict_on_batch(x)
+    got = big.predict_on_batch(np.tile(x, (1, 2, 2, 1)))
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-4)  # log mu, solve_tol 1e-4
     provider = CNNProvider(res.model_dir, batch_size=3)
     mu = provider(tiny_images[:7])
     single = np.concatenate([provider(img) for img in tiny_images[:4]])
