@@ -33,9 +33,11 @@ from surrogate.data import TargetTransform
 __all__ = [
     "FORMAT",
     "ModelBundle",
+    "at_resolution",
     "copy_layer_weights",
     "load_bundle",
     "merge_bundles",
+    "moves_to",
     "read_metadata",
     "save_bundle",
     "write_json",
@@ -362,3 +364,61 @@ def copy_layer_weights(source: Any, model: Any, *, skip: Sequence[str] = ()) -> 
         if src is None or [w.shape for w in src.weights] != [w.shape for w in layer.weights]:
             raise InputError(f"initial model has no layer {layer.name!r} of matching shape")
         layer.set_weights(src.get_weights())
+
+
+def moves_to(bundle: ModelBundle, resolution: int) -> bool:
+    """Whether ``bundle``'s weights serve cells of side ``resolution`` as well.
+
+    True for a coarse-solve model (``head="solve"``: convolutions on the block grid and a solve
+    on it, no layer tied to the cell size) whose stem divides ``resolution`` into at least 3
+    blocks per side. The inclusions keep their size in pixels, so a larger cell is more of the
+    same material (:func:`at_resolution`).
+    """
+    from surrogate.models import auto_stem, model_options
+
+    if bundle.preset != "default":
+        return False
+    opts = model_options("default", bundle.metadata.get("model_options") or {})
+    stem = opts.stem if opts.stem is not None else auto_stem(bundle.resolution, bundle.dim)
+    same = opts.stem is not None or auto_stem(resolution, bundle.dim) == stem
+    return opts.head == "solve" and same and resolution % stem == 0 and resolution // stem >= 3
+
+
+def at_resolution(bundle: ModelBundle, resolution: int) -> ModelBundle:
+    """``bundle`` with its members rebuilt for cells of side ``resolution``, same weights.
+
+    The returned bundle's metadata says ``resolution`` (and keeps the training cell size as
+    ``trained_resolution``), so that providers accept those cells; nothing is written to disk.
+
+    Raises
+    ------
+    InputError
+        The model is not one that moves (:func:`moves_to`).
+    """
+    from surrogate.models import build_model
+
+    resolution = int(resolution)
+    if resolution == bundle.resolution:
+        return bundle
+    if not moves_to(bundle, resolution):
+        raise InputError(
+            f"model {bundle.name!r} takes cells of {bundle.resolution} px only (only "
+            "coarse-solve models, head='solve', move to a cell size whose side the stem divides)"
+        )
+    meta = dict(bundle.metadata)
+    members = []
+    for k, member in enumerate(bundle.members):
+        model = build_model(
+            bundle.preset,
+            dim=bundle.dim,
+            resolution=resolution,
+            mu_matrix=bundle.mu_matrix,
+            mu_inclusion=bundle.mu_inclusion,
+            options=meta.get("model_options") or {},
+            rng=k,
+        )
+        copy_layer_weights(member, model)
+        members.append(model)
+    meta["trained_resolution"] = meta.get("trained_resolution", bundle.resolution)
+    meta["resolution"] = resolution
+    return ModelBundle(path=bundle.path, metadata=meta, members=tuple(members))

@@ -283,6 +283,11 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", metavar="FIGDIR", default=None, help="write the figures there")
     p.add_argument("--split", choices=("test", "val", "train", "all"), default="test")
     p.add_argument("--tta", action="store_true", help="average over the grid symmetries")
+    p.add_argument(
+        "--any-size",
+        action="store_true",
+        help="coarse-solve models: the same weights on the dataset's cell size",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=_evaluate)
 
@@ -291,7 +296,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     _import_tensorflow(args)
     from surrogate.evaluate import evaluate
 
-    ev = evaluate(args.model, args.dataset, split=args.split, tta=args.tta)
+    ev = evaluate(args.model, args.dataset, split=args.split, tta=args.tta, any_size=args.any_size)
     figures = []
     if args.out:
         from surrogate.plots import write_figures

@@ -130,6 +130,7 @@ def evaluate(
     split: str = "test",
     batch_size: int = 256,
     tta: bool = False,
+    any_size: bool = False,
 ) -> Evaluation:
     """Evaluate a model on a dataset file.
 
@@ -144,6 +145,9 @@ def evaluate(
         Which samples (see module doc); a file other than the training file is used whole.
     batch_size, tta
         Passed to :class:`~surrogate.provider.CNNProvider`.
+    any_size
+        A coarse-solve model takes the dataset's cell size if it differs from its own, with
+        the same weights (:func:`surrogate.bundle.at_resolution`).
 
     Raises
     ------
@@ -163,6 +167,15 @@ def evaluate(
     )
     meta = provider.bundle.metadata
     data = load_labeled(dataset_path)
+    if any_size and data.dim == provider.dim and data.resolution != provider.resolution:
+        from surrogate.bundle import at_resolution
+
+        provider = CNNProvider(
+            at_resolution(provider.bundle, data.resolution),
+            batch_size=provider.batch_size,
+            spread_threshold=None,
+            tta=provider.tta,
+        )
     if data.dim != provider.dim or data.resolution != provider.resolution:
         raise InputError(
             f"dataset has {data.dim}D images of {data.resolution} px; "

@@ -44,7 +44,13 @@ import numpy as np
 
 from magnetohom import __version__
 from magnetohom.errors import InputError
-from surrogate.bundle import ModelBundle, copy_layer_weights, read_metadata, save_bundle
+from surrogate.bundle import (
+    ModelBundle,
+    copy_layer_weights,
+    moves_to,
+    read_metadata,
+    save_bundle,
+)
 from surrogate.checkpoint import finished_model, member_dir, remove_checkpoints
 from surrogate.data import (
     LabeledData,
@@ -484,7 +490,7 @@ def _resolve_init(
         raise InputError("model options cannot be changed when starting from an initial model")
     opts = dict(bundle.metadata.get("model_options") or {})
     if bundle.dim != data.dim or (
-        bundle.resolution != data.resolution and not _moves_to(bundle, data.resolution)
+        bundle.resolution != data.resolution and not moves_to(bundle, data.resolution)
     ):
         raise InputError(
             f"initial model takes {bundle.dim}D images of {bundle.resolution} px, the dataset has "
@@ -492,17 +498,3 @@ def _resolve_init(
             "head='solve', move to another cell size whose side the stem divides)"
         )
     return bundle, bundle.preset, opts
-
-
-def _moves_to(bundle: ModelBundle, resolution: int) -> bool:
-    """Whether ``bundle``'s weights serve cells of side ``resolution`` too: a coarse-solve model
-    (convolutions on the block grid and a solve on it, no layer tied to the cell size) whose
-    stem divides the side. Same sphere or disk size, larger cell: the local physics is the same."""
-    from surrogate.models import auto_stem, model_options
-
-    if bundle.preset != "default":
-        return False
-    opts = model_options("default", bundle.metadata.get("model_options") or {})
-    stem = opts.stem if opts.stem is not None else auto_stem(bundle.resolution, bundle.dim)
-    same = opts.stem is not None or auto_stem(resolution, bundle.dim) == stem
-    return opts.head == "solve" and same and resolution % stem == 0 and resolution // stem >= 3

@@ -258,7 +258,7 @@ def test_solve_head_trains_transfers_and_serves(
     tiny_dataset, tiny_images, other_dataset, wide_dataset, tiny_model, tmp_path
 ):
     """The real pipeline with ``head="solve"``: train, transfer, evaluate, batched provider."""
-    from surrogate.bundle import copy_layer_weights, load_bundle
+    from surrogate.bundle import at_resolution, load_bundle
     from surrogate.evaluate import evaluate
     from surrogate.provider import CNNProvider
     from surrogate.train import train
@@ -285,9 +285,17 @@ def test_solve_head_trains_transfers_and_serves(
     # it moves to a larger cell of the same disks (fine-tuned there); a pooling model does not
     grown = train(wide_dataset, out=tmp_path / "g", init=res.model_dir, epochs=1, seed=1)
     assert grown.metadata["resolution"] == 48
+    before = evaluate(res.model_dir, wide_dataset, any_size=True)  # same weights, 48^2 cells
+    assert before.n == 16 and np.all(np.isfinite(before.mape))
+    with pytest.raises(InputError, match="48 px"):
+        evaluate(res.model_dir, wide_dataset)
     assert np.all(np.isfinite(evaluate(grown.model_dir, wide_dataset).mape))
     with pytest.raises(InputError, match="coarse-solve"):
         train(wide_dataset, out=tmp_path / "p", init=tiny_model.model_dir, epochs=1)
+    with pytest.raises(InputError, match="coarse-solve"):
+        at_resolution(load_bundle(tiny_model.model_dir), 64)
+    with pytest.raises(InputError, match="coarse-solve"):
+        at_resolution(load_bundle(res.model_dir), 33)  # stem 2 does not divide 33
     # a frozen transfer keeps the feature convolutions and trains the head (face_logits)
     frozen = train(
         other_dataset, out=tmp_path / "f", init=res.model_dir, freeze="conv", epochs=1, seed=1
@@ -300,10 +308,9 @@ def test_solve_head_trains_transfers_and_serves(
     assert not np.array_equal(head_src, head_new)
     # the same weights on a cell twice as large (no layer is tied to the cell size): a 2 x 2
     # tiling of a periodic cell is the same material, so its mu* is the cell's
-    big = build_model(
-        "default", dim=2, resolution=2 * src.input_shape[1], options=opts, mu_inclusion=MU_I
-    )
-    copy_layer_weights(src, big)
+    wide = at_resolution(load_bundle(res.model_dir), 2 * src.input_shape[1])
+    assert wide.resolution == 64 and wide.metadata["trained_resolution"] == 32
+    big = wide.members[0]
     x = tiny_images[:4, ..., None].astype(np.float32)
     want = src.predict_on_batch(x)
     got = big.predict_on_batch(np.tile(x, (1, 2, 2, 1)))
