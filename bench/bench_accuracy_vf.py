@@ -11,6 +11,11 @@ bytes), which ``magnetohom evaluate`` does not recognise as the models' training
 
     python bench/bench_accuracy_vf.py overlapping runs/models/ov_solve_a \
         --data runs/data_overlap.h5 --rows-from runs/models/ov_solve_a
+
+``--any-size`` runs coarse-solve models on the dataset's cell size with their own weights
+(``magnetohom evaluate --any-size``), e.g. the 48^3 ``spheres`` network on 100^3 cells:
+
+    python bench/bench_accuracy_vf.py spheres --data runs/data_sphere100.h5 --any-size
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None, help="write results here")
     ap.add_argument("--rows-from", default=None, help="use the split rows recorded by this model")
     ap.add_argument("--split", choices=("test", "val"), default="test")
+    ap.add_argument(
+        "--any-size", action="store_true", help="coarse-solve models on the data's cell size"
+    )
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -55,7 +63,13 @@ def main(argv: list[str] | None = None) -> int:
             )
     results = []
     for model in args.models:
-        ev = evaluate(model, args.data, tta=args.tta, split="all" if keep is not None else "test")
+        ev = evaluate(
+            model,
+            args.data,
+            tta=args.tta,
+            split="all" if keep is not None else "test",
+            any_size=args.any_size,
+        )
         pick = np.isin(ev.rows, keep) if keep is not None else np.ones(len(ev.rows), bool)
         d = data.dim
         rows = ev.rows[pick]

@@ -332,6 +332,11 @@ def _add_predict(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tta", action="store_true", help="average over the grid symmetries")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument(
+        "--any-size",
+        action="store_true",
+        help="coarse-solve models: also cells of other sides (same weights)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object per image and line")
     p.set_defaults(handler=_predict)
 
@@ -365,7 +370,9 @@ def _predict(args: argparse.Namespace) -> int:
     _import_tensorflow(args)
     from surrogate.provider import CNNProvider
 
-    provider = CNNProvider(args.model, batch_size=args.batch_size, tta=args.tta)
+    provider = CNNProvider(
+        args.model, batch_size=args.batch_size, tta=args.tta, any_size=args.any_size
+    )
     batches = [(f, _load_images(f, provider.dim)) for f in args.files]
     for _, images in batches:
         provider.check(images)  # refuse bad files before any output

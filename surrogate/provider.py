@@ -125,6 +125,10 @@ class CNNProvider:
         stem release the GIL; a call of N images is cut into chunks of at most
         ``ceil(N / streams)``). Small networks, whose operations are too short to keep every
         core busy one at a time, gain most; results do not depend on it.
+    any_size
+        A coarse-solve model (``head="solve"``) also takes cells of other sides that its stem
+        divides, with the same weights (:func:`surrogate.bundle.at_resolution`; the inclusions
+        keep their size in pixels, the cell holds more of them). Off: such images are refused.
 
     Attributes
     ----------
@@ -150,6 +154,7 @@ class CNNProvider:
         tta: bool = False,
         host_stem: bool = True,
         streams: int = 1,
+        any_size: bool = False,
     ):
         from surrogate.bundle import ModelBundle
         from surrogate.registry import load_model
@@ -161,6 +166,8 @@ class CNNProvider:
         if streams < 1:
             raise InputError(f"streams must be >= 1, got {streams}")
         self.streams = int(streams)
+        self.any_size = bool(any_size)
+        self._sized: dict[int, CNNProvider] = {}
         self.vf_margin = float(vf_margin)
         self.spread_threshold = spread_threshold
         self.tta = bool(tta)
@@ -217,6 +224,8 @@ class CNNProvider:
     def check(self, images: Any) -> np.ndarray:
         """Validate a batch against the model; returns it as uint8 ``(N, n, ..., n)``."""
         batch = _as_batch(images, self.dim)
+        if batch.shape[1:] != self.shape and self.any_size and len(set(batch.shape[1:])) == 1:
+            return self._at(batch.shape[1]).check(batch)
         if batch.shape[1:] != self.shape:
             raise InputError(
                 f"image shape {batch.shape[1:]} does not match model {self.bundle.name!r} "
@@ -240,6 +249,12 @@ class CNNProvider:
         """
         from surrogate.stem import pixel_counts
 
+        if self.any_size:
+            batch = _as_batch(images, self.dim)
+            if batch.shape[1:] != self.shape and len(set(batch.shape[1:])) == 1:
+                pred = self._at(batch.shape[1]).predict(batch)
+                self.n_predicted += batch.shape[0]
+                return pred
         batch = self.check(images)
         n, d = batch.shape[0], self.dim
         vf = pixel_counts(batch) / float(np.prod(self.shape)) if n else np.zeros(0)
@@ -275,6 +290,24 @@ class CNNProvider:
             ),
         }
         return Prediction(mu_eff, spread, vf, flags)
+
+    def _at(self, resolution: int) -> CNNProvider:
+        """This provider's twin for cells of side ``resolution`` (built once, same options)."""
+        if resolution not in self._sized:
+            from surrogate.bundle import at_resolution
+
+            twin = CNNProvider(
+                at_resolution(self.bundle, resolution),
+                batch_size=self.batch_size,
+                vf_margin=self.vf_margin,
+                spread_threshold=self.spread_threshold,
+                tta=self.tta,
+                host_stem=self.host_stem,
+                streams=self.streams,
+            )
+            twin.contrast_mismatch = self.contrast_mismatch
+            self._sized[resolution] = twin
+        return self._sized[resolution]
 
     def _bounds(self, vf: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         if not self.target.full_tensor:

@@ -315,6 +315,14 @@ def test_solve_head_trains_transfers_and_serves(
     want = src.predict_on_batch(x)
     got = big.predict_on_batch(np.tile(x, (1, 2, 2, 1)))
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-4)  # log mu, solve_tol 1e-4
+    anysize = CNNProvider(res.model_dir, any_size=True)
+    tiled = np.tile(tiny_images[:3], (1, 2, 2))
+    np.testing.assert_allclose(anysize(tiled), anysize(tiny_images[:3]), rtol=3e-4)
+    assert anysize.n_predicted == 6
+    with pytest.raises(InputError, match="does not match"):
+        CNNProvider(res.model_dir)(tiled)
+    with pytest.raises(InputError, match="coarse-solve"):
+        CNNProvider(tiny_model.model_dir, any_size=True)(tiled)
     provider = CNNProvider(res.model_dir, batch_size=3)
     mu = provider(tiny_images[:7])
     single = np.concatenate([provider(img) for img in tiny_images[:4]])
