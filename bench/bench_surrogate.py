@@ -16,6 +16,8 @@ same kind; random pixels are not representative of the solver's cost).
 
     python bench/bench_surrogate.py --threads 2 --dim 3 --resolution 48 --images disks --fe 10 \
         --batch 64 --model runs/models/s48_solve2
+    python bench/bench_surrogate.py --threads 2 --dim 3 --resolution 100 --images disks --fe 3 \
+        --batch 8 --model spheres --any-size    # the 48^3 network on 100^3 cells
 """
 
 from __future__ import annotations
@@ -107,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         default=[1],
         help="time each model with these CNNProvider(streams=...) (chunks at once)",
     )
+    ap.add_argument(
+        "--any-size",
+        action="store_true",
+        help="coarse-solve models on --resolution whatever their training cell size",
+    )
     ap.add_argument("--threads", type=int, default=None, help="TensorFlow intra-op threads")
     ap.add_argument("--fe", type=int, default=0, metavar="N", help="also time N FE labels")
     ap.add_argument(
@@ -156,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                         spread_threshold=None,
                         host_stem=host,
                         streams=streams,
+                        any_size=args.any_size,
                     )
                     n_params = sum(m.count_params() for m in p.bundle.members)
                     name = model if host else f"{model} (TF stem)"
