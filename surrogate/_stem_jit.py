@@ -15,7 +15,6 @@ from numba import njit
 __all__ = [
     "block_bounds_2d",
     "block_bounds_2d_words",
-    "block_bounds_2d_words_wide",
     "block_bounds_3d",
     "block_means_2d",
     "block_means_3d",
@@ -141,7 +140,7 @@ def block_bounds_2d(images, s, harm, inv_arith, ef):
 
 @njit(cache=True, nogil=True)
 def _words_one(words, s, harm, inv_arith, ef, out):
-    # block_bounds_2d_words of one image: words (n, m), out (m, m, 5)
+    # block_bounds_2d_words of one image, one word per block row: words (n, m), out (m, m, 5)
     n, m = words.shape
     mul = np.uint64(0x0101010101010101)
     top = np.uint64(8 * s - 8)
@@ -170,21 +169,9 @@ def _words_one(words, s, harm, inv_arith, ef, out):
 
 
 @njit(cache=True, nogil=True)
-def block_bounds_2d_words(words, s, harm, inv_arith, ef):
-    # As block_bounds_2d, on the image rows as words of s bytes (uint32 for s = 4, uint64 for
-    # s = 8): one word is one row of one block. Its byte sum (a multiply by 0x0101..01) is the
-    # row count; the sum of the block's s words holds the s column counts in its bytes (each
-    # <= s, no carry).
-    n_img, n, m = words.shape
-    out = np.empty((n_img, m, m, 5), dtype=np.float32)
-    for k in range(n_img):
-        _words_one(words[k], s, harm, inv_arith, ef, out[k])
-    return out
-
-
-@njit(cache=True, nogil=True)
 def _words_wide_one(words, s, harm, inv_arith, ef, out):
-    # block_bounds_2d_words_wide of one image: words (n, m * s / 8), out (m, m, 5)
+    # block_bounds_2d_words of one image, s / 8 words per block row: words (n, m s / 8)
+    # (kept apart from _words_one: this general loop runs s = 8 at about half the speed)
     n, n_words = words.shape
     wpb = s // 8
     m = n_words // wpb
@@ -220,14 +207,19 @@ def _words_wide_one(words, s, harm, inv_arith, ef, out):
 
 
 @njit(cache=True, nogil=True)
-def block_bounds_2d_words_wide(words, s, harm, inv_arith, ef):
-    # As block_bounds_2d_words for blocks of s = 16, 24, ..., 248 pixels: one row of one block
-    # is s / 8 uint64 words, each summed as there (column counts <= s <= 255, no carry).
-    n_img, n, n_words = words.shape
-    m = n_words // (s // 8)
+def block_bounds_2d_words(words, s, harm, inv_arith, ef):
+    # As block_bounds_2d, on the image rows as words: one row of one block is one word of s
+    # bytes (uint32 for s = 4, uint64 for s = 8) or s / 8 uint64 words (s = 16, 24, ..., 248).
+    # A word's byte sum (a multiply by 0x0101..01) is its pixel count; the sum of a block's
+    # words over its s rows holds the s column counts in its bytes (each <= s <= 255, no carry).
+    n_img, n, _ = words.shape
+    m = n // s
     out = np.empty((n_img, m, m, 5), dtype=np.float32)
     for k in range(n_img):
-        _words_wide_one(words[k], s, harm, inv_arith, ef, out[k])
+        if s == words.itemsize:
+            _words_one(words[k], s, harm, inv_arith, ef, out[k])
+        else:
+            _words_wide_one(words[k], s, harm, inv_arith, ef, out[k])
     return out
 
 

@@ -93,13 +93,11 @@ def block_bounds(
         out = _jit.block_bounds_3d(arr, s, harm / (s * s), inv_arith2, ef)
     else:
         tables = (harm / s, 1.0 / ((mu_m + (mu_i - mu_m) * c / s) * s), ef)
-        if sys.byteorder != "little" or not (s in (4, 8) or (s % 8 == 0 and s < 256)):
+        if sys.byteorder != "little" or not (s == 4 or (s % 8 == 0 and s < 256)):
             out = _jit.block_bounds_2d(arr, s, *tables)
-        elif s in (4, 8):
+        else:  # rows as words: one uint32 per block row for s = 4, s / 8 uint64 otherwise
             words = arr.view(np.uint32 if s == 4 else np.uint64)
             out = _jit.block_bounds_2d_words(words, s, *tables)
-        else:
-            out = _jit.block_bounds_2d_words_wide(arr.view(np.uint64), s, *tables)
     np.log(out, out=out)
     out *= np.array([1.0] + [inv_scale, -inv_scale] * dim, dtype=np.float32)
     return out
