@@ -16,7 +16,7 @@ name        class                                       what it does
 ``analytic`` :class:`micro.providers.AnalyticProvider`  Hashin-Shtrikman / Maxwell-Garnett of
                                                         the measured volume fraction
 ``cnn``     :class:`surrogate.provider.CNNProvider`     trained CNN (ensemble mean)
-``hybrid``  :class:`surrogate.provider.HybridProvider`  CNN, FE for flagged samples
+``hybrid``  :class:`surrogate.hybrid.HybridProvider`    CNN, FE for flagged samples
 ========== =========================================== =========================================
 
 They are imported lazily by :func:`get_provider`, so importing :mod:`macro` imports neither
@@ -270,9 +270,10 @@ def _make_cnn(**options: Any) -> Any:
 
 
 def _make_hybrid(**options: Any) -> Any:
-    """``surrogate.provider.HybridProvider`` with a ``micro.providers.FEProvider`` fallback."""
+    """``surrogate.hybrid.HybridProvider`` with a ``micro.providers.FEProvider`` fallback."""
     from micro.providers import FEProvider
-    from surrogate.provider import CNNProvider, HybridProvider
+    from surrogate.hybrid import HybridProvider
+    from surrogate.provider import CNNProvider
 
     model, rest, dim = _cnn_options(dict(options))
     mu_m = rest.get("mu_matrix")

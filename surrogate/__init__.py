@@ -11,10 +11,10 @@ first use of a name loads its module):
 * training -- :func:`train` -> :class:`TrainResult` (:mod:`surrogate.train`);
 * evaluation -- :func:`evaluate` -> :class:`Evaluation`; figures :func:`plot_parity`,
   :func:`plot_history` (:mod:`surrogate.evaluate`, :mod:`surrogate.plots`);
-* use -- :class:`CNNProvider`, :class:`HybridProvider`, :class:`Prediction`
-  (:mod:`surrogate.provider`); pretrained models :func:`load_model`, :func:`available_models`
-  (:mod:`surrogate.registry`); :func:`merge_bundles` joins trained models into one deep ensemble
-  (:mod:`surrogate.bundle`);
+* use -- :class:`CNNProvider`, :class:`Prediction` (:mod:`surrogate.provider`),
+  :class:`HybridProvider` (:mod:`surrogate.hybrid`); pretrained models :func:`load_model`,
+  :func:`available_models` (:mod:`surrogate.registry`); :func:`merge_bundles` joins trained
+  models into one deep ensemble (:mod:`surrogate.bundle`);
 * bounds -- :func:`wiener`, :func:`hashin_shtrikman`, :func:`maxwell_garnett`,
   :func:`bruggeman` (:mod:`surrogate.bounds`).
 
@@ -64,8 +64,8 @@ __all__ = [
 
 _WHERE = {
     "CNNProvider": "provider",
-    "HybridPrediction": "provider",
-    "HybridProvider": "provider",
+    "HybridPrediction": "hybrid",
+    "HybridProvider": "hybrid",
     "Prediction": "provider",
     "DefaultOptions": "models",
     "PaperOptions": "models",

@@ -1,12 +1,10 @@
-"""Constitutive providers backed by a CNN: ``provider(images) -> mu_eff (N, d, d)``.
+"""The CNN as a constitutive provider: ``provider(images) -> mu_eff (N, d, d)``.
 
-Both classes implement the ``macro.ConstitutiveProvider`` protocol by structure (``__call__``
-on a bool batch ``(N, n, ..., n)`` returning float64 SPD tensors ``(N, d, d)``):
-
-* :class:`CNNProvider` -- the ensemble's mean tensor, batched; :meth:`CNNProvider.predict` also
-  returns the ensemble spread and out-of-distribution flags (:class:`Prediction`).
-* :class:`HybridProvider` -- answers from the CNN and calls a finite-element provider for the
-  samples the CNN flags (or whose spread is large), counting them in ``n_fallback``.
+:class:`CNNProvider` implements the ``macro.ConstitutiveProvider`` protocol by structure
+(``__call__`` on a bool batch ``(N, n, ..., n)`` returning float64 SPD tensors ``(N, d, d)``):
+the ensemble's mean tensor, batched; :meth:`CNNProvider.predict` also returns the ensemble
+spread and out-of-distribution flags (:class:`Prediction`). :mod:`surrogate.hybrid` adds the
+provider that falls back to finite elements for flagged samples.
 
 Flags (per sample, :data:`FLAGS`):
 
@@ -28,7 +26,7 @@ import numpy as np
 from magnetohom.errors import InputError, SolverError
 from surrogate import bounds as _bounds
 
-__all__ = ["FLAGS", "CNNProvider", "HybridPrediction", "HybridProvider", "Prediction"]
+__all__ = ["FLAGS", "CNNProvider", "Prediction", "as_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +74,7 @@ class Prediction:
         return [name for name, mask in self.flags.items() if mask[i]]
 
 
-def _as_batch(images: Any, dim: int) -> np.ndarray:
+def as_batch(images: Any, dim: int) -> np.ndarray:
     """A ``(N, n, ..., n)`` uint8 0/1 batch (a single image gets a batch axis)."""
     arr = np.asarray(images)
     if arr.ndim == dim:
@@ -223,7 +221,7 @@ class CNNProvider:
 
     def check(self, images: Any) -> np.ndarray:
         """Validate a batch against the model; returns it as uint8 ``(N, n, ..., n)``."""
-        batch = _as_batch(images, self.dim)
+        batch = as_batch(images, self.dim)
         if batch.shape[1:] != self.shape and self.any_size and len(set(batch.shape[1:])) == 1:
             return self._at(batch.shape[1]).check(batch)
         if batch.shape[1:] != self.shape:
@@ -250,7 +248,7 @@ class CNNProvider:
         from surrogate.stem import pixel_counts
 
         if self.any_size:
-            batch = _as_batch(images, self.dim)
+            batch = as_batch(images, self.dim)
             if batch.shape[1:] != self.shape and len(set(batch.shape[1:])) == 1:
                 pred = self._at(batch.shape[1]).predict(batch)
                 self.n_predicted += batch.shape[0]
@@ -392,139 +390,3 @@ class _WholeModel:
 
 def _differs(value: float | None, reference: float) -> bool:
     return value is not None and not np.isclose(float(value), reference, rtol=1e-9, atol=0.0)
-
-
-@dataclass(frozen=True)
-class HybridPrediction:
-    """Result of :meth:`HybridProvider.predict`.
-
-    Attributes
-    ----------
-    mu_eff
-        ``(N, d, d)`` float64: CNN answers, FE answers where ``fallback``.
-    fallback
-        ``(N,)`` bool, samples answered by the FE provider.
-    flags
-        Flag name -> ``(N,)`` bool (see module doc), the reasons for the fallbacks.
-    prediction
-        The CNN's :class:`Prediction` (``None`` if the CNN refused the batch's shape).
-    """
-
-    mu_eff: np.ndarray
-    fallback: np.ndarray
-    flags: dict[str, np.ndarray]
-    prediction: Prediction | None
-
-    @property
-    def n_fallback(self) -> int:
-        return int(self.fallback.sum())
-
-
-class HybridProvider:
-    """CNN first, finite elements for flagged or uncertain samples.
-
-    Parameters
-    ----------
-    cnn
-        A :class:`CNNProvider` (or anything accepted by it: name, path, bundle).
-    fe_fallback
-        Callable ``images (N, n, ..., n) bool -> (N, d, d)`` (or an object with ``.mu_eff``,
-        e.g. ``micro.homogenize``'s result).
-    spread_threshold
-        Relative ensemble spread above which a sample falls back (``None``: the CNN's own
-        ``spread`` flag decides).
-    fallback_on
-        Flags that send a sample to the FE provider.
-
-    Attributes
-    ----------
-    n_fallback, n_samples, n_calls
-        Cumulative counts over all calls.
-    last
-        The :class:`HybridPrediction` of the latest call.
-    name
-        Name in reports (``"hybrid"``).
-    """
-
-    name = "hybrid"
-
-    def __init__(
-        self,
-        cnn: Any,
-        fe_fallback: Callable[[np.ndarray], Any],
-        *,
-        spread_threshold: float | None = 0.05,
-        fallback_on: tuple[str, ...] = FLAGS,
-    ):
-        self.cnn = cnn if isinstance(cnn, CNNProvider) else CNNProvider(cnn)
-        unknown = set(fallback_on) - set(FLAGS)
-        if unknown:
-            raise InputError(f"unknown flag(s) {sorted(unknown)}; known: {', '.join(FLAGS)}")
-        self.fe_fallback = fe_fallback
-        self.spread_threshold = spread_threshold
-        self.fallback_on = tuple(fallback_on)
-        self.n_fallback = 0
-        self.n_samples = 0
-        self.n_calls = 0
-        self.last: HybridPrediction | None = None
-
-    @property
-    def dim(self) -> int:
-        """Image dimension (the CNN's)."""
-        return self.cnn.dim
-
-    @property
-    def resolution(self) -> int:
-        """Image side the CNN takes (others go to the FE provider entirely)."""
-        return self.cnn.resolution
-
-    @property
-    def geometry(self) -> dict[str, Any]:
-        """Microstructure class of the CNN's training data."""
-        return self.cnn.geometry
-
-    def warm_up(self, shape: tuple[int, ...] | None = None) -> float:
-        """Trace the CNN's forward functions now (see :meth:`CNNProvider.warm_up`)."""
-        return self.cnn.warm_up(shape)
-
-    def __call__(self, images: Any) -> np.ndarray:
-        """``(N, d, d)`` float64 tensors; see :meth:`predict`."""
-        return self.predict(images).mu_eff
-
-    def predict(self, images: Any) -> HybridPrediction:
-        """CNN answers with FE fallbacks; updates the counters."""
-        batch = _as_batch(images, self.cnn.dim)
-        n, d = batch.shape[0], self.cnn.dim
-        if batch.shape[1:] != self.cnn.shape:
-            pred = None
-            flags = {name: np.zeros(n, bool) for name in FLAGS}
-            flags["resolution"][:] = True
-            mu = np.full((n, d, d), np.nan)
-        else:
-            pred = self.cnn.predict(batch)
-            flags = {**pred.flags, "resolution": np.zeros(n, bool)}
-            if self.spread_threshold is not None:
-                flags["spread"] = pred.relative_spread > self.spread_threshold
-            mu = pred.mu_eff.copy()
-        fallback = np.zeros(n, bool)
-        for name in self.fallback_on:
-            fallback |= flags[name]
-        if fallback.any():
-            mu[fallback] = self._fe(batch[fallback].astype(bool))
-            logger.info("hybrid provider: %d of %d samples by FE", int(fallback.sum()), n)
-        result = HybridPrediction(mu, fallback, flags, pred)
-        self.n_fallback += result.n_fallback
-        self.n_samples += n
-        self.n_calls += 1
-        self.last = result
-        return result
-
-    def _fe(self, images: np.ndarray) -> np.ndarray:
-        res = self.fe_fallback(images)
-        mu = np.asarray(getattr(res, "mu_eff", res), dtype=np.float64)
-        d = self.cnn.dim
-        if mu.shape != (images.shape[0], d, d):
-            raise SolverError(
-                f"FE fallback returned shape {mu.shape}, expected {(images.shape[0], d, d)}"
-            )
-        return mu

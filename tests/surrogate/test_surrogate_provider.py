@@ -7,7 +7,8 @@ import pytest
 
 from magnetohom.errors import InputError, SolverError
 from surrogate.bundle import load_bundle
-from surrogate.provider import CNNProvider, HybridProvider
+from surrogate.hybrid import HybridProvider
+from surrogate.provider import CNNProvider
 
 
 @pytest.fixture(scope="module")
