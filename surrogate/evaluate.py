@@ -167,15 +167,8 @@ def evaluate(
     )
     meta = provider.bundle.metadata
     data = load_labeled(dataset_path)
-    if any_size and data.dim == provider.dim and data.resolution != provider.resolution:
-        from surrogate.bundle import at_resolution
-
-        provider = CNNProvider(
-            at_resolution(provider.bundle, data.resolution),
-            batch_size=provider.batch_size,
-            spread_threshold=None,
-            tta=provider.tta,
-        )
+    if any_size and data.dim == provider.dim:
+        provider = provider.for_size(data.resolution)
     if data.dim != provider.dim or data.resolution != provider.resolution:
         raise InputError(
             f"dataset has {data.dim}D images of {data.resolution} px; "

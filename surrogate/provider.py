@@ -223,7 +223,7 @@ class CNNProvider:
         """Validate a batch against the model; returns it as uint8 ``(N, n, ..., n)``."""
         batch = as_batch(images, self.dim)
         if batch.shape[1:] != self.shape and self.any_size and len(set(batch.shape[1:])) == 1:
-            return self._at(batch.shape[1]).check(batch)
+            return self.for_size(batch.shape[1]).check(batch)
         if batch.shape[1:] != self.shape:
             raise InputError(
                 f"image shape {batch.shape[1:]} does not match model {self.bundle.name!r} "
@@ -247,13 +247,11 @@ class CNNProvider:
         """
         from surrogate.stem import pixel_counts
 
-        if self.any_size:
-            batch = as_batch(images, self.dim)
-            if batch.shape[1:] != self.shape and len(set(batch.shape[1:])) == 1:
-                pred = self._at(batch.shape[1]).predict(batch)
-                self.n_predicted += batch.shape[0]
-                return pred
         batch = self.check(images)
+        if batch.shape[1:] != self.shape:  # another cell size, accepted by check (any_size)
+            pred = self.for_size(batch.shape[1]).predict(batch)
+            self.n_predicted += batch.shape[0]
+            return pred
         n, d = batch.shape[0], self.dim
         vf = pixel_counts(batch) / float(np.prod(self.shape)) if n else np.zeros(0)
         if n == 0:
@@ -289,8 +287,17 @@ class CNNProvider:
         }
         return Prediction(mu_eff, spread, vf, flags)
 
-    def _at(self, resolution: int) -> CNNProvider:
-        """This provider's twin for cells of side ``resolution`` (built once, same options)."""
+    def for_size(self, resolution: int) -> CNNProvider:
+        """This provider for cells of side ``resolution``: itself, or its twin with the same
+        weights and options (built once; :func:`surrogate.bundle.at_resolution`).
+
+        Raises
+        ------
+        InputError
+            The model does not move to that side (only coarse-solve models do).
+        """
+        if resolution == self.resolution:
+            return self
         if resolution not in self._sized:
             from surrogate.bundle import at_resolution
 

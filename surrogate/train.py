@@ -488,7 +488,6 @@ def _resolve_init(
         )
     if options:
         raise InputError("model options cannot be changed when starting from an initial model")
-    opts = dict(bundle.metadata.get("model_options") or {})
     if bundle.dim != data.dim or (
         bundle.resolution != data.resolution and not moves_to(bundle, data.resolution)
     ):
@@ -497,4 +496,4 @@ def _resolve_init(
             f"{data.dim}D images of {data.resolution} px (only coarse-solve models, "
             "head='solve', move to another cell size whose side the stem divides)"
         )
-    return bundle, bundle.preset, opts
+    return bundle, bundle.preset, dict(bundle.metadata.get("model_options") or {})
