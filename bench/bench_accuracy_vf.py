@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from surrogate.data import load_labeled
-    from surrogate.evaluate import evaluate, r2_score
+    from surrogate.evaluation import evaluate, r2_score
 
     data = load_labeled(args.data)
     keep = None

@@ -14,7 +14,7 @@ Families, each added to a polynomial of degree 4 in the volume fraction:
   clusters of each phase (``scipy.ndimage.label``, face-connected), each times 1, vf, vf^2;
 * ``coarse-M``: the homogenized tensor of the image coarsened to ``M^d`` blocks, each block
   given the harmonic and (separately) the geometric mean of its pixels' permeability, solved by
-  :class:`micro.homogenize.Homogenizer` (``log mu_kk`` of both solves, times 1, vf, vf^2, and
+  :class:`micro.homogenization.Homogenizer` (``log mu_kk`` of both solves, times 1, vf, vf^2, and
   squared). The seconds per image of these solves are printed.
 
 If a descriptor family explains much more than a CNN reaches on the same split, the network
@@ -62,7 +62,7 @@ def coarse_solves(images, m, mu_matrix, mu_inclusion):
     import numpy as np
 
     from micro.analytic import reuss
-    from micro.homogenize import Homogenizer
+    from micro.homogenization import Homogenizer
 
     n = images.shape[-1]
     if n % m:

@@ -44,7 +44,7 @@ def worker(dim: int, size: int, radius: float, samples: int, solvers: list[str])
     import numpy as np
 
     from micro.generate import generate_sve
-    from micro.homogenize import Homogenizer
+    from micro.homogenization import Homogenizer
 
     rng = np.random.default_rng(2024)
     vf_max = 0.5 if dim == 2 else 0.25

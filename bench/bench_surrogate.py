@@ -5,7 +5,7 @@ Measures, in one process on this machine, the end-to-end provider call
 a given resolution, with untrained weights (speed does not depend on them) or a trained model.
 
     python bench/bench_surrogate.py                       # 256^2, batch 256, both presets
-    python bench/bench_surrogate.py --threads 2 --fe 4    # + FE time per SVE (micro.homogenize)
+    python bench/bench_surrogate.py --threads 2 --fe 4    # + FE time per SVE (micro.homogenization)
     python bench/bench_surrogate.py --model models/mono --json bench.json
     python bench/bench_surrogate.py --threads 2 --images disks --model default fast --tf-stem
     python bench/bench_surrogate.py --threads 2 --images overlapping --fe 20 --model overlapping
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{n_params} parameters)"
         )
     if args.fe:
-        from micro.homogenize import homogenize
+        from micro.homogenization import homogenize
 
         # FE labels of real SVEs (as --images, disks if random), whatever images the CNN was
         # timed on: random pixels are not representative of the solver's cost

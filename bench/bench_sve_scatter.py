@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
 
     from micro import generate_sve
-    from micro.homogenize import Homogenizer
+    from micro.homogenization import Homogenizer
 
     d = args.dim
     ball = np.pi * args.radius**2 if d == 2 else 4.0 / 3.0 * np.pi * args.radius**3

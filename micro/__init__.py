@@ -4,7 +4,7 @@
 * :mod:`micro.imageio` / :mod:`micro.validate` -- binary image files and checks;
 * :mod:`micro.analytic` -- Voigt/Reuss, Hashin–Shtrikman, Maxwell–Garnett, self-consistent.
 
-Importing :mod:`micro` is light: DOLFINx (``micro.homogenize``) and h5py (datasets) are only
+Importing :mod:`micro` is light: DOLFINx (``micro.homogenization``) and h5py (datasets) are only
 imported by the modules that need them, and TensorFlow never.
 """
 
@@ -61,10 +61,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Homogenizer": "micro.homogenize",
-    "HomogenizationResult": "micro.homogenize",
-    "CellSolution": "micro.homogenize",
-    "homogenize": "micro.homogenize",
+    "Homogenizer": "micro.homogenization",
+    "HomogenizationResult": "micro.homogenization",
+    "CellSolution": "micro.homogenization",
+    "homogenize": "micro.homogenization",
     "generate_dataset": "micro.dataset",
     "DatasetSummary": "micro.dataset",
     "load_dataset": "micro.dataset_io",

@@ -1,6 +1,6 @@
 """PETSc CG with a BoomerAMG (hypre) preconditioner for the periodic cell problems.
 
-Private to :mod:`micro.homogenize` (``solver="amg"``: 3D, 2D grids without a multigrid
+Private to :mod:`micro.homogenization` (``solver="amg"``: 3D, 2D grids without a multigrid
 hierarchy, and the reference for :mod:`micro.multigrid`).  The periodic matrix has the
 sparsity of a :class:`micro.periodic.PeriodicPattern`; its constant null space is removed from
 the right-hand sides and declared to PETSc.  The preconditioner is set up once per sample and

@@ -234,7 +234,7 @@ def _run_homogenize(args: argparse.Namespace) -> int:
     groups: dict[tuple[int, ...], list[int]] = {}
     for k, image in enumerate(images):
         groups.setdefault(image.shape, []).append(k)
-    from micro.homogenize import Homogenizer
+    from micro.homogenization import Homogenizer
 
     rows: list[dict] = [{} for _ in images]
     for shape, members in groups.items():

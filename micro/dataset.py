@@ -169,7 +169,7 @@ class _Sampler:
     def label(self, i: int, sve: SVE | None = None) -> tuple:
         """``("ok", i, image uint8, mu_eff (d,d), iterations (d,), seconds, vf)``: the message
         format of :mod:`micro.dataset_parallel`."""
-        from micro.homogenize import Homogenizer
+        from micro.homogenization import Homogenizer
 
         sve = self.sve(i) if sve is None else sve
         image = np.asarray(sve.image, dtype=bool)
@@ -183,7 +183,7 @@ class _Sampler:
 
 
 def _default_rtol() -> float:
-    from micro.homogenize import Homogenizer
+    from micro.homogenization import Homogenizer
 
     return float(inspect.signature(Homogenizer).parameters["rtol"].default)
 
@@ -331,7 +331,7 @@ def generate_dataset(
     mu_matrix, mu_inclusion : float
         Relative permeabilities of the phases.
     rtol : float, optional
-        CG tolerance of the labels (default: the :class:`micro.homogenize.Homogenizer` one).
+        CG tolerance of the labels (default: the :class:`micro.homogenization.Homogenizer` one).
     comm : mpi4py communicator, optional
         Ranks that share the samples (default ``MPI.COMM_WORLD``; one rank when not under
         ``mpirun``). Every rank must call this function with the same arguments.

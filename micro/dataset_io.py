@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 FORMAT = "magnetohom-dataset"
 FORMAT_VERSION = 1
-_SOLVER = "DOLFINx Q1 periodic homogenization, CG + BoomerAMG (micro.homogenize)"
+_SOLVER = "DOLFINx Q1 periodic homogenization, CG + BoomerAMG (micro.homogenization)"
 _ARRAYS = (
     "images",
     "mu_eff",

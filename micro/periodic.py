@@ -6,7 +6,7 @@ holds that sparsity in CSR form together with, per entry, the neighbour offset e
 (digit k = offset along axis k, plus one).  The matrix is linear in the pixel values of ``mu``;
 with the *element stencil* (``(code, corner, value)`` triples: entry ``code`` of node p gets
 ``value * mu[cell p + corner]``) :func:`stencil_values` fills it with ``2^d`` array shifts.
-:mod:`micro.homogenize` reads the stencil off DOLFINx and checks the result against DOLFINx's
+:mod:`micro.homogenization` reads the stencil off DOLFINx and checks the result against DOLFINx's
 own assembly.
 """
 

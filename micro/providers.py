@@ -5,7 +5,7 @@ an attribute ``dim`` and a ``name``, the structure :class:`macro.provider.Consti
 asks for (this module does not import :mod:`macro`):
 
 * :class:`FEProvider` (``"fe"``) -- the FE² reference: a DOLFINx periodic homogenization
-  (:class:`micro.homogenize.Homogenizer`) of every image, one reusable homogenizer per image
+  (:class:`micro.homogenization.Homogenizer`) of every image, one reusable homogenizer per image
   shape, always on ``MPI.COMM_SELF`` (macro ranks split the images, never one cell);
 * :class:`AnalyticProvider` (``"analytic"``) -- a closed-form estimate (Maxwell-Garnett,
   Hashin-Shtrikman bounds, self-consistent) of the volume fraction measured on each image;
@@ -62,7 +62,7 @@ class FEProvider:
     rtol : float, optional
         CG tolerance of the cell problems (``None``: the homogenizer's default).
     **homogenizer_options
-        Further keyword arguments of :class:`micro.homogenize.Homogenizer`.
+        Further keyword arguments of :class:`micro.homogenization.Homogenizer`.
 
     Attributes
     ----------
@@ -98,12 +98,12 @@ class FEProvider:
         self.setup_seconds = 0.0
 
     def homogenizer(self, shape: tuple[int, ...]) -> Any:
-        """The cached :class:`micro.homogenize.Homogenizer` of an image shape."""
+        """The cached :class:`micro.homogenization.Homogenizer` of an image shape."""
         shape = tuple(int(s) for s in shape)
         if shape not in self._cache:
             from mpi4py import MPI
 
-            from micro.homogenize import Homogenizer
+            from micro.homogenization import Homogenizer
 
             t0 = time.perf_counter()
             self._cache[shape] = Homogenizer(shape, comm=MPI.COMM_SELF, **self._options)

@@ -8,9 +8,9 @@ first use of a name loads its module):
 * data -- :func:`load_labeled`, :func:`split_indices`, :class:`TargetTransform`
   (:mod:`surrogate.data`); augmentation :func:`symmetry_group`, :func:`random_augment`
   (:mod:`surrogate.augment`);
-* training -- :func:`train` -> :class:`TrainResult` (:mod:`surrogate.train`);
+* training -- :func:`train` -> :class:`TrainResult` (:mod:`surrogate.training`);
 * evaluation -- :func:`evaluate` -> :class:`Evaluation`; figures :func:`plot_parity`,
-  :func:`plot_history` (:mod:`surrogate.evaluate`, :mod:`surrogate.plots`);
+  :func:`plot_history` (:mod:`surrogate.evaluation`, :mod:`surrogate.plots`);
 * use -- :class:`CNNProvider`, :class:`Prediction` (:mod:`surrogate.provider`),
   :class:`HybridProvider` (:mod:`surrogate.hybrid`); pretrained models :func:`load_model`,
   :func:`available_models` (:mod:`surrogate.registry`); :func:`merge_bundles` joins trained
@@ -26,11 +26,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# ``train`` and ``evaluate`` are both modules and functions: bind the functions eagerly (these
-# modules import neither TensorFlow nor Keras at import time), so that the package attribute is
-# the function whatever is imported later.
-from surrogate.evaluate import Evaluation, evaluate
-from surrogate.train import TrainResult, train
+# ``train`` and ``evaluate`` live in ``surrogate.training`` / ``surrogate.evaluation`` (no
+# submodule shadows a public function); these modules import neither TensorFlow nor Keras at
+# import time.
+from surrogate.evaluation import Evaluation, evaluate
+from surrogate.training import TrainResult, train
 
 __all__ = [
     "CNNProvider",

@@ -15,7 +15,7 @@ recovers ``Q`` of any grid symmetry from its action on coordinates).
 Periodic shifts (``np.roll``) move the unit cell and leave ``mu_eff`` unchanged.
 
 :func:`random_augment` draws one symmetry and one shift per sample; the training input pipeline
-(:mod:`surrogate.train`) applies it to training batches only.
+(:mod:`surrogate.training`) applies it to training batches only.
 """
 
 from __future__ import annotations

@@ -340,8 +340,8 @@ def merge_bundles(
 def copy_layer_weights(source: Any, model: Any, *, skip: Sequence[str] = ()) -> None:
     """Copy the weights of each layer of ``model`` from the same-named layer of ``source``.
 
-    Transfer learning (:func:`surrogate.train.train` with ``init``). Layers named in ``skip`` keep
-    the weights they were built with; each must be a layer of ``model`` that has weights.
+    Transfer learning (:func:`surrogate.training.train` with ``init``). Layers named in ``skip``
+    keep the weights they were built with; each must be a layer of ``model`` that has weights.
 
     Raises
     ------

@@ -1,6 +1,6 @@
 """Per-epoch checkpoints of a training run, so that an interrupted run resumes where it stopped.
 
-While :func:`surrogate.train.train` writes a model directory ``OUT``, each ensemble member ``K``
+While :func:`surrogate.training.train` writes a model directory ``OUT``, each ensemble member ``K``
 keeps ``OUT/checkpoints/member_K/`` (:func:`member_dir`) up to date after every epoch:
 
 * ``model_E.keras`` -- the compiled model after epoch ``E``, with its optimizer state;

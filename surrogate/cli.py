@@ -105,7 +105,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="model option, VALUE as JSON (e.g. stem=4, filters=[16,32,64,64]); repeatable",
     )
-    from surrogate.train import LOSSES  # no TensorFlow at import
+    from surrogate.training import LOSSES  # no TensorFlow at import
 
     p.add_argument(
         "--loss",
@@ -197,7 +197,7 @@ def _command_of(args: argparse.Namespace) -> str:
 
 def _train(args: argparse.Namespace) -> int:
     _import_tensorflow(args)
-    from surrogate.train import train
+    from surrogate.training import train
 
     result = train(
         args.dataset,
@@ -294,7 +294,7 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     _import_tensorflow(args)
-    from surrogate.evaluate import evaluate
+    from surrogate.evaluation import evaluate
 
     ev = evaluate(args.model, args.dataset, split=args.split, tta=args.tta, any_size=args.any_size)
     figures = []

@@ -1,7 +1,7 @@
 """Training of one ensemble member: input pipeline, optimizer, schedules and the epoch loop.
 
 :func:`train_member` fits one Keras model epoch by epoch following a
-:class:`surrogate.train.TrainingPlan` and writes a checkpoint after every epoch
+:class:`surrogate.training.TrainingPlan` and writes a checkpoint after every epoch
 (:mod:`surrogate.checkpoint`); called again with the same checkpoint directory, it continues from
 there.
 
@@ -43,7 +43,7 @@ from surrogate.checkpoint import (
 
 if TYPE_CHECKING:
     from surrogate.data import TargetTransform
-    from surrogate.train import TrainingPlan
+    from surrogate.training import TrainingPlan
 
 __all__ = ["EpochHook", "train_member"]
 

@@ -59,7 +59,7 @@ class HybridProvider:
         A :class:`CNNProvider` (or anything accepted by it: name, path, bundle).
     fe_fallback
         Callable ``images (N, n, ..., n) bool -> (N, d, d)`` (or an object with ``.mu_eff``,
-        e.g. ``micro.homogenize``'s result).
+        e.g. ``micro.homogenization``'s result).
     spread_threshold
         Relative ensemble spread above which a sample falls back (``None``: the CNN's own
         ``spread`` flag decides).

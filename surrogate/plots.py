@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from surrogate.evaluate import Evaluation
+from surrogate.evaluation import Evaluation
 
 __all__ = ["plot_history", "plot_parity", "write_figures"]
 

@@ -62,7 +62,7 @@ CLASS_TITLES = {
     "overlap_poly": "overlapping polydisperse disks",
     "spheres": "non-overlapping monodisperse spheres",
 }
-#: Surrogate presets (``surrogate.train``).
+#: Surrogate presets (``surrogate.training``).
 PRESETS = ("paper", "default")
 #: Configs shipped with the package (``magnetohom/study/configs/NAME.toml``).
 SHIPPED = ("quick", "cpu", "paper")

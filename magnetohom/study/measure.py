@@ -1,6 +1,6 @@
 """The measuring stages of a study: accuracy, analytic estimates, inference timing, FE².
 
-``evaluate``   every trained model on its test split (:func:`surrogate.evaluate.evaluate`), the
+``evaluate``   every trained model on its test split (:func:`surrogate.evaluation.evaluate`), the
                analytic estimates of :mod:`micro.analytic` at the measured volume fractions of
                the same test samples, errors binned by volume fraction, and the learning curve
                (every learning-curve model and the full model on the same held-out samples:
@@ -77,7 +77,7 @@ def evaluate_stage(cfg: StudyConfig, model_stages: list[str]) -> Stage:
     def run(ctx: StageContext) -> dict[str, Any]:
         from micro.analytic import estimates
         from micro.dataset_io import load_dataset
-        from surrogate.evaluate import evaluate
+        from surrogate.evaluation import evaluate
 
         models: dict[str, Any] = {}
         npz: dict[str, np.ndarray] = {}
@@ -211,7 +211,7 @@ def _time_call(fn: Any, repeats: int) -> float:
 
 def _timing(ctx: StageContext, cfg: StudyConfig, cls: str, presets: tuple[str, ...], n_fe: int):
     from micro.dataset_io import load_dataset
-    from micro.homogenize import Homogenizer
+    from micro.homogenization import Homogenizer
     from surrogate.provider import CNNProvider
 
     inf = cfg.inference

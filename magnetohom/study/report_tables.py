@@ -233,7 +233,7 @@ def table2(results: dict[str, Any], paper: dict[str, Any]) -> list[str]:
             rows,
         ),
         "*μ12 is close to zero; its error is divided by the mean eigenvalue tr(μ*)/2 "
-        f"(`surrogate.evaluate`). Paper training time: ~10 min on a {paper['hardware']}.",
+        f"(`surrogate.evaluation`). Paper training time: ~10 min on a {paper['hardware']}.",
         "",
     ]
 

@@ -8,7 +8,7 @@ directory):
                           in a child ``mpirun -n ranks`` (the same file as a serial run) --, and
                           ``results/samples_CLASS.npz`` (a few images at spread volume
                           fractions, for Figs. 6 and 13);
-``train.mono.PRESET``     ``models/mono_PRESET`` by :func:`surrogate.train` (resumes from its
+``train.mono.PRESET``     ``models/mono_PRESET`` by :func:`surrogate.training` (resumes from its
                           checkpoints), one per preset of ``[train]``;
 ``lc.FRACTION``           ``models/lc_FRACTION``: the learning-curve preset on the first
                           ``FRACTION`` of the monodisperse samples;
@@ -249,7 +249,7 @@ def _train_stage(
     deps = (f"data.{cls}",) + ((init,) if init else ())
 
     def run(ctx: StageContext) -> dict[str, Any]:
-        from surrogate.train import train
+        from surrogate.training import train
 
         init_dir = str(ctx.root / ctx.results[init]["model_dir"]) if init else None
         result = train(

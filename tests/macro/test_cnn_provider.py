@@ -23,7 +23,7 @@ TRAIN = """
 import sys
 import tensorflow  # noqa: F401  (before anything else)
 from surrogate_helpers import disk_images, fv_homogenize, write_dataset
-from surrogate.train import train
+from surrogate.training import train
 images = disk_images(60, 32, radius=2.0, rng=1, vf_range=(0.1, 0.5))
 path = write_dataset(sys.argv[1] + "/data.h5", images, fv_homogenize(images))
 train(path, out=sys.argv[1] + "/model", epochs=3, batch_size=16, learning_rate=3e-3,

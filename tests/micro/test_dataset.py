@@ -17,7 +17,7 @@ import pytest
 from magnetohom.errors import InputError
 from micro.dataset import generate_dataset, load_dataset, sample_rng
 from micro.dataset_io import DatasetFile, DatasetSpec
-from micro.homogenize import Homogenizer
+from micro.homogenization import Homogenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 N, SIZE, RADIUS = 12, 32, 2.0
@@ -201,7 +201,7 @@ def test_load_without_labels(tmp_path):
 _KILLED_CHILD = """
 import logging, sys, time
 import h5py
-from micro.homogenize import Homogenizer
+from micro.homogenization import Homogenizer
 from micro.dataset import generate_dataset
 
 call = Homogenizer.__call__

@@ -7,7 +7,7 @@ import scipy.sparse.linalg as spla
 from micro_helpers import SVE_CLASSES, random_disks
 
 from magnetohom.errors import InputError, SolverError
-from micro.homogenize import Homogenizer, _element_stencil
+from micro.homogenization import Homogenizer, _element_stencil
 from micro.multigrid import PeriodicMultigrid, element_matrix, multigrid_levels
 
 MU_M, MU_I = 1.0, 250.0

@@ -60,7 +60,7 @@ def other_dataset(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, tiny_dataset):
     """A default-preset model trained for a few epochs on ``tiny_dataset``: (TrainResult)."""
-    from surrogate.train import train
+    from surrogate.training import train
 
     out = tmp_path_factory.mktemp("models") / "tiny"
     return train(

@@ -106,14 +106,14 @@ def test_solver_equivariance_3d():
 
 @pytest.mark.slow
 def test_fe_solver_equivariance():
-    """The same with the project's DOLFINx solver (micro.homogenize)."""
-    homogenize = pytest.importorskip("micro.homogenize").homogenize
+    """The same with the project's DOLFINx solver (micro.homogenization)."""
+    homogenize = pytest.importorskip("micro.homogenization").homogenize
     image = _ellipse(16, 2)
     group = symmetry_group(2)
     try:
         res = homogenize(np.stack([g.apply(image[None])[0] for g in group]), rtol=1e-10).mu_eff
     except ModuleNotFoundError as exc:  # micro still being written
-        pytest.skip(f"micro.homogenize not usable yet: {exc}")
+        pytest.skip(f"micro.homogenization not usable yet: {exc}")
     expected = np.stack([g.transform(res[:1])[0] for g in group])
     np.testing.assert_allclose(res, expected, rtol=1e-6, atol=1e-8)
 

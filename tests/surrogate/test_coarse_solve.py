@@ -259,9 +259,9 @@ def test_solve_head_trains_transfers_and_serves(
 ):
     """The real pipeline with ``head="solve"``: train, transfer, evaluate, batched provider."""
     from surrogate.bundle import at_resolution, load_bundle
-    from surrogate.evaluate import evaluate
+    from surrogate.evaluation import evaluate
     from surrogate.provider import CNNProvider
-    from surrogate.train import train
+    from surrogate.training import train
 
     opts = {"head": "solve", "filters": [4, 4], "stem": 2}
     res = train(

@@ -10,11 +10,11 @@ import pytest
 from conftest import TINY
 
 from magnetohom.errors import InputError
-from surrogate.evaluate import evaluate
+from surrogate.evaluation import evaluate
 from surrogate.models import conv_layers
 from surrogate.provider import CNNProvider
 from surrogate.registry import load_model
-from surrogate.train import train
+from surrogate.training import train
 
 
 def test_end_to_end(tiny_model, tiny_dataset, tiny_images, tmp_path):

@@ -1,11 +1,11 @@
-"""Physics checks of the DOLFINx homogenization (micro.homogenize)."""
+"""Physics checks of the DOLFINx homogenization (micro.homogenization)."""
 
 import numpy as np
 import pytest
 from micro_helpers import SVE_CLASSES, random_disks
 
 from magnetohom.errors import InputError, SolverError
-from micro.homogenize import Homogenizer, homogenize
+from micro.homogenization import Homogenizer, homogenize
 
 MU_M, MU_I = 1.0, 250.0
 
