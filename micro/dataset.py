@@ -52,7 +52,7 @@ from micro.generate import (
     max_volume_fraction,
     spawn_seeds,
 )
-from micro.validate import check_dim, check_mu
+from micro.validate import check_contrast, check_dim, check_mu
 
 __all__ = [
     "Dataset",
@@ -214,8 +214,8 @@ def _check_options(**o: Any) -> dict[str, Any]:
             f"for this class ({limit:g})"
         )
     o["vf_range"] = (lo, hi)
-    check_mu(o["mu_matrix"], o["mu_inclusion"])
-    o["mu_matrix"], o["mu_inclusion"] = float(o["mu_matrix"]), float(o["mu_inclusion"])
+    o["mu_matrix"], o["mu_inclusion"] = check_mu(o["mu_matrix"], o["mu_inclusion"])
+    check_contrast(o["mu_matrix"], o["mu_inclusion"])
     seed = o["base_seed"]
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise InputError(f"base_seed must be an integer >= 0: got {seed!r}")
