@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 
 from magnetohom import __version__
-from magnetohom.errors import MagnetohomError
+from magnetohom.errors import MagnetohomError, os_reason
 from magnetohom.mpl import ignore_axes3d_warning
 
 __all__ = ["build_parser", "main"]
@@ -63,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except FileNotFoundError as exc:
         print(f"magnetohom {args.command}: error: no such file: {exc.filename}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system refused: permissions, read-only, a file as dir...
+        print(f"magnetohom {args.command}: error: {os_reason(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"magnetohom {args.command}: interrupted", file=sys.stderr)

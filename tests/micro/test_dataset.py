@@ -363,3 +363,63 @@ def test_too_small_cell_is_refused_upfront(tmp_path):
         generate_dataset(tmp_path / "s.h5", **{**OPTS, "size": 48, "radius": 8.0})
     assert "at least 64" in str(info.value)
     assert not (tmp_path / "s.h5").exists()
+
+
+def _flip_image_chunk(path: Path, row: int) -> None:
+    """Flip 256 bytes (or the whole chunk if smaller) in the middle of row ``row``'s chunk."""
+    with h5py.File(path, "r") as f:
+        info = f["images"].id.get_chunk_info_by_coord((row, 0, 0))
+    data = bytearray(path.read_bytes())
+    start = info.byte_offset + max(0, info.size // 2 - 128)
+    stop = min(start + 256, info.byte_offset + info.size)
+    data[start:stop] = bytes(b ^ 0xFF for b in data[start:stop])
+    path.write_bytes(bytes(data))
+
+
+def test_corrupted_chunk_is_detected_and_recomputed_on_resume(reference, tmp_path, caplog):
+    """A flipped chunk used to give '12/12 samples done, nothing new to do' and crash train."""
+    path = tmp_path / "flipped.h5"
+    shutil.copy(reference, path)
+    _flip_image_chunk(path, 5)
+    with pytest.raises(InputError, match=r"damaged: 1 of 12 finished samples .*row 5"):
+        load_dataset(path)
+    summary = generate_dataset(path, **OPTS)
+    assert (summary.n_done, summary.n_new) == (N, 1)
+    assert "row 5" in caplog.text and "recomputing" in caplog.text
+    after, ref = load_dataset(path), load_dataset(reference)
+    np.testing.assert_array_equal(after.images, ref.images)
+    np.testing.assert_allclose(after.mu_eff, ref.mu_eff, rtol=1e-10)
+
+
+@pytest.mark.parametrize("bad", [np.nan, 1e6, -1.0])
+def test_implausible_done_label_is_detected(reference, tmp_path, bad):
+    path = tmp_path / "nan.h5"
+    shutil.copy(reference, path)
+    with h5py.File(path, "r+") as f:
+        f["mu_eff"][3, 0, 0] = bad
+    with pytest.raises(InputError, match="row 3: label mu_eff"):
+        load_dataset(path)
+    assert generate_dataset(path, **OPTS).n_new == 1
+    np.testing.assert_allclose(load_dataset(path).mu_eff, load_dataset(reference).mu_eff)
+
+
+def test_new_files_carry_chunk_checksums(reference):
+    with h5py.File(reference, "r") as f:
+        assert f["images"].fletcher32
+
+
+def test_truncated_and_empty_files_are_named_and_left_alone(reference, tmp_path):
+    trunc = tmp_path / "trunc.h5"
+    trunc.write_bytes(reference.read_bytes()[:2000])
+    with pytest.raises(InputError, match="truncated"):  # was "open in another process"
+        generate_dataset(trunc, **OPTS)
+    with pytest.raises(InputError, match="truncated"):
+        load_dataset(trunc)
+    empty = tmp_path / "empty.h5"
+    empty.touch()
+    with pytest.raises(InputError, match="not an HDF5 file"):
+        generate_dataset(empty, **OPTS)
+    assert empty.stat().st_size == 0  # an 800-byte HDF5 was left in its place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.h5", "trunc.h5"]
+    with pytest.raises(InputError, match="is a directory"):
+        load_dataset(tmp_path)
