@@ -129,14 +129,23 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _parse_options(items: list[str]) -> dict[str, Any]:
+    """``--option KEY=VALUE`` items as a dict; VALUE is JSON, or a bare word taken as a string.
+
+    A VALUE that starts like JSON (``[``, ``{``, ``"``, a digit, a sign) but does not parse is
+    an error, not a string: ``filters=[16,`` must not reach the model builder.
+    """
     opts: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise InputError(f"--option expects KEY=VALUE, got {item!r}")
         try:
             opts[key] = json.loads(value)
-        except ValueError:
+        except ValueError as exc:
+            text = value.strip()
+            if not text or text[0] in '[{"-+.0123456789':
+                raise InputError(f"--option {key}: {value!r} is not valid JSON ({exc})") from None
             opts[key] = value
     return opts
 

@@ -147,6 +147,12 @@ def load_labeled(path: str | Path, *, max_samples: int | None = None) -> Labeled
         If it is not an HDF5 dataset of this project, or holds no finished, finite label.
     """
     path = Path(path)
+    if max_samples is not None and (
+        isinstance(max_samples, bool)
+        or not isinstance(max_samples, int | np.integer)
+        or max_samples < 1
+    ):
+        raise InputError(f"max_samples must be an integer >= 1, got {max_samples!r}")
     if not path.exists():
         raise FileNotFoundError(2, "No such file", str(path))
     from micro.dataset_io import load_dataset  # h5py; lazily, to keep this module light

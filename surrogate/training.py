@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -147,11 +148,17 @@ def training_plan(preset: str, **overrides: Any) -> TrainingPlan:
     if unknown:
         raise InputError(f"unknown training setting(s) {unknown}")
     plan = dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
-    if plan.epochs < 1 or plan.batch_size < 1 or plan.learning_rate <= 0:
+    for name in ("epochs", "batch_size", "fine_tune_epochs"):
+        value = getattr(plan, name)
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise InputError(f"{name} must be an integer, got {value!r}")
+    if plan.epochs < 1 or plan.batch_size < 1:
         raise InputError(
-            f"epochs, batch size and learning rate must be positive, got {plan.epochs}, "
-            f"{plan.batch_size}, {plan.learning_rate}"
+            f"epochs and batch size must be >= 1, got {plan.epochs} and {plan.batch_size}"
         )
+    lr = plan.learning_rate
+    if not (isinstance(lr, int | float | np.floating) and math.isfinite(lr) and lr > 0):
+        raise InputError(f"learning rate must be finite and > 0, got {lr!r}")
     if plan.schedule not in ("plateau", "cosine"):
         raise InputError(f"schedule must be 'plateau' or 'cosine', got {plan.schedule!r}")
     if plan.fine_tune_epochs < 0:
@@ -290,12 +297,20 @@ def train(
     if out.suffix == ".keras" or (out.exists() and not out.is_dir()):
         raise InputError(f"output {out} must be a directory (the model directory to write)")
 
+    training_plan(  # bad numbers (epochs 0, learning rate NaN, ...) before reading any data
+        preset or "default",
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        fine_tune_epochs=fine_tune_epochs,
+        loss=loss,
+    )
     data = load_labeled(dataset_path, max_samples=max_samples)
     sha = file_sha256(dataset_path)
     init_bundle, preset, model_opts = _resolve_init(init, preset, options, data)
     plan = training_plan(
         preset,
-        epochs=epochs or (100 if init is not None else None),
+        epochs=epochs if epochs is not None else (100 if init is not None else None),
         batch_size=batch_size,
         learning_rate=learning_rate,
         augment=augment,
