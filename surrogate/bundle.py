@@ -218,7 +218,8 @@ def load_bundle(path: str | Path) -> ModelBundle:
     Raises
     ------
     InputError
-        ``cannot read model PATH: ...`` if the metadata or a member file is missing or corrupt.
+        ``cannot read model PATH: ...`` if the metadata or a member file is missing or corrupt,
+        or a member has NaN or infinite weights (its outputs would be silently clipped).
     """
     import keras
 
@@ -241,6 +242,13 @@ def load_bundle(path: str | Path) -> ModelBundle:
             raise InputError(f"cannot read model {file}: {type(exc).__name__}: {msg}") from None
     if not members:
         raise InputError(f"cannot read model {path}: no members listed")
+    for name, model in zip(meta["members"], members):
+        for w in model.weights:
+            if not np.all(np.isfinite(np.asarray(w))):
+                raise InputError(
+                    f"cannot read model {path}: member {name} has non-finite weights "
+                    f"({w.path if hasattr(w, 'path') else w.name})"
+                )
     expected = (meta["resolution"],) * int(meta["dim"]) + (1,)
     for name, model in zip(meta["members"], members):
         if tuple(model.input_shape[1:]) != expected:

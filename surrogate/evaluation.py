@@ -175,6 +175,14 @@ def evaluate(
             f"model {provider.bundle.name!r} "
             f"takes {provider.dim}D images of {provider.resolution} px"
         )
+    bundle = provider.bundle
+    asked = (bundle.mu_matrix, bundle.mu_inclusion)
+    if not np.allclose((data.mu_matrix, data.mu_inclusion), asked, rtol=1e-9, atol=0):
+        raise InputError(
+            f"dataset {dataset_path} is labelled for mu_matrix {data.mu_matrix:g}, mu_inclusion "
+            f"{data.mu_inclusion:g}; model {bundle.name!r} predicts mu_eff for mu_matrix "
+            f"{asked[0]:g}, mu_inclusion {asked[1]:g}: its errors would be meaningless"
+        )
     sha = file_sha256(dataset_path)
     trained_on = meta.get("dataset") or {}
     if any(e.get("sha256") == sha for e in trained_on.get("extra_train", [])):

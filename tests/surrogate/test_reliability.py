@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pytest
 from conftest import TINY
 
@@ -147,3 +148,35 @@ def test_badly_typed_model_options_are_refused(options, match):
 
     with pytest.raises(InputError, match=match):
         model_options("default", options)
+
+
+def test_evaluate_refuses_data_of_other_phase_permeabilities(tiny_model, tiny_dataset, tmp_path):
+    """Gave MAPE numbers with no word of the mismatch."""
+    import h5py
+
+    from surrogate.evaluation import evaluate
+
+    other = tmp_path / "mu1000.h5"
+    shutil.copy(tiny_dataset, other)
+    with h5py.File(other, "r+") as f:
+        f.attrs["mu_inclusion"] = 1000.0
+    with pytest.raises(InputError, match="mu_inclusion 1000.*mu_inclusion 250"):
+        evaluate(tiny_model.model_dir, other)
+
+
+def test_non_finite_weights_are_refused(two_models):
+    """Gave finite, near-constant predictions with empty flags."""
+    import keras
+
+    from surrogate.bundle import load_bundle
+
+    _, b = two_models
+    member = b / "model_0.keras"
+    model = keras.saving.load_model(member, compile=False)
+    weights = model.get_weights()
+    weights[0] = np.full_like(weights[0], np.nan)
+    model.set_weights(weights)
+    member.unlink()
+    model.save(member)
+    with pytest.raises(InputError, match="model_0.keras has non-finite weights"):
+        load_bundle(b)
