@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from collections.abc import Sequence
 from magnetohom import __version__
 from magnetohom.errors import MagnetohomError, os_reason
 from magnetohom.mpl import ignore_axes3d_warning
+from magnetohom.quiet import set_up_logging
 
 __all__ = ["build_parser", "main"]
 
@@ -53,8 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    set_up_logging(args.verbose)
     ignore_axes3d_warning()  # for the whole run: TensorFlow imports pyplot too
     try:
         return int(args.handler(args) or 0)

@@ -42,7 +42,7 @@ _REASONS = {
     errno.EDQUOT: "disk quota exceeded",
     errno.ENOTDIR: "a part of the path is a file, not a directory",
     errno.EISDIR: "is a directory",
-    errno.EEXIST: "exists and is not a directory",
+    errno.EEXIST: "a file is in the way",
     errno.ENOENT: "no such file or directory",
     errno.ENAMETOOLONG: "file name too long",
 }

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from magnetohom.errors import InputError
+from magnetohom.paths import check_output_dir, check_output_file
 
 __all__ = ["register"]
 
@@ -100,6 +101,9 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
         metavar="OUTDIR_or_FILE",
         help="output directory (files sve_0000.<ext>, ...) or, with -n 1, a file name",
     )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace image files that exist (else refused)"
+    )
     p.set_defaults(handler=_run_generate)
 
 
@@ -131,6 +135,11 @@ def _run_generate(args: argparse.Namespace) -> int:
     paths = _output_paths(Path(args.out), args.n, args.format)
     if args.dim == 3 and paths[0].suffix.lower() == ".png":
         raise InputError("PNG holds 2D images only; use --format tiff or npy for 3D")
+    check_output_dir(paths[0].parent) if len(paths) > 1 else check_output_file(paths[0])
+    existing = [p for p in paths if p.exists() or p.is_symlink()]
+    if existing and not args.overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise InputError(f"{existing[0]} exists{more}; pass --overwrite to replace it")
     base = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy)
     if args.seed is None:
         log.info("base seed %d", base)
@@ -263,12 +272,13 @@ def _run_homogenize(args: argparse.Namespace) -> int:
             for j in range(i, len(row["shape"]))
         }
     )
-    head = "".join(f"{f'mu_{i + 1}{j + 1}':>12}" for i, j in comps)
+    # a space before each 12-wide field: "-1.23457e+06" (12 characters) never touches its left
+    head = "".join(f" {f'mu_{i + 1}{j + 1}':>12}" for i, j in comps)
     print(f"{'file':<30} {'shape':>12} {'vf':>8}{head} {'CG its':>10} {'s':>8}")
     for row in rows:
         mu = row["mu_eff"]
         d = len(row["shape"])
-        vals = "".join(f"{mu[i][j]:>12.6g}" if max(i, j) < d else f"{'':>12}" for i, j in comps)
+        vals = "".join(f" {mu[i][j]:>12.6g}" if max(i, j) < d else f" {'':>12}" for i, j in comps)
         its = "/".join(str(i) for i in row["iterations"])
         shape = "x".join(str(s) for s in row["shape"])
         print(

@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -151,27 +148,11 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
 
 
 def _import_tensorflow(args: argparse.Namespace) -> None:
-    """Import TensorFlow first (before anything that may load DOLFINx), quietly.
+    """Import TensorFlow first (before anything that may load DOLFINx), quietly unless ``-v``
+    (:func:`magnetohom.quiet.import_tensorflow`)."""
+    from magnetohom.quiet import import_tensorflow
 
-    TensorFlow 2.21 writes start-up lines to the stderr file descriptor before its logging is
-    set up (``TF_CPP_MIN_LOG_LEVEL`` does not reach them); they are discarded unless ``-v``.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" in sys.modules or getattr(args, "verbose", 0):
-        import tensorflow
-
-        return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    import_tensorflow(getattr(args, "verbose", 0))
 
 
 def _command_of(args: argparse.Namespace) -> str:
@@ -205,6 +186,9 @@ def _command_of(args: argparse.Namespace) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from magnetohom.paths import check_output_dir
+
+    check_output_dir(args.out, "model directory")
     _import_tensorflow(args)
     from surrogate.training import train
 
@@ -264,9 +248,11 @@ def _add_ensemble(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _ensemble(args: argparse.Namespace) -> int:
+    from magnetohom.paths import check_output_dir
     from surrogate.bundle import merge_bundles, read_metadata
     from surrogate.registry import resolve_model
 
+    check_output_dir(args.out, "ensemble output")
     sources = [resolve_model(m) for m in args.models]
     command = shlex.join(["magnetohom", "ensemble", "-o", args.out, *args.models])
     out = merge_bundles(args.out, sources, command=command)
@@ -302,6 +288,10 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.out:
+        from magnetohom.paths import check_output_dir
+
+        check_output_dir(args.out, "figure directory")
     _import_tensorflow(args)
     from surrogate.evaluation import evaluate
 
@@ -364,7 +354,7 @@ def _load_images(path: str, dim: int) -> np.ndarray:
         raise InputError(f"cannot read image {path}: only .npy is supported without micro.imageio")
     try:
         arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:  # EOFError: an empty or truncated file
         raise InputError(f"cannot read image {path}: {exc}") from None
     if arr.ndim == dim:
         arr = arr[None]
