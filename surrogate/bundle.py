@@ -41,6 +41,7 @@ __all__ = [
     "moves_to",
     "read_metadata",
     "save_bundle",
+    "why_not_moves",
     "write_json",
 ]
 
@@ -107,9 +108,12 @@ class ModelBundle:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temporary file + rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _json_default(obj: Any) -> Any:
@@ -443,6 +447,32 @@ def copy_layer_weights(source: Any, model: Any, *, skip: Sequence[str] = ()) -> 
         layer.set_weights(src.get_weights())
 
 
+def why_not_moves(bundle: ModelBundle, resolution: int) -> str | None:
+    """Why ``bundle``'s weights cannot serve cells of side ``resolution`` (None if they can).
+
+    Returns
+    -------
+    str or None
+        One clause for an error message: the preset, the head, the stem that does not divide
+        the side (an odd side for a stem of 2), or too few blocks.
+    """
+    from surrogate.models import auto_stem, model_options
+
+    if bundle.preset != "default":
+        return f"a {bundle.preset}-preset network is tied to its cell size"
+    opts = model_options("default", bundle.metadata.get("model_options") or {})
+    if opts.head != "solve":
+        return "only coarse-solve models (head='solve') move to another cell size"
+    stem = opts.stem if opts.stem is not None else auto_stem(bundle.resolution, bundle.dim)
+    if opts.stem is None and auto_stem(resolution, bundle.dim) != stem:
+        return f"its automatic stem ({stem}) would change at {resolution} px"
+    if resolution % stem:
+        return f"{resolution} px is not a multiple of its stem ({stem} px per block)"
+    if resolution // stem < 3:
+        return f"{resolution} px gives fewer than 3 blocks of {stem} px per side"
+    return None
+
+
 def moves_to(bundle: ModelBundle, resolution: int) -> bool:
     """Whether ``bundle``'s weights serve cells of side ``resolution`` as well.
 
@@ -451,14 +481,7 @@ def moves_to(bundle: ModelBundle, resolution: int) -> bool:
     blocks per side. The inclusions keep their size in pixels, so a larger cell is more of the
     same material (:func:`at_resolution`).
     """
-    from surrogate.models import auto_stem, model_options
-
-    if bundle.preset != "default":
-        return False
-    opts = model_options("default", bundle.metadata.get("model_options") or {})
-    stem = opts.stem if opts.stem is not None else auto_stem(bundle.resolution, bundle.dim)
-    same = opts.stem is not None or auto_stem(resolution, bundle.dim) == stem
-    return opts.head == "solve" and same and resolution % stem == 0 and resolution // stem >= 3
+    return why_not_moves(bundle, resolution) is None
 
 
 def at_resolution(bundle: ModelBundle, resolution: int) -> ModelBundle:
@@ -477,10 +500,11 @@ def at_resolution(bundle: ModelBundle, resolution: int) -> ModelBundle:
     resolution = int(resolution)
     if resolution == bundle.resolution:
         return bundle
-    if not moves_to(bundle, resolution):
+    why = why_not_moves(bundle, resolution)
+    if why is not None:
         raise InputError(
-            f"model {bundle.name!r} takes cells of {bundle.resolution} px only (only "
-            "coarse-solve models, head='solve', move to a cell size whose side the stem divides)"
+            f"model {bundle.name!r} cannot take cells of {resolution} px (trained on "
+            f"{bundle.resolution} px): {why}"
         )
     meta = dict(bundle.metadata)
     members = []

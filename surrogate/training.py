@@ -48,9 +48,9 @@ from magnetohom.errors import InputError
 from surrogate.bundle import (
     ModelBundle,
     copy_layer_weights,
-    moves_to,
     read_metadata,
     save_bundle,
+    why_not_moves,
 )
 from surrogate.checkpoint import finished_model, member_dir, remove_checkpoints
 from surrogate.data import (
@@ -503,12 +503,16 @@ def _resolve_init(
         )
     if options:
         raise InputError("model options cannot be changed when starting from an initial model")
-    if bundle.dim != data.dim or (
-        bundle.resolution != data.resolution and not moves_to(bundle, data.resolution)
-    ):
+    why = (
+        "another dimension"
+        if bundle.dim != data.dim
+        else why_not_moves(bundle, data.resolution)
+        if bundle.resolution != data.resolution
+        else None
+    )
+    if why is not None:
         raise InputError(
             f"initial model takes {bundle.dim}D images of {bundle.resolution} px, the dataset has "
-            f"{data.dim}D images of {data.resolution} px (only coarse-solve models, "
-            "head='solve', move to another cell size whose side the stem divides)"
+            f"{data.dim}D images of {data.resolution} px ({why})"
         )
     return bundle, bundle.preset, dict(bundle.metadata.get("model_options") or {})

@@ -180,3 +180,15 @@ def test_non_finite_weights_are_refused(two_models):
     model.save(member)
     with pytest.raises(InputError, match="model_0.keras has non-finite weights"):
         load_bundle(b)
+
+
+def test_any_size_on_an_odd_side_names_the_stem():
+    """An odd side for the spheres model (stem 2) was refused as 'only coarse-solve models'."""
+    from surrogate.bundle import at_resolution, why_not_moves
+    from surrogate.registry import load_model
+
+    spheres = load_model("spheres")
+    assert why_not_moves(spheres, 100) is None
+    with pytest.raises(InputError, match=r"49 px is not a multiple of its stem \(2 px"):
+        at_resolution(spheres, 49)
+    assert "coarse-solve" in why_not_moves(load_model("fast"), 64)
