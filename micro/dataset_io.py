@@ -14,9 +14,10 @@ Crash safety (a writer may be SIGKILLed at any moment):
 * a sample is written as image and labels, ``flush``, then ``done[i] = True``, ``flush``: a
   kill loses at most the sample in flight, never marks an unfinished sample as done.
 
-Corruption: the image chunks carry HDF5's fletcher32 checksum (files made since it was
-added), and every finished row is verified when a file is resumed or read (image decodes, is
-binary and matches its volume fraction; label finite, symmetric, within the Wiener bounds).
+Corruption: the image chunks carry HDF5's fletcher32 checksum and every row a CRC-32 of its
+image and labels (``checksum``; files made since issue 23), and every finished row is verified
+when a file is resumed or read (checksums; image decodes, is binary and matches its volume
+fraction; label finite, symmetric, within the Wiener bounds).
 A resume recomputes the rows that fail; :func:`load_dataset` refuses them.
 
 Only one process may write a file (HDF5 file locking refuses a second one); in MPI runs rank 0
@@ -25,10 +26,13 @@ owns it (see :mod:`micro.dataset`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import zlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,8 +190,33 @@ def _open_h5(path: Path, mode: str) -> h5py.File:
         ) from None
 
 
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn what HDF5 raises on a damaged file (anywhere: metadata, attributes, chunks) into
+    ``InputError("dataset PATH is damaged: ...")``; our own InputErrors pass unchanged."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise InputError(
+            f"dataset {path} is damaged: {_first_line(exc)}; move it away to start a new one"
+        ) from None
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _row_crc(
+    image: np.ndarray, mu: np.ndarray, vf: float, iterations: np.ndarray, seconds: float
+) -> int:
+    """CRC-32 of one finished row as stored (image uint8, mu_eff, vf, iterations, seconds)."""
+    crc = zlib.crc32(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+    crc = zlib.crc32(np.ascontiguousarray(mu, dtype=np.float64).tobytes(), crc)
+    crc = zlib.crc32(np.float64(vf).tobytes(), crc)
+    crc = zlib.crc32(np.ascontiguousarray(iterations, dtype=np.int32).tobytes(), crc)
+    return zlib.crc32(np.float64(seconds).tobytes(), crc)
 
 
 def _row_problem(
@@ -235,10 +264,16 @@ def _verify_rows(
     images = f["images"]
     mu = np.asarray(f["mu_eff"][...])
     vf = np.asarray(f["volume_fraction"][...])
+    crc = np.asarray(f["checksum"][...]) if "checksum" in f else None  # files since issue 23
+    its = np.asarray(f["iterations"][...])
+    secs = np.asarray(f["solve_seconds"][...])
     out = np.zeros((rows.size, *images.shape[1:]), dtype=np.uint8) if keep else None
     bad: dict[int, str] = {}
     for k, row in enumerate(rows.tolist()):
         reason, image = _row_problem(images, row, mu[row], float(vf[row]), mu_m, mu_i)
+        if reason is None and crc is not None:
+            if _row_crc(image, mu[row], vf[row], its[row], secs[row]) != int(crc[row]):
+                reason = "row checksum mismatch (image or labels changed on disk)"
         if reason is not None:
             bad[row] = reason
         elif out is not None:
@@ -339,7 +374,10 @@ class DatasetFile:
         if not path.exists() and not path.is_symlink():
             cls._create(path, spec, seeds, target_volume_fraction)
             return cls(path, _open_h5(path, "r+"), spec, np.zeros(spec.n_samples, dtype=bool))
-        with _open_h5(path, "r") as f:  # read-only first: a finished file needs no writing
+        with (
+            _open_h5(path, "r") as f,
+            _reading(path),
+        ):  # read-only: a finished file needs no writing
             _check_layout(f, path)
             diff = spec.mismatches(f.attrs)
             if diff:
@@ -396,6 +434,7 @@ class DatasetFile:
                 f.create_dataset("done", data=np.zeros(n, dtype=bool))
                 f.create_dataset("iterations", data=np.zeros((n, d), dtype=np.int32))
                 f.create_dataset("solve_seconds", data=np.full(n, np.nan))
+                f.create_dataset("checksum", data=np.zeros(n, dtype=np.uint32))
                 f.attrs.update(spec.attrs())
             os.replace(tmp, path)
         finally:
@@ -428,11 +467,16 @@ class DatasetFile:
         f = self._f
         if f is None:
             raise RuntimeError(f"dataset {self.path} is complete and was opened read-only")
-        f["images"][index] = np.asarray(image, dtype=np.uint8)
+        image = np.asarray(image, dtype=np.uint8)
+        mu_eff = np.asarray(mu_eff, dtype=np.float64)
+        iterations = np.asarray(iterations, dtype=np.int32)
+        f["images"][index] = image
         f["mu_eff"][index] = mu_eff
-        f["iterations"][index] = np.asarray(iterations, dtype=np.int32)
+        f["iterations"][index] = iterations
         f["solve_seconds"][index] = seconds
         f["volume_fraction"][index] = volume_fraction
+        if "checksum" in f:
+            f["checksum"][index] = _row_crc(image, mu_eff, volume_fraction, iterations, seconds)
         f.flush()
         f["done"][index] = True
         f.flush()
@@ -541,19 +585,14 @@ def load_dataset(path: str | os.PathLike, *, require_labels: bool = True) -> Dat
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(2, "No such file", str(path))
-    with _open_h5(path, "r") as f:
+    with _open_h5(path, "r") as f, _reading(path):
         _check_layout(f, path)
-        try:
-            done = np.asarray(f["done"][...], dtype=bool)
-            idx = np.flatnonzero(done)
-            if require_labels and idx.size == 0:
-                raise InputError(f"dataset {path} has no labels (0 of {done.size} samples done)")
-            arrays = {name: np.asarray(f[name][...])[idx] for name in _ARRAYS[1:] if name != "done"}
-            bad, rows = _verify_rows(f, idx, keep=True)
-        except OSError as exc:
-            raise InputError(
-                f"dataset {path} is damaged: {_first_line(exc)}; move it away to start a new one"
-            ) from None
+        done = np.asarray(f["done"][...], dtype=bool)
+        idx = np.flatnonzero(done)
+        if require_labels and idx.size == 0:
+            raise InputError(f"dataset {path} has no labels (0 of {done.size} samples done)")
+        arrays = {name: np.asarray(f[name][...])[idx] for name in _ARRAYS[1:] if name != "done"}
+        bad, rows = _verify_rows(f, idx, keep=True)
         if bad:
             raise InputError(
                 f"dataset {path} is damaged: {_describe(bad, idx.size)}; rerun 'magnetohom "
