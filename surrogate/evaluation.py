@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from magnetohom.errors import InputError
-from surrogate.data import file_sha256, load_labeled
+from surrogate.data import file_sha256, held_out_rows, load_labeled
 from surrogate.tensors import component_indices, component_names, components
 
 __all__ = ["SPLITS", "Evaluation", "evaluate", "mape", "r2_score"]
@@ -114,13 +114,10 @@ def _select(meta: dict[str, Any], rows: np.ndarray, same_data: bool, split: str)
     """Positions (into ``rows``) of the samples of ``split``."""
     if split == "all" or not same_data:
         return np.arange(rows.size)
-    info = meta.get("split") or {}
-    held = {k: set(info.get(f"{k}_rows", [])) for k in ("val", "test")}
+    held = held_out_rows(meta.get("split") or {}, rows)
     if split == "train":
-        mask = np.array([r not in held["val"] and r not in held["test"] for r in rows])
-    else:
-        mask = np.array([r in held[split] for r in rows])
-    return np.flatnonzero(mask)
+        return np.flatnonzero(~np.isin(rows, np.concatenate([held["val"], held["test"]])))
+    return np.flatnonzero(np.isin(rows, held[split]))
 
 
 def evaluate(

@@ -64,7 +64,7 @@ from surrogate.data import (
 )
 from surrogate.fit import EpochHook, train_member
 
-__all__ = ["TrainResult", "TrainingPlan", "train", "training_plan"]
+__all__ = ["TrainResult", "TrainingPlan", "model_reference", "train", "training_plan"]
 
 logger = logging.getLogger(__name__)
 
@@ -322,8 +322,8 @@ def train(
         raise InputError(f"too few labeled samples ({len(data)}) to train")
     extras = load_extra_training(extra_train, data, split, dataset_sha256=sha)
     train_data = concat_labeled([data.subset(split.train), *(x for x, _ in extras)])
-    extra_info = [
-        {"path": str(x.path.resolve()), "sha256": x_sha, "n_labeled": len(x)} for x, x_sha in extras
+    extra_info = [  # names, not machine paths: the digest identifies the file
+        {"path": x.path.name, "sha256": x_sha, "n_labeled": len(x)} for x, x_sha in extras
     ]
     del extras  # their images are in train_data now
     target = TargetTransform.fit(plan.target, train_data.mu_eff)
@@ -336,7 +336,7 @@ def train(
         "preset": preset,
         "model_options": _jsonable(model_opts_obj),
         "plan": _plan_fingerprint(plan),
-        "init": None if init_bundle is None else str(init_bundle.path.resolve()),
+        "init": None if init_bundle is None else model_reference(init_bundle),
         "freeze": freeze,
         "ensemble": int(ensemble),
         "seed": int(seed),
@@ -411,7 +411,7 @@ def train(
 
     vf_train = train_data.volume_fraction
     dataset_info: dict[str, Any] = {
-        "path": str(dataset_path.resolve()),
+        "path": dataset_path.name,  # its name; the digest identifies the file
         "sha256": sha,
         "n_samples": info.n_total,
         "n_labeled": int(indices.size),
@@ -459,6 +459,18 @@ def train(
         seconds=time.perf_counter() - t0,
         resumed=resumed_any,
     )
+
+
+def model_reference(bundle: Any) -> str:
+    """How metadata names an initial model: its registry name for a shipped model, else its
+    directory's name and the SHA-256 of its ``metadata.json`` (no machine paths)."""
+    from surrogate.registry import MODELS_DIR
+
+    path = Path(bundle.path).resolve()
+    if path.parent == MODELS_DIR.resolve():
+        return path.name
+    digest = file_sha256(path / "metadata.json")
+    return f"{path.name} (metadata sha256 {digest[:16]})"
 
 
 def _component_names(dim: int, target: TargetTransform) -> list[str]:

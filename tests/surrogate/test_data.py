@@ -11,8 +11,10 @@ from magnetohom.errors import InputError
 from surrogate.data import (
     TargetTransform,
     concat_labeled,
+    held_out_rows,
     image_digests,
     load_labeled,
+    rows_digest,
     split_indices,
 )
 
@@ -98,7 +100,15 @@ def test_split_is_deterministic_and_disjoint():
     )
     assert not np.array_equal(s.test, split_indices(100, seed=4).test)
     d = s.to_dict(np.arange(100) * 2)
-    assert d["n_test"] == 15 and d["test_rows"] == [int(2 * i) for i in s.test]
+    assert d["n_test"] == 15 and d["test_rows_sha256"] == rows_digest(2 * s.test)
+    assert "test_rows" not in d  # digests, not 15 % of the file's rows (issue 23)
+    held = held_out_rows(d, np.arange(100) * 2)
+    np.testing.assert_array_equal(held["test"], 2 * s.test)
+    np.testing.assert_array_equal(held["val"], 2 * s.val)
+    with pytest.raises(InputError, match="do not match"):
+        held_out_rows({**d, "seed": 4}, np.arange(100) * 2)
+    legacy = {"val_rows": [1, 2], "test_rows": [3]}  # models saved before issue 23
+    assert held_out_rows(legacy, np.arange(10))["test"].tolist() == [3]
     with pytest.raises(InputError):
         split_indices(2, seed=0)
 
