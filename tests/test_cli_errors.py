@@ -215,3 +215,37 @@ def test_finished_dataset_on_read_only_directory_resumes(shared_tmp):
     )
     assert proc.returncode == 0, proc.stderr
     assert "3/3 samples done, 0 new" in proc.stdout
+
+
+def test_root_logger_lowered_by_a_library_does_not_leak_info_lines():
+    """setuptools (building FFCx forms) set the root logger to INFO: 'INFO root: running
+    build_ext' and gcc lines filled the demo's output."""
+    code = (
+        "import logging; from magnetohom.quiet import set_up_logging; set_up_logging(0); "
+        "logging.root.setLevel(logging.INFO); logging.info('running build_ext'); "
+        "logging.getLogger('x').warning('kept')"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.stderr.strip().splitlines() == ["WARNING x: kept"]
+
+
+@pytest.mark.slow
+def test_macro_with_cnn_prints_no_tensorflow_lines_and_refuses_a_foreign_resolution():
+    """TensorFlow added 4 start-up lines to macro's stderr; --resolution 64 with a 256-px CNN
+    was ignored without a word."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    argv = ["macro", "--demo", "shield", "--size", "tiny", "--provider", "cnn"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "magnetohom.cli", *argv, "--resolution", "64"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "magnetohom macro: error: --resolution 64 does not fit provider cnn: its model takes "
+        "SVEs of 256 px per side; leave --resolution out or choose a model of that size"
+    ]
