@@ -249,3 +249,13 @@ def test_macro_with_cnn_prints_no_tensorflow_lines_and_refuses_a_foreign_resolut
         "magnetohom macro: error: --resolution 64 does not fit provider cnn: its model takes "
         "SVEs of 256 px per side; leave --resolution out or choose a model of that size"
     ]
+
+
+@pytest.mark.parametrize("mu", ["1e15", "1e16"])
+def test_homogenize_at_extreme_contrast_is_one_line(capsys, tmp_path, mu):
+    """1e15 gave mu11 3.19 instead of 1.97 with exit 0; 1e16 'coarsest level not PSD'."""
+    image = np.zeros((16, 16), bool)
+    image[4:9, 4:9] = True
+    path = tmp_path / "sve.npy"
+    np.save(path, image)
+    _fails(capsys, ["homogenize", str(path), "--mu-inclusion", mu], "contrast")

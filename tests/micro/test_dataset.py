@@ -474,3 +474,10 @@ def test_sigkill_two_ranks_then_resume_loses_nothing(reference, tmp_path):
     np.testing.assert_array_equal(after.images, ref.images)
     np.testing.assert_array_equal(after.volume_fraction, ref.volume_fraction)
     np.testing.assert_allclose(after.mu_eff, ref.mu_eff, rtol=1e-8)
+
+
+def test_contrast_beyond_double_precision_is_refused_before_any_file(tmp_path):
+    """--mu-inclusion 1e15 stored wrong labels as done."""
+    with pytest.raises(InputError, match="contrast"):
+        generate_dataset(tmp_path / "c.h5", **{**OPTS, "mu_inclusion": 1e15})
+    assert list(tmp_path.iterdir()) == []
