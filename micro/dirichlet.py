@@ -7,8 +7,8 @@ window's full node grid (:class:`micro.open_grid.OpenGrid`) solves
     K_II phi_I = -(K x_i)_I,    phi = 0 on the boundary nodes,
 
 and the apparent tensor is the energy ``mu^D_ij = (x_i + phi_i)^T K (x_j + phi_j) / |V|``
-(quadratic in the solution, so its error is of order ``rtol^2``).  The fluctuations are a subspace of
-the periodic ones, so ``mu^D >= mu^PBC`` as quadratic forms (an upper bound); a homogeneous
+(quadratic in the solution, so its error is of order ``rtol^2``).  The fluctuations are a subspace
+of the periodic ones, so ``mu^D >= mu^PBC`` as quadratic forms (an upper bound); a homogeneous
 window gives ``mu`` exactly (``phi = 0``).
 
 The boundary rows and columns are replaced by their diagonal, so the matrix keeps the grid's

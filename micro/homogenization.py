@@ -230,7 +230,7 @@ class Homogenizer:
 
     # -- set-up ---------------------------------------------------------------------------
     def _init_apparent(self, assembly: str, solver: str | None, options) -> None:
-        """Set-up of the UDBC/UNBC apparent tensors (:mod:`micro.dirichlet`, :mod:`micro.neumann`)."""
+        """Set-up for the UDBC/UNBC tensors (:mod:`micro.dirichlet`, :mod:`micro.neumann`)."""
         if assembly != "stencil":
             raise InputError(f"bc={self.bc!r} needs assembly='stencil': got {assembly!r}")
         if solver not in (None, "amg"):
