@@ -2,7 +2,8 @@
 
 On the periodic ``n_1 x ... x n_d`` grid (every ``n_k >= 3``; square pixels) every node couples
 with its ``3^d`` neighbours, so the condensed matrix ``P^T K P`` has exactly ``3^d`` entries per
-row.  :class:`PeriodicPattern` holds that sparsity in CSR form together with, per entry, the neighbour offset encoded in base 3
+row.  :class:`PeriodicPattern` holds that sparsity in CSR form together with, per entry, the
+neighbour offset encoded in base 3
 (digit k = offset along axis k, plus one).  The matrix is linear in the pixel values of ``mu``;
 with the *element stencil* (``(code, corner, value)`` triples: entry ``code`` of node p gets
 ``value * mu[cell p + corner]``) :func:`stencil_values` fills it with ``2^d`` array shifts.
