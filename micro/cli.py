@@ -1,4 +1,4 @@
-"""``magnetohom generate | bounds | homogenize | dataset``: the micro command line.
+"""``magnetohom generate | bounds | homogenize | segment | rve | dataset``: the micro command line.
 
 Examples::
 
@@ -6,6 +6,9 @@ Examples::
     magnetohom generate --dim 3 --vf 0.25 --radius-range 3 7 -o sve.tif
     magnetohom bounds out/mono/*.png --mu-inclusion 250 --json
     magnetohom homogenize out/mono/*.png --json
+    magnetohom homogenize micrograph.tif --mu 1,50,1000 --bc all --preview out/prev
+    magnetohom segment micrograph.png -o out/phases.png --mu 1,50,1000
+    magnetohom rve big.png --sizes 16,32,64,128 -o out/rve
     mpirun -n 2 magnetohom dataset out/train.h5 -n 500 --vf-max 0.5
 
 Each command has its own ``_add_<name>(subparsers)`` function that builds its parser and sets
@@ -30,7 +33,7 @@ log = logging.getLogger(__name__)
 
 #: Commands in the order they appear in ``magnetohom --help``.  A command whose
 #: ``_add_<name>`` function is not (yet) defined in this module is skipped.
-_COMMANDS = ("generate", "bounds", "homogenize", "dataset")
+_COMMANDS = ("generate", "bounds", "homogenize", "segment", "rve", "dataset")
 
 _FORMAT_SUFFIX = {"npy": ".npy", "png": ".png", "tiff": ".tif"}
 
@@ -159,13 +162,58 @@ def _run_generate(args: argparse.Namespace) -> int:
 
 
 def _add_image_arguments(p: argparse.ArgumentParser) -> None:
-    """FILE..., the phase permeabilities and --json: shared by ``bounds`` and ``homogenize``."""
-    p.add_argument("files", nargs="+", metavar="FILE", help="images (.npy, .png, .tif)")
+    """FILE..., the phase options and --json: shared by ``bounds`` and ``homogenize``."""
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="images (.npy, .png, .tif): binary, phase labels, or 8/16-bit greyscale (segmented)",
+    )
+    _add_mu_arguments(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per file per line")
+
+
+def _add_mu_arguments(p: argparse.ArgumentParser) -> None:
+    from micro.phase_args import add_phase_arguments
+
     p.add_argument("--mu-matrix", type=float, default=1.0, help="matrix permeability (default 1)")
     p.add_argument(
         "--mu-inclusion", type=float, default=250.0, help="inclusion permeability (default 250)"
     )
-    p.add_argument("--json", action="store_true", help="one JSON object per file per line")
+    add_phase_arguments(p)
+
+
+def _report_failure(command: str, message: str) -> None:
+    """One line on stderr for a file of a batch that failed; the batch goes on."""
+    import sys
+
+    print(f"magnetohom {command}: error: {message}", file=sys.stderr, flush=True)
+
+
+def _batch(command: str, files: list[str], work) -> int:
+    """Run ``work(path)`` for every file; a bad file is reported and the others go on.
+
+    Nothing is printed on stdout for a failed file (``work`` prints and writes its results
+    only once they are all computed).  Returns 0, or 2 when any file failed.
+    """
+    from magnetohom.errors import MagnetohomError
+
+    failed = 0
+    for path in files:
+        try:
+            work(path)
+        except FileNotFoundError as exc:
+            _report_failure(command, f"no such file: {exc.filename}")
+            failed += 1
+        except MagnetohomError as exc:
+            msg = str(exc)
+            _report_failure(command, msg if msg.startswith(str(path)) else f"{path}: {msg}")
+            failed += 1
+    return 2 if failed else 0
+
+
+def _fractions_text(fractions) -> str:
+    return "/".join(f"{f:.4f}" for f in fractions)
 
 
 def _add_bounds(subparsers: argparse._SubParsersAction) -> None:
@@ -174,7 +222,8 @@ def _add_bounds(subparsers: argparse._SubParsersAction) -> None:
         help="analytic bounds/estimates of the effective permeability of image files",
         description="Measure the inclusion volume fraction of each image and print the Voigt, "
         "Reuss, Hashin-Shtrikman, Maxwell-Garnett and self-consistent estimates of the "
-        "effective relative permeability.",
+        "effective relative permeability. With --mu (k phases): the phase fractions and the "
+        "k-phase Wiener and Hashin-Shtrikman bounds.",
     )
     _add_image_arguments(p)
     p.set_defaults(handler=_run_bounds)
@@ -183,27 +232,44 @@ def _add_bounds(subparsers: argparse._SubParsersAction) -> None:
 _BOUND_KEYS = ("voigt", "reuss", "hs_lower", "hs_upper", "maxwell_garnett", "self_consistent")
 
 
-def _run_bounds(args: argparse.Namespace) -> int:
-    from micro.analytic import estimates
-    from micro.imageio import load_image
-    from micro.validate import check_mu
+_PHASE_KEYS = ("wiener_lower", "hs_lower", "hs_upper", "wiener_upper")
 
-    mu_m, mu_i = check_mu(args.mu_matrix, args.mu_inclusion)
-    for k, name in enumerate(args.files):
-        image = load_image(name)
-        vf = float(np.count_nonzero(image)) / image.size
-        est = estimates(vf, mu_m, mu_i, dim=image.ndim).as_dict()
-        if args.json:
-            row = {"file": str(name), "dim": image.ndim, "volume_fraction": vf}
-            row.update({k: float(est[k]) for k in _BOUND_KEYS})
-            print(json.dumps(row), flush=True)
+
+def _run_bounds(args: argparse.Namespace) -> int:
+    from micro.analytic import estimates, phase_bounds
+    from micro.phase_args import phase_mu, phases_from_args, write_preview
+
+    phase_mu(args)  # bad --mu: one error for the whole command
+    header = [False]
+
+    def work(name: str) -> None:
+        seg, mu = phases_from_args(name, args)
+        d = seg.dim
+        fractions = seg.volume_fractions
+        if mu.size == 2 and args.mu is None:
+            vf = float(fractions[1])
+            est = estimates(vf, mu[0], mu[1], dim=d).as_dict()
+            keys = _BOUND_KEYS
+            row = {"file": str(name), "dim": d, "volume_fraction": vf}
         else:
-            if k == 0:
-                head = "".join(f"{key:>16}" for key in _BOUND_KEYS)
-                print(f"{'file':<30} dim {'vf':>8}{head}")
-            vals = "".join(f"{float(est[k]):>16.6g}" for k in _BOUND_KEYS)
-            print(f"{name!s:<30} {image.ndim:>3} {vf:>8.4f}{vals}", flush=True)
-    return 0
+            est = phase_bounds(fractions, mu, dim=d).as_dict()
+            keys = _PHASE_KEYS
+            row = {"file": str(name), "dim": d, "volume_fractions": fractions.tolist()}
+            vf = None
+        row.update({k: float(est[k]) for k in keys})
+        write_preview(seg, name, args)
+        if args.json:
+            print(json.dumps(row), flush=True)
+            return
+        if not header[0]:
+            head = "".join(f"{key:>16}" for key in keys)
+            print(f"{'file':<30} dim {'vf':>8}{head}")
+            header[0] = True
+        vals = "".join(f"{float(est[k]):>16.6g}" for k in keys)
+        vf_text = f"{vf:>8.4f}" if vf is not None else _fractions_text(fractions)
+        print(f"{name!s:<30} {d:>3} {vf_text}{vals}", flush=True)
+
+    return _batch("bounds", args.files, work)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -213,68 +279,241 @@ def _run_bounds(args: argparse.Namespace) -> int:
 def _add_homogenize(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "homogenize",
-        help="homogenized permeability tensor of image files (DOLFINx)",
+        help="homogenized/apparent permeability tensor of image files (DOLFINx)",
         description="Compute the effective relative permeability tensor mu* of each image by "
-        "periodic first-order homogenization (Q1 element per pixel). Images of one shape share "
-        "one solver set-up. Prints a table, or with --json one JSON object per file per line "
-        "(file, shape, volume_fraction, mu_eff as a d x d list, iterations, seconds).",
+        "first-order homogenization (Q1 element per pixel) under periodic (default), uniform "
+        "Dirichlet or uniform Neumann conditions (--bc; 'all' also checks UNBC <= PBC <= UDBC "
+        "and prints the relative UDBC-UNBC gap, the image's representativeness). Greyscale "
+        "images are segmented (Otsu; --threshold, --invert), k phases with --mu. Images of one "
+        "shape share one solver set-up. A bad file gets its one-line error on stderr, the "
+        "others are still computed (exit code 2 if any failed). Prints a table, or with --json "
+        "one JSON object per file per line.",
     )
     _add_image_arguments(p)
+    p.add_argument(
+        "--bc",
+        choices=("periodic", "dirichlet", "neumann", "all"),
+        default="periodic",
+        help="boundary condition of the cell problem (default periodic)",
+    )
     p.set_defaults(handler=_run_homogenize)
 
 
 def _run_homogenize(args: argparse.Namespace) -> int:
     import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's)
 
-    from micro.imageio import load_images
-    from micro.validate import check_mu
+    from micro.apparent import apparent_tensors
+    from micro.phase_args import phase_mu, phases_from_args, write_preview
 
-    mu_m, mu_i = check_mu(args.mu_matrix, args.mu_inclusion)
-    images = load_images(args.files)
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for k, image in enumerate(images):
-        groups.setdefault(image.shape, []).append(k)
-    from micro.homogenization import Homogenizer
+    phase_mu(args)  # bad --mu: one error for the whole command
+    bcs = ("neumann", "periodic", "dirichlet") if args.bc == "all" else (args.bc,)
+    state = {"dim": None}
 
-    rows: list[dict] = [{} for _ in images]
-    for shape, members in groups.items():
-        hom = Homogenizer(shape)
-        res = hom(np.stack([images[k] for k in members]), mu_matrix=mu_m, mu_inclusion=mu_i)
-        for j, k in enumerate(members):
-            rows[k] = {
-                "file": str(args.files[k]),
-                "shape": list(shape),
-                "volume_fraction": float(np.count_nonzero(images[k])) / images[k].size,
-                "mu_matrix": mu_m,
-                "mu_inclusion": mu_i,
-                "mu_eff": res.mu_eff[j].tolist(),
-                "iterations": [int(i) for i in res.iterations[j]],
-                "seconds": float(res.seconds[j]),
-            }
-    if args.json:
-        for row in rows:
+    def work(name: str) -> None:
+        seg, mu = phases_from_args(name, args)
+        res = apparent_tensors(mu[seg.labels], bcs=bcs)
+        fractions = seg.volume_fractions
+        main_bc = "periodic" if "periodic" in res.tensors else bcs[0]
+        row = {
+            "file": str(name),
+            "shape": list(seg.labels.shape),
+            "volume_fraction": float(1.0 - fractions[0]),
+            "volume_fractions": fractions.tolist(),
+            "mu": mu.tolist(),
+            "bc": args.bc,
+            "mu_eff": res.tensors[main_bc].tolist(),
+            "iterations": [int(i) for i in res.iterations[main_bc]],
+            "seconds": float(sum(res.seconds.values())),
+        }
+        if mu.size == 2:
+            row["mu_matrix"], row["mu_inclusion"] = float(mu[0]), float(mu[1])
+        if len(bcs) > 1:
+            row["apparent"] = {bc: t.tolist() for bc, t in res.tensors.items()}
+            row["ordered"] = res.ordered
+            row["width"] = res.width
+        write_preview(seg, name, args)
+        if args.json:
             print(json.dumps(row), flush=True)
-        return 0
-    comps = sorted(
+            return
+        d = seg.dim
+        comps = [(i, j) for i in range(d) for j in range(i, d)]
+        if state["dim"] != d:
+            head = "".join(f"{f'mu_{i + 1}{j + 1}':>12}" for i, j in comps)
+            print(
+                f"{'file':<30} {'shape':>12} {'phase fractions':>16} {'bc':>9}{head} "
+                f"{'CG its':>10} {'s':>8}"
+            )
+            state["dim"] = d
+        shape = "x".join(str(v) for v in seg.labels.shape)
+        for bc in bcs:
+            t = res.tensors[bc]
+            vals = "".join(f"{t[i, j]:>12.6g}" for i, j in comps)
+            its = "/".join(str(int(i)) for i in res.iterations[bc])
+            print(
+                f"{name!s:<30} {shape:>12} {_fractions_text(fractions):>16} {bc:>9}{vals} "
+                f"{its:>10} {res.seconds[bc]:>8.3f}",
+                flush=True,
+            )
+        if len(bcs) > 1:
+            order = "UNBC <= PBC <= UDBC holds" if res.ordered else "ORDER VIOLATED"
+            print(f"{name!s:<30} relative width (UDBC - UNBC) / PBC = {res.width:.4g}; {order}")
+
+    return _batch("homogenize", args.files, work)
+
+
+# ----------------------------------------------------------------------------------------------
+# segment
+
+
+def _add_segment(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "segment",
+        help="segment greyscale micrographs into phase images (Otsu / multi-level Otsu)",
+        description="Segment each image into k phases (k = number of --mu values, default 2) "
+        "and write the phase image (.npy: uint8 labels; .png/.tif: grey levels, brightest = "
+        "label 0; for two phases the paper's 0 = inclusion, 255 = matrix) and a preview PNG "
+        "with the phase boundaries (<OUT>_phases.png, or --preview DIR). Prints the phase "
+        "volume fractions and thresholds.",
+    )
+    p.add_argument("files", nargs="+", metavar="IMAGE", help="greyscale images (.png, .tif, .npy)")
+    p.add_argument(
+        "-o",
+        "--out",
+        required=True,
+        metavar="OUT",
+        help="output file (one image) or directory (<stem>_phases.npy per image; --format)",
+    )
+    p.add_argument(
+        "--format", choices=tuple(_FORMAT_SUFFIX), default=None, help="output format (default npy)"
+    )
+    _add_mu_arguments(p)
+    p.set_defaults(handler=_run_segment)
+
+
+def _save_phases(path: Path, labels: np.ndarray, k: int) -> None:
+    from micro.imageio import IMAGE_SUFFIXES
+
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise InputError(f"unsupported output format {path.suffix!r} (use .npy, .png or .tif)")
+    if path.suffix.lower() == ".png" and labels.ndim != 2:
+        raise InputError("PNG holds 2D images only; use .tif or .npy for 3D")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".npy":
+        np.save(path, labels.astype(np.uint8))
+        return
+    grey = np.rint(255.0 * (k - 1 - labels.astype(np.float64)) / (k - 1)).astype(np.uint8)
+    if path.suffix.lower() == ".png":
+        from PIL import Image
+
+        Image.fromarray(grey, mode="L").save(path)
+    else:
+        import tifffile
+
+        tifffile.imwrite(path, grey, photometric="minisblack")
+
+
+def _run_segment(args: argparse.Namespace) -> int:
+    from micro.imageio import IMAGE_SUFFIXES
+    from micro.phase_args import phase_mu, phases_from_args
+    from micro.segmentation import save_preview
+
+    phase_mu(args)
+    out = Path(args.out)
+    single = out.suffix.lower() in IMAGE_SUFFIXES
+    if single and len(args.files) != 1:
+        raise InputError(f"-o {out} names a file; with {len(args.files)} images give a directory")
+    ext = _FORMAT_SUFFIX[args.format or "npy"]
+
+    def work(name: str) -> None:
+        seg, _ = phases_from_args(name, args)
+        target = out if single else out / f"{Path(name).stem}_phases{ext}"
+        preview = (
+            Path(args.preview) / f"{Path(name).stem}_phases.png"
+            if args.preview
+            else target.with_name(f"{target.stem}_preview.png")
+        )
+        _save_phases(target, seg.labels, seg.n_phases)
+        save_preview(seg, preview)
+        t = ", ".join(f"{v:g}" for v in seg.thresholds) or "-"
+        print(
+            f"{name}  -> {target}  phases={seg.n_phases}  method={seg.method}  thresholds={t}  "
+            f"volume_fractions={_fractions_text(seg.volume_fractions)}  preview={preview}",
+            flush=True,
+        )
+
+    return _batch("segment", args.files, work)
+
+
+# ----------------------------------------------------------------------------------------------
+# rve
+
+
+def _add_rve(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "rve",
+        help="how large must the window be? UNBC/PBC/UDBC tensors of growing windows",
+        description="Cut square (cubic) windows of growing size at random positions of a large "
+        "image, compute their UNBC, PBC and UDBC apparent tensors, and report per size the "
+        "mean and scatter, the relative UDBC-UNBC gap with its fitted decay rate, and the "
+        "smallest window whose mean gap is below --tol. Writes OUT/rve.png and OUT/rve.json.",
+    )
+    p.add_argument("image", metavar="IMAGE", help="large image (.npy, .png, .tif)")
+    p.add_argument(
+        "--sizes",
+        default=None,
+        metavar="S1,S2,...",
+        help="window sides in pixels (default: powers of two from 8 up to the image side)",
+    )
+    p.add_argument("--windows", type=int, default=8, help="windows per size (default 8)")
+    p.add_argument("--tol", type=float, default=0.05, help="tolerance on the gap (default 0.05)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the window positions")
+    p.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="output directory")
+    _add_mu_arguments(p)
+    p.set_defaults(handler=_run_rve)
+
+
+def _run_rve(args: argparse.Namespace) -> int:
+    import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's)
+
+    from micro.phase_args import parse_floats, phases_from_args, write_preview
+    from micro.rve import plot_rve, rve_study
+
+    seg, mu = phases_from_args(args.image, args)
+    side = min(seg.labels.shape)
+    if args.sizes:
+        sizes = [int(v) for v in parse_floats(args.sizes, what="--sizes")]
+    else:
+        sizes = [2**k for k in range(3, 20) if 2**k <= side]
+    study = rve_study(
+        mu[seg.labels], sizes=sizes, windows=args.windows, tol=args.tol, rng=args.seed
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = study.as_dict()
+    summary.update(
         {
-            (i, j)
-            for row in rows
-            for i in range(len(row["shape"]))
-            for j in range(i, len(row["shape"]))
+            "image": str(args.image),
+            "mu": mu.tolist(),
+            "volume_fractions": seg.volume_fractions.tolist(),
         }
     )
-    head = "".join(f"{f'mu_{i + 1}{j + 1}':>12}" for i, j in comps)
-    print(f"{'file':<30} {'shape':>12} {'vf':>8}{head} {'CG its':>10} {'s':>8}")
-    for row in rows:
-        mu = row["mu_eff"]
-        d = len(row["shape"])
-        vals = "".join(f"{mu[i][j]:>12.6g}" if max(i, j) < d else f"{'':>12}" for i, j in comps)
-        its = "/".join(str(i) for i in row["iterations"])
-        shape = "x".join(str(s) for s in row["shape"])
-        print(
-            f"{row['file']:<30} {shape:>12} {row['volume_fraction']:>8.4f}{vals} {its:>10} "
-            f"{row['seconds']:>8.3f}"
+    (out / "rve.json").write_text(json.dumps(summary, indent=1))
+    plot_rve(study, out / "rve.png", title=f"{Path(args.image).name}: apparent tensors")
+    write_preview(seg, args.image, args)
+    print(f"{'size':>6} {'UNBC':>18} {'PBC':>18} {'UDBC':>18} {'width':>16} order")
+    for row in summary["sizes"]:
+        cols = "".join(
+            f"{row[f'{bc}_mean']:>10.5g}±{row[f'{bc}_std']:<7.2g}"
+            for bc in ("neumann", "periodic", "dirichlet")
         )
+        order = "ok" if row["ordered"] else "VIOLATED"
+        print(f"{row['size']:>6} {cols} {row['width_mean']:>8.4g}±{row['width_std']:<7.2g} {order}")
+    rve = study.rve_size
+    print(
+        f"gap ~ size^-{study.rate:.3f}; smallest window with mean gap <= {study.tol:g}: "
+        f"{rve if rve is not None else 'none of those tried'}; wrote {out / 'rve.png'}",
+        flush=True,
+    )
     return 0
 
 
