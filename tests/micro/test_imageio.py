@@ -91,12 +91,6 @@ def test_npy_int_and_bool(tmp_path):
         (np.array([[0.0, np.inf], [1.0, 0.0]]), "infinite"),
         (np.zeros(16, dtype=bool), r"2D or 3D: got 1D"),
         (np.zeros((4, 4, 4, 4), dtype=bool), r"2D or 3D: got 4D"),
-        (
-            np.zeros((256, 200), dtype=bool),
-            r"image must be square \(one pixel per element of the periodic unit cell\): "
-            r"got shape \(256, 200\)",
-        ),
-        (np.zeros((8, 8, 7), dtype=bool), r"cubic.*\(8, 8, 7\)"),
         (np.zeros((0, 0), dtype=bool), "empty"),
     ],
 )
