@@ -134,7 +134,10 @@ def segment(
             t = np.array([threshold_otsu(arr)], dtype=np.float64)
             method = "otsu"
         else:
-            t = np.asarray(threshold_multiotsu(arr, classes=k), dtype=np.float64)
+            # 256 bins over the range (an integer image would get one bin per grey level, and
+            # multi-Otsu's cost grows like bins^(k-1): minutes for a 16-bit image)
+            src = arr.astype(np.float64) if hi - lo > 255 else arr
+            t = np.asarray(threshold_multiotsu(src, classes=k, nbins=256), dtype=np.float64)
             method = "multi-otsu"
     else:
         t = np.atleast_1d(np.asarray(threshold, dtype=np.float64))
