@@ -11,8 +11,10 @@ and the apparent tensor is the energy ``mu^D_ij = (x_i + phi_i)^T K (x_j + phi_j
 of the periodic ones, so ``mu^D >= mu^PBC`` as quadratic forms (an upper bound); a homogeneous
 window gives ``mu`` exactly (``phi = 0``).
 
-The boundary rows and columns are replaced by their diagonal, so the matrix keeps the grid's
-sparsity and one CG + BoomerAMG object (:class:`micro._amg.SparseCG`) serves every sample.
+In 2D the system is solved by the compiled multigrid with the boundary nodes fixed
+(:mod:`micro.open_multigrid`); in 3D by CG + BoomerAMG (:class:`micro._amg.SparseCG`) on the
+grid's matrix whose boundary rows and columns are replaced by their diagonal, so the sparsity,
+and the solver object, is the same for every sample.
 """
 
 from __future__ import annotations
@@ -22,9 +24,9 @@ import time
 import numpy as np
 
 from magnetohom.errors import SolverError
-from micro._amg import SparseCG
 from micro.homogenization import CellSolution
-from micro.open_grid import OpenGrid
+from micro.open_grid import OpenGrid, open_grid_solver
+from micro.open_multigrid import OpenMultigridCG
 from micro.periodic import Stencil
 
 __all__ = ["DirichletCell"]
@@ -45,6 +47,8 @@ class DirichletCell:
         One rank.
     options : dict, optional
         PETSc options for BoomerAMG.
+    solver : {"mg", "amg"}, optional
+        Default ``"mg"`` in 2D, ``"amg"`` in 3D (see :func:`micro.open_grid.open_grid_solver`).
     """
 
     def __init__(
@@ -57,6 +61,7 @@ class DirichletCell:
         max_it: int,
         comm,
         options: dict[str, str] | None = None,
+        solver: str | None = None,
     ) -> None:
         self.grid = OpenGrid(shape, stencil=stencil, stencil_n=stencil_n)
         self.shape, self.dim = self.grid.shape, self.grid.dim
@@ -65,9 +70,10 @@ class DirichletCell:
         bnd = g.boundary
         self._cut = bnd[rows] | bnd[cols]
         self._boundary_diag = np.flatnonzero(bnd[rows] & (rows == cols))
-        self._solver = SparseCG(
-            g.indptr, g.indices, dim=self.dim, comm=comm, rtol=rtol, max_it=max_it, options=options
+        self._solver = open_grid_solver(
+            g, bnd, solver=solver, rtol=rtol, max_it=max_it, comm=comm, options=options
         )
+        self.solver = "mg" if isinstance(self._solver, OpenMultigridCG) else "amg"
 
     def solve(self, mu: np.ndarray) -> CellSolution:
         """Apparent tensor of one window.
@@ -85,14 +91,17 @@ class DirichletCell:
         """
         t0 = time.perf_counter()
         g, d = self.grid, self.dim
-        data = g.data(mu)
+        data, stencils = g.assemble(mu)
         K = g.matrix(mu, data)
         X = g.coordinates
         KX = K @ X  # (N, d)
-        A = data.copy()
-        A[self._cut] = 0.0
-        A[self._boundary_diag] = data[self._boundary_diag]
-        self._solver.set_operator(A)
+        if self.solver == "mg":
+            self._solver.set_operator(stencils)
+        else:
+            A = data.copy()
+            A[self._cut] = 0.0
+            A[self._boundary_diag] = data[self._boundary_diag]
+            self._solver.set_operator(A)
         scale = abs(K) @ np.abs(X)
         phi = np.zeros((g.n_nodes, d))
         its = np.zeros(d, dtype=np.int64)

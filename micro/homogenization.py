@@ -160,8 +160,9 @@ class Homogenizer:
         (PBC, the homogenized tensor), uniform Dirichlet ``phi' = 0`` on the boundary (UDBC,
         :mod:`micro.dirichlet`) or uniform Neumann ``B.n = Bbar.n`` (UNBC, :mod:`micro.neumann`).
         The latter two give *apparent* tensors of a window, with
-        ``mu_UNBC <= mu_PBC <= mu_UDBC`` as quadratic forms; they are solved with CG +
-        BoomerAMG (``solver="amg"``, ``assembly="stencil"``).
+        ``mu_UNBC <= mu_PBC <= mu_UDBC`` as quadratic forms (``assembly="stencil"`` only; in
+        2D CG with the compiled multigrid, ``solver="mg"``, on any rectangle; in 3D CG +
+        BoomerAMG).
     """
 
     def __init__(
@@ -233,9 +234,7 @@ class Homogenizer:
         """Set-up for the UDBC/UNBC tensors (:mod:`micro.dirichlet`, :mod:`micro.neumann`)."""
         if assembly != "stencil":
             raise InputError(f"bc={self.bc!r} needs assembly='stencil': got {assembly!r}")
-        if solver not in (None, "amg"):
-            raise InputError(f"bc={self.bc!r} is solved with solver='amg': got {solver!r}")
-        self.solver, self.assembly = "amg", assembly
+        self.assembly = assembly
         self._build_fe_space()
         self._stencil = _element_stencil(self.dim)
         if self.bc == "dirichlet":
@@ -250,7 +249,9 @@ class Homogenizer:
             max_it=self.max_it,
             comm=self.comm,
             options=options,
+            solver=solver,
         )
+        self.solver = self._apparent.solver
         self._apparent.grid.verify(self._assemble_dolfinx, self._node_ijk)
 
     def _build_fe_space(self) -> None:

@@ -24,7 +24,7 @@ import numpy as np
 from magnetohom.errors import SolverError
 from micro._amg import SparseCG
 from micro.homogenization import CellSolution
-from micro.open_grid import OpenGrid
+from micro.open_grid import OpenGrid, open_grid_solver
 from micro.periodic import Stencil
 
 __all__ = ["NeumannCell"]
@@ -45,6 +45,9 @@ class NeumannCell:
         One rank.
     options : dict, optional
         PETSc options for BoomerAMG.
+    solver : {"mg", "amg"}, optional
+        Default ``"mg"`` in 2D (one node pinned, :mod:`micro.open_multigrid`), ``"amg"`` in 3D
+        (the constants declared as null space), see :func:`micro.open_grid.open_grid_solver`.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class NeumannCell:
         max_it: int,
         comm,
         options: dict[str, str] | None = None,
+        solver: str | None = None,
     ) -> None:
         self.grid = OpenGrid(shape, stencil=stencil, stencil_n=stencil_n)
         self.shape, self.dim = self.grid.shape, self.grid.dim
@@ -65,16 +69,10 @@ class NeumannCell:
         K1 = g.matrix(ones)
         self._loads = K1 @ g.coordinates  # (N, d): f_j
         self._load_size = np.linalg.norm(abs(K1) @ np.abs(g.coordinates), axis=0)
-        self._solver = SparseCG(
-            g.indptr,
-            g.indices,
-            dim=self.dim,
-            comm=comm,
-            rtol=rtol,
-            max_it=max_it,
-            constant_null_space=True,
-            options=options,
+        self._solver = open_grid_solver(
+            g, None, solver=solver, rtol=rtol, max_it=max_it, comm=comm, options=options
         )
+        self.solver = "amg" if isinstance(self._solver, SparseCG) else "mg"
 
     def solve(self, mu: np.ndarray) -> CellSolution:
         """Apparent tensor of one window.
@@ -93,10 +91,10 @@ class NeumannCell:
         """
         t0 = time.perf_counter()
         g, d = self.grid, self.dim
-        data = g.data(mu)
-        self._solver.set_operator(data)
+        data, stencils = g.assemble(mu)
+        self._solver.set_operator(stencils if self.solver == "mg" else data)
         F = self._loads
-        rho = np.zeros((g.n_nodes, d))
+        rho = np.zeros((g.n_nodes, d))  # potentials up to a constant (which S ignores)
         its = np.zeros(d, dtype=np.int64)
         for j in range(d):
             rho[:, j], its[j] = self._solver.solve(

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from micro.periodic import Stencil, periodic_pattern, pixel_size, stencil_values
 
-__all__ = ["OpenGrid"]
+__all__ = ["OpenGrid", "open_grid_solver"]
 
 
 class OpenGrid:
@@ -86,6 +86,27 @@ class OpenGrid:
         )
         return full[self._keep]
 
+    def assemble(self, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """CSR data and node stencils of the operator for pixel permeabilities ``mu``.
+
+        Returns
+        -------
+        data : ndarray, shape (nnz,), float64
+            As :meth:`data`.
+        stencils : ndarray, shape (N, 3^d), float64
+            One stencil per node ordered by offset code ``sum_k 3^(d-1-k) (offset_k + 1)``
+            (for d = 2: ``3 (di + 1) + dj + 1``, the layout of :mod:`micro.multigrid`);
+            couplings across the window's edges are zero.
+        """
+        from micro.periodic import node_stencils
+
+        padded = np.zeros(self.node_shape)
+        padded[tuple(slice(0, s) for s in self.shape)] = mu
+        full = stencil_values(
+            self._pattern, padded, self._stencil, stencil_n=self._stencil_n, h=self.h
+        )
+        return full[self._keep], node_stencils(self._pattern, full)
+
     def matrix(self, mu: np.ndarray, data: np.ndarray | None = None) -> sp.csr_matrix:
         """The operator as scipy CSR, shape (N, N) (``data`` if already computed)."""
         if data is None:
@@ -116,3 +137,47 @@ class OpenGrid:
         scale = abs(ref).max()
         if diff > 1e-12 * scale:
             raise RuntimeError(f"open-grid assembly differs from the reference ({diff:.2e})")
+
+
+def open_grid_solver(
+    grid: OpenGrid,
+    constrained: np.ndarray | None,
+    *,
+    solver: str | None,
+    rtol: float,
+    max_it: int,
+    comm,
+    options: dict[str, str] | None = None,
+):
+    """The linear solver of a non-periodic cell problem: ``"mg"`` (2D) or ``"amg"``.
+
+    ``"mg"`` (the 2D default) is :class:`micro.open_multigrid.OpenMultigridCG` with the
+    ``constrained`` nodes fixed; ``"amg"`` (3D) is :class:`micro._amg.SparseCG`, singular with
+    the constants as null space when ``constrained`` is None.  Both have
+    ``set_operator(...)`` and ``solve(b, atol=, what=) -> (x, iterations)``.
+    """
+    from magnetohom.errors import InputError
+
+    if solver is None:
+        solver = "mg" if grid.dim == 2 else "amg"
+    if solver not in ("mg", "amg") or (solver == "mg" and grid.dim != 2):
+        raise InputError(f"solver must be 'mg' (2D) or 'amg': got {solver!r} in {grid.dim}D")
+    if solver == "mg":
+        from micro.open_multigrid import OpenMultigridCG
+
+        fixed = np.zeros(grid.n_nodes, dtype=bool) if constrained is None else constrained
+        if constrained is None:
+            fixed[0] = True  # pin one node: the Neumann problem's solution up to a constant
+        return OpenMultigridCG(grid.node_shape, fixed, rtol=rtol, max_it=max_it)
+    from micro._amg import SparseCG
+
+    return SparseCG(
+        grid.indptr,
+        grid.indices,
+        dim=grid.dim,
+        comm=comm,
+        rtol=rtol,
+        max_it=max_it,
+        constant_null_space=constrained is None,
+        options=options,
+    )
