@@ -96,7 +96,7 @@ class DirichletCell:
         X = g.coordinates
         KX = K @ X  # (N, d)
         if self.solver == "mg":
-            self._solver.set_operator(stencils)
+            self._solver.set_operator(stencils, mu)
         else:
             A = data.copy()
             A[self._cut] = 0.0

@@ -239,6 +239,15 @@ class PeriodicMultigrid:
         self._build()
         self._use_mu = False
 
+    def deflate(self, mask: np.ndarray) -> None:
+        """After :meth:`setup`: deflate CG by the clusters of the pixels in ``mask`` (n, n) bool.
+
+        As :meth:`setup_from_mu` does at high contrast (see the class docstring).
+        """
+        self._check_ready()
+        if self.deflation:
+            self._build_deflation(np.ascontiguousarray(mask, dtype=bool))
+
     def _no_deflation(self) -> None:
         self._z_labels = np.zeros((4, self.n // 2, self.n // 2), dtype=np.int64)
         self._z_node = np.zeros(0, dtype=np.int64)

@@ -92,7 +92,10 @@ class NeumannCell:
         t0 = time.perf_counter()
         g, d = self.grid, self.dim
         data, stencils = g.assemble(mu)
-        self._solver.set_operator(stencils if self.solver == "mg" else data)
+        if self.solver == "mg":
+            self._solver.set_operator(stencils, mu)
+        else:
+            self._solver.set_operator(data)
         F = self._loads
         rho = np.zeros((g.n_nodes, d))  # potentials up to a constant (which S ignores)
         its = np.zeros(d, dtype=np.int64)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from magnetohom.errors import SolverError
-from micro.multigrid import PeriodicMultigrid, multigrid_levels
+from micro.multigrid import DEFLATION_CONTRAST, PeriodicMultigrid, multigrid_levels
 
 __all__ = ["OpenMultigridCG", "embedding_size"]
 
@@ -63,9 +63,26 @@ class OpenMultigridCG:
             [np.roll(fixed, (-(k // 3 - 1), -(k % 3 - 1)), axis=(0, 1)) for k in range(9)], axis=-1
         )
         self._cut[..., 4] = False
+        # pixels none of whose corners is fixed: the clusters that may deflate CG
+        self._free_pixels = ~(
+            fixed
+            | np.roll(fixed, -1, axis=0)
+            | np.roll(fixed, -1, axis=1)
+            | np.roll(fixed, (-1, -1), axis=(0, 1))
+        )
 
-    def set_operator(self, stencils: np.ndarray) -> None:
-        """Node stencils of the window, shape (N, 9) (offset code ``3 (di + 1) + dj + 1``)."""
+    def set_operator(self, stencils: np.ndarray, mu: np.ndarray | None = None) -> None:
+        """Set up for new node stencils of the window.
+
+        Parameters
+        ----------
+        stencils : ndarray, shape (N, 9)
+            Offset code ``3 (di + 1) + dj + 1``.
+        mu : ndarray, shape (n_1, n_2), optional
+            Pixel permeabilities: at a contrast of at least
+            :data:`micro.multigrid.DEFLATION_CONTRAST` CG is deflated by the clusters of the
+            more permeable phase, as for the periodic problem.
+        """
         S = np.zeros((self.m, self.m, 9))
         S[self._block] = stencils.reshape(*self.node_shape, 9)
         centre = S[..., 4]
@@ -74,6 +91,12 @@ class OpenMultigridCG:
         S[self._fixed] = 0.0
         S[..., 4] = np.where(self._fixed, scale, centre)
         self._mg.setup(S)
+        if mu is not None:
+            lo, hi = float(mu.min()), float(mu.max())
+            if hi >= DEFLATION_CONTRAST * lo:
+                mask = np.zeros((self.m, self.m), dtype=bool)
+                mask[: mu.shape[0], : mu.shape[1]] = mu > np.sqrt(lo * hi)
+                self._mg.deflate(mask & self._free_pixels)
 
     def solve(self, b: np.ndarray, *, atol: float = 0.0, what: str = "system") -> tuple:
         """Solve with the fixed nodes at 0, from a zero guess; returns ``(x, iterations)``."""

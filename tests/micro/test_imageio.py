@@ -115,8 +115,7 @@ def test_dim_mismatch_and_formats(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_image(tmp_path / "missing.png")
     tifffile.imwrite(tmp_path / "rect.tif", np.full((6, 4), 255, np.uint8))
-    with pytest.raises(InputError, match=r"square.*\(6, 4\)"):
-        load_image(tmp_path / "rect.tif")
+    assert load_image(tmp_path / "rect.tif").shape == (6, 4)  # rectangular cells are fine
     tifffile.imwrite(tmp_path / "nan.tif", np.full((4, 4), np.nan, np.float32))
     with pytest.raises(InputError, match="NaN"):
         load_image(tmp_path / "nan.tif")
