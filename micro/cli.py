@@ -240,7 +240,7 @@ def _run_bounds(args: argparse.Namespace) -> int:
     from micro.phase_args import phase_mu, phases_from_args, write_preview
 
     phase_mu(args)  # bad --mu: one error for the whole command
-    header = [False]
+    header: list = [None]
 
     def work(name: str) -> None:
         seg, mu = phases_from_args(name, args)
@@ -261,13 +261,15 @@ def _run_bounds(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(row), flush=True)
             return
-        if not header[0]:
+        width = 8 if vf is not None else 7 * len(fractions)
+        if header[0] != (keys, width):
             head = "".join(f"{key:>16}" for key in keys)
-            print(f"{'file':<30} dim {'vf':>8}{head}")
-            header[0] = True
+            label = "vf" if vf is not None else "phase fractions"
+            print(f"{'file':<30} dim {label:>{width}}{head}")
+            header[0] = (keys, width)
         vals = "".join(f"{float(est[k]):>16.6g}" for k in keys)
-        vf_text = f"{vf:>8.4f}" if vf is not None else _fractions_text(fractions)
-        print(f"{name!s:<30} {d:>3} {vf_text}{vals}", flush=True)
+        vf_text = f"{vf:.4f}" if vf is not None else _fractions_text(fractions)
+        print(f"{name!s:<30} {d:>3} {vf_text:>{width}}{vals}", flush=True)
 
     return _batch("bounds", args.files, work)
 
