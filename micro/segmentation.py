@@ -5,8 +5,9 @@ images keep the project's convention (label 1 = True = inclusion); for greyscale
 labels follow the paper's 8-bit convention, extended to k phases: **the brightest class is
 label 0 (matrix) and the darkest is label k-1** (for k = 2, 0 = inclusion grey level gives label
 1), and ``invert=True`` reverses the order.  Thresholds come from scikit-image (Otsu's method for
-two phases, multi-level Otsu for more) unless given; a pixel whose grey level is above threshold
-``t_m`` belongs to a class brighter than ``m``.
+two phases, multi-level Otsu for more, on 256 bins, each threshold then put at the midpoint of
+the means of its two classes) unless given; a pixel whose grey level is above threshold ``t_m``
+belongs to a class brighter than ``m``.
 
 :func:`load_phases` reads any supported file (:func:`micro.imageio.read_array`): ``.npy`` bool /
 0-1 / integer label arrays are taken as they are, PNG/TIFF files with exactly the grey levels
@@ -139,6 +140,7 @@ def segment(
             src = arr.astype(np.float64) if hi - lo > 255 else arr
             t = np.asarray(threshold_multiotsu(src, classes=k, nbins=256), dtype=np.float64)
             method = "multi-otsu"
+        t = _refine(arr, t)
     else:
         t = np.atleast_1d(np.asarray(threshold, dtype=np.float64))
         method = "threshold"
@@ -161,6 +163,31 @@ def segment(
             f"{', '.join(f'{v:g}' for v in t)}; grey levels {lo:g}..{hi:g})"
         )
     return Segmentation(np.ascontiguousarray(labels), k, t, method, arr)
+
+
+def _refine(values: np.ndarray, t: np.ndarray, steps: int = 1) -> np.ndarray:
+    """Lloyd (1D k-means) steps from the histogram thresholds: each threshold moves to the
+    midpoint of the means of the classes beside it (Otsu's optimality condition).
+
+    Otsu's criterion is the within-class variance on a 256-bin histogram; where the histogram
+    is flat (an empty stretch between classes) its argmax is the first bin of that stretch, so a
+    threshold can sit inside the last bin of the darker class.  The same criterion minimised on
+    the pixels themselves puts it between the classes; one step does that and otherwise moves
+    a threshold by less than a bin.  Kept only if no class empties.
+    """
+    v = values.ravel().astype(np.float64)
+    cur = t.copy()
+    for _ in range(steps):
+        cls = np.digitize(v, cur, right=True)
+        counts = np.bincount(cls, minlength=cur.size + 1)
+        if (counts == 0).any():
+            return t
+        means = np.bincount(cls, weights=v, minlength=cur.size + 1) / counts
+        new = 0.5 * (means[:-1] + means[1:])
+        if np.array_equal(np.digitize(v, new, right=True), cls):
+            return new
+        cur = new
+    return cur
 
 
 def _is_label_array(arr: np.ndarray) -> bool:

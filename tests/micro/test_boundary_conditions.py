@@ -76,3 +76,15 @@ def test_dirichlet_and_neumann_options_are_checked():
         Homogenizer((8, 8), bc="robin")
     with pytest.raises(InputError, match="'mg' \\(2D\\)"):
         Homogenizer((6, 6, 6), bc="dirichlet", solver="mg")
+
+
+@pytest.mark.parametrize("bc", ["dirichlet", "neumann"])
+@pytest.mark.parametrize("shape", [(32, 32), (20, 28)])
+def test_multigrid_and_boomeramg_agree(bc, shape):
+    """The 2D default (open-grid multigrid, deflated at this contrast) against CG + BoomerAMG."""
+    mu = np.where(_blobs(shape, 0.35, 11), 250.0, 1.0)
+    mg = Homogenizer(shape, bc=bc, rtol=1e-10)
+    amg = Homogenizer(shape, bc=bc, rtol=1e-10, solver="amg")
+    assert mg.solver == "mg" and amg.solver == "amg"
+    a, b = mg.solve_mu(mu).mu_eff, amg.solve_mu(mu).mu_eff
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * np.abs(b).max())

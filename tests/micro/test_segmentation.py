@@ -126,3 +126,18 @@ def test_segment_command_writes_phases_and_preview(tmp_path, capsys):
     assert (tmp_path / "o" / "m_phases_preview.png").is_file()
     again = load_phases(out, n_phases=3)  # the written grey levels read back as the same phases
     np.testing.assert_array_equal(again.labels, truth)
+
+
+def test_three_phase_micrograph_end_to_end_is_the_laminate(tmp_path, capsys):
+    """A noisy 16-bit rectangular micrograph of three layers: segmented, then exact means."""
+    rng = np.random.default_rng(6)
+    layer = np.repeat([2, 1, 0], [10, 14, 12])  # darkest first: labels 2, 1, 0 along x_1
+    grey = 50000 - 20000 * layer[:, None] + rng.normal(0, 800, (36, 44))
+    Image.fromarray(grey.clip(0, 65535).astype(np.uint16)).save(tmp_path / "lam.png")
+    assert main(["homogenize", str(tmp_path / "lam.png"), "--mu", "1,50,1000", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    f = np.array([12, 14, 10]) / 36
+    mu = np.array([1.0, 50.0, 1000.0])
+    np.testing.assert_allclose(row["volume_fractions"], f, rtol=1e-12)
+    expected = np.diag([1.0 / np.sum(f / mu), np.sum(f * mu)])
+    np.testing.assert_allclose(row["mu_eff"], expected, rtol=1e-9, atol=1e-9)
