@@ -11,7 +11,8 @@ Examples::
     magnetohom rve big.png --sizes 16,32,64,128 -o out/rve
     mpirun -n 2 magnetohom dataset out/train.h5 -n 500 --vf-max 0.5
 
-Each command has its own ``_add_<name>(subparsers)`` function that builds its parser and sets
+``segment`` and ``rve`` live in :mod:`micro.cli_micrograph`.  Each command has its own
+``_add_<name>(subparsers)`` function that builds its parser and sets
 ``handler=``; the handlers import what they need lazily.  Errors are raised as
 :class:`magnetohom.errors.InputError` and reported by :mod:`magnetohom.cli` (exit code 2).
 """
@@ -26,6 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from magnetohom.errors import InputError
+from micro.cli_micrograph import _add_rve, _add_segment  # noqa: F401  (found by register)
+from micro.phase_args import fractions_text as _fractions_text
+from micro.phase_args import run_batch
 
 __all__ = ["register"]
 
@@ -161,6 +165,12 @@ def _run_generate(args: argparse.Namespace) -> int:
 # bounds
 
 
+def _add_mu_arguments(p: argparse.ArgumentParser) -> None:
+    from micro.phase_args import add_phase_arguments
+
+    add_phase_arguments(p, mu_pair=True)
+
+
 def _add_image_arguments(p: argparse.ArgumentParser) -> None:
     """FILE..., the phase options and --json: shared by ``bounds`` and ``homogenize``."""
     p.add_argument(
@@ -171,49 +181,6 @@ def _add_image_arguments(p: argparse.ArgumentParser) -> None:
     )
     _add_mu_arguments(p)
     p.add_argument("--json", action="store_true", help="one JSON object per file per line")
-
-
-def _add_mu_arguments(p: argparse.ArgumentParser) -> None:
-    from micro.phase_args import add_phase_arguments
-
-    p.add_argument("--mu-matrix", type=float, default=1.0, help="matrix permeability (default 1)")
-    p.add_argument(
-        "--mu-inclusion", type=float, default=250.0, help="inclusion permeability (default 250)"
-    )
-    add_phase_arguments(p)
-
-
-def _report_failure(command: str, message: str) -> None:
-    """One line on stderr for a file of a batch that failed; the batch goes on."""
-    import sys
-
-    print(f"magnetohom {command}: error: {message}", file=sys.stderr, flush=True)
-
-
-def _batch(command: str, files: list[str], work) -> int:
-    """Run ``work(path)`` for every file; a bad file is reported and the others go on.
-
-    Nothing is printed on stdout for a failed file (``work`` prints and writes its results
-    only once they are all computed).  Returns 0, or 2 when any file failed.
-    """
-    from magnetohom.errors import MagnetohomError
-
-    failed = 0
-    for path in files:
-        try:
-            work(path)
-        except FileNotFoundError as exc:
-            _report_failure(command, f"no such file: {exc.filename}")
-            failed += 1
-        except MagnetohomError as exc:
-            msg = str(exc)
-            _report_failure(command, msg if msg.startswith(str(path)) else f"{path}: {msg}")
-            failed += 1
-    return 2 if failed else 0
-
-
-def _fractions_text(fractions) -> str:
-    return "/".join(f"{f:.4f}" for f in fractions)
 
 
 def _add_bounds(subparsers: argparse._SubParsersAction) -> None:
@@ -271,7 +238,7 @@ def _run_bounds(args: argparse.Namespace) -> int:
         vf_text = f"{vf:.4f}" if vf is not None else _fractions_text(fractions)
         print(f"{name!s:<30} {d:>3} {vf_text:>{width}}{vals}", flush=True)
 
-    return _batch("bounds", args.files, work)
+    return run_batch("bounds", args.files, work)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -360,163 +327,7 @@ def _run_homogenize(args: argparse.Namespace) -> int:
             order = "UNBC <= PBC <= UDBC holds" if res.ordered else "ORDER VIOLATED"
             print(f"{name!s:<30} relative width (UDBC - UNBC) / PBC = {res.width:.4g}; {order}")
 
-    return _batch("homogenize", args.files, work)
-
-
-# ----------------------------------------------------------------------------------------------
-# segment
-
-
-def _add_segment(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "segment",
-        help="segment greyscale micrographs into phase images (Otsu / multi-level Otsu)",
-        description="Segment each image into k phases (k = number of --mu values, default 2) "
-        "and write the phase image (.npy: uint8 labels; .png/.tif: grey levels, brightest = "
-        "label 0; for two phases the paper's 0 = inclusion, 255 = matrix) and a preview PNG "
-        "with the phase boundaries (<OUT>_phases.png, or --preview DIR). Prints the phase "
-        "volume fractions and thresholds.",
-    )
-    p.add_argument("files", nargs="+", metavar="IMAGE", help="greyscale images (.png, .tif, .npy)")
-    p.add_argument(
-        "-o",
-        "--out",
-        required=True,
-        metavar="OUT",
-        help="output file (one image) or directory (<stem>_phases.npy per image; --format)",
-    )
-    p.add_argument(
-        "--format", choices=tuple(_FORMAT_SUFFIX), default=None, help="output format (default npy)"
-    )
-    _add_mu_arguments(p)
-    p.set_defaults(handler=_run_segment)
-
-
-def _save_phases(path: Path, labels: np.ndarray, k: int) -> None:
-    from micro.imageio import IMAGE_SUFFIXES
-
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise InputError(f"unsupported output format {path.suffix!r} (use .npy, .png or .tif)")
-    if path.suffix.lower() == ".png" and labels.ndim != 2:
-        raise InputError("PNG holds 2D images only; use .tif or .npy for 3D")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".npy":
-        np.save(path, labels.astype(np.uint8))
-        return
-    grey = np.rint(255.0 * (k - 1 - labels.astype(np.float64)) / (k - 1)).astype(np.uint8)
-    if path.suffix.lower() == ".png":
-        from PIL import Image
-
-        Image.fromarray(grey, mode="L").save(path)
-    else:
-        import tifffile
-
-        tifffile.imwrite(path, grey, photometric="minisblack")
-
-
-def _run_segment(args: argparse.Namespace) -> int:
-    from micro.imageio import IMAGE_SUFFIXES
-    from micro.phase_args import phase_mu, phases_from_args
-    from micro.segmentation import save_preview
-
-    phase_mu(args)
-    out = Path(args.out)
-    single = out.suffix.lower() in IMAGE_SUFFIXES
-    if single and len(args.files) != 1:
-        raise InputError(f"-o {out} names a file; with {len(args.files)} images give a directory")
-    ext = _FORMAT_SUFFIX[args.format or "npy"]
-
-    def work(name: str) -> None:
-        seg, _ = phases_from_args(name, args)
-        target = out if single else out / f"{Path(name).stem}_phases{ext}"
-        preview = (
-            Path(args.preview) / f"{Path(name).stem}_phases.png"
-            if args.preview
-            else target.with_name(f"{target.stem}_preview.png")
-        )
-        _save_phases(target, seg.labels, seg.n_phases)
-        save_preview(seg, preview)
-        t = ", ".join(f"{v:g}" for v in seg.thresholds) or "-"
-        print(
-            f"{name}  -> {target}  phases={seg.n_phases}  method={seg.method}  thresholds={t}  "
-            f"volume_fractions={_fractions_text(seg.volume_fractions)}  preview={preview}",
-            flush=True,
-        )
-
-    return _batch("segment", args.files, work)
-
-
-# ----------------------------------------------------------------------------------------------
-# rve
-
-
-def _add_rve(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "rve",
-        help="how large must the window be? UNBC/PBC/UDBC tensors of growing windows",
-        description="Cut square (cubic) windows of growing size at random positions of a large "
-        "image, compute their UNBC, PBC and UDBC apparent tensors, and report per size the "
-        "mean and scatter, the relative UDBC-UNBC gap with its fitted decay rate, and the "
-        "smallest window whose mean gap is below --tol. Writes OUT/rve.png and OUT/rve.json.",
-    )
-    p.add_argument("image", metavar="IMAGE", help="large image (.npy, .png, .tif)")
-    p.add_argument(
-        "--sizes",
-        default=None,
-        metavar="S1,S2,...",
-        help="window sides in pixels (default: powers of two from 8 up to the image side)",
-    )
-    p.add_argument("--windows", type=int, default=8, help="windows per size (default 8)")
-    p.add_argument("--tol", type=float, default=0.05, help="tolerance on the gap (default 0.05)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the window positions")
-    p.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="output directory")
-    _add_mu_arguments(p)
-    p.set_defaults(handler=_run_rve)
-
-
-def _run_rve(args: argparse.Namespace) -> int:
-    import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's)
-
-    from micro.phase_args import parse_floats, phases_from_args, write_preview
-    from micro.rve import plot_rve, rve_study
-
-    seg, mu = phases_from_args(args.image, args)
-    side = min(seg.labels.shape)
-    if args.sizes:
-        sizes = [int(v) for v in parse_floats(args.sizes, what="--sizes")]
-    else:
-        sizes = [2**k for k in range(3, 20) if 2**k <= side]
-    study = rve_study(
-        mu[seg.labels], sizes=sizes, windows=args.windows, tol=args.tol, rng=args.seed
-    )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = study.as_dict()
-    summary.update(
-        {
-            "image": str(args.image),
-            "mu": mu.tolist(),
-            "volume_fractions": seg.volume_fractions.tolist(),
-        }
-    )
-    (out / "rve.json").write_text(json.dumps(summary, indent=1))
-    plot_rve(study, out / "rve.png", title=f"{Path(args.image).name}: apparent tensors")
-    write_preview(seg, args.image, args)
-    print(f"{'size':>6} {'UNBC':>18} {'PBC':>18} {'UDBC':>18} {'width':>16} order")
-    for row in summary["sizes"]:
-        cols = "".join(
-            f"{row[f'{bc}_mean']:>10.5g}±{row[f'{bc}_std']:<7.2g}"
-            for bc in ("neumann", "periodic", "dirichlet")
-        )
-        order = "ok" if row["ordered"] else "VIOLATED"
-        print(f"{row['size']:>6} {cols} {row['width_mean']:>8.4g}±{row['width_std']:<7.2g} {order}")
-    rve = study.rve_size
-    print(
-        f"gap ~ size^-{study.rate:.3f}; smallest window with mean gap <= {study.tol:g}: "
-        f"{rve if rve is not None else 'none of those tried'}; wrote {out / 'rve.png'}",
-        flush=True,
-    )
-    return 0
+    return run_batch("homogenize", args.files, work)
 
 
 # ----------------------------------------------------------------------------------------------

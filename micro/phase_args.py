@@ -9,7 +9,11 @@ greyscale micrograph the same way::
     add_phase_arguments(parser)                 # --mu, --threshold, --invert, --preview
     add_phase_arguments(parser, mu=False)       # two phases only (e.g. the CNN's binary input)
     ...
-    seg, mu = phases_from_args(path, args, dim=2)   # Segmentation, (k,) permeabilities
+    def work(path):                             # one file: read, compute, then print/write
+        seg, mu = phases_from_args(path, args, dim=2)   # Segmentation, (k,) permeabilities
+        ...
+        write_preview(seg, path, args)
+    return run_batch("predict", args.files, work)   # bad files reported, the others go on
 
 :func:`phases_from_args` prints and writes nothing: once a file has been processed the caller
 writes its preview with :func:`write_preview` (``--preview DIR``; nothing for a failed file) and
@@ -27,10 +31,12 @@ from magnetohom.errors import InputError
 
 __all__ = [
     "add_phase_arguments",
+    "fractions_text",
     "parse_floats",
     "phase_mu",
     "phases_from_args",
     "preview_path",
+    "run_batch",
     "write_preview",
 ]
 
@@ -46,7 +52,9 @@ def parse_floats(text: str, *, what: str) -> list[float]:
     return values
 
 
-def add_phase_arguments(p: argparse.ArgumentParser, *, mu: bool = True) -> None:
+def add_phase_arguments(
+    p: argparse.ArgumentParser, *, mu: bool = True, mu_pair: bool = False
+) -> None:
     """Add ``--mu`` (if ``mu``), ``--threshold``, ``--invert`` and ``--preview`` to a parser.
 
     Parameters
@@ -54,7 +62,20 @@ def add_phase_arguments(p: argparse.ArgumentParser, *, mu: bool = True) -> None:
     p : argparse.ArgumentParser
     mu : bool
         Offer ``--mu MU0,MU1,...`` (k phases); without it images are segmented into two phases.
+    mu_pair : bool
+        Also offer ``--mu-matrix`` (default 1) and ``--mu-inclusion`` (default 250), the two
+        phases' permeabilities when ``--mu`` is not given.
     """
+    if mu_pair:
+        p.add_argument(
+            "--mu-matrix", type=float, default=1.0, help="matrix permeability (default 1)"
+        )
+        p.add_argument(
+            "--mu-inclusion",
+            type=float,
+            default=250.0,
+            help="inclusion permeability (default 250)",
+        )
     if mu:
         p.add_argument(
             "--mu",
@@ -147,3 +168,40 @@ def write_preview(seg, path: str | Path, args: argparse.Namespace) -> Path | Non
     if not getattr(args, "preview", None):
         return None
     return save_preview(seg, preview_path(args.preview, path))
+
+
+def fractions_text(fractions) -> str:
+    """Phase fractions as ``0.7000/0.3000``."""
+    return "/".join(f"{f:.4f}" for f in fractions)
+
+
+def run_batch(command: str, files: list, work) -> int:
+    """Run ``work(path)`` for every file; a bad file is reported and the others go on.
+
+    A :class:`~magnetohom.errors.MagnetohomError` or a missing file gives one line
+    ``magnetohom COMMAND: error: PATH: ...`` on stderr.  ``work`` must print and write its
+    results only once they are all computed, so nothing appears for a failed file.
+
+    Returns
+    -------
+    int
+        0, or 2 when any file failed (the CLI's exit code).
+    """
+    import sys
+
+    from magnetohom.errors import MagnetohomError
+
+    failed = 0
+    for path in files:
+        try:
+            work(path)
+        except FileNotFoundError as exc:
+            msg = f"no such file: {exc.filename}"
+        except MagnetohomError as exc:
+            msg = str(exc)
+            msg = msg if msg.startswith(str(path)) else f"{path}: {msg}"
+        else:
+            continue
+        print(f"magnetohom {command}: error: {msg}", file=sys.stderr, flush=True)
+        failed += 1
+    return 2 if failed else 0
