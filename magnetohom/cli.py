@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "micro.cli",
     "micro.mixed_cli",
     "surrogate.cli",
+    "surrogate.general_cli",
     "macro.cli",
     "magnetohom.study_cli",
 )

@@ -119,8 +119,8 @@ def test_homogenize_table_columns_never_touch(capsys, tmp_path):
     assert main(["homogenize", str(path), "--mu-inclusion", "2e6"]) == 0
     head, row = capsys.readouterr().out.strip().splitlines()
     fields = row.split()
-    assert len(fields) == len(head.split()) - 1  # "CG its" is two words
-    assert float(fields[3]) == pytest.approx(2.0, rel=1e-5)  # harmonic mean across layers
+    assert len(fields) == len(head.split()) - 2  # "phase fractions", "CG its": two words
+    assert float(fields[4]) == pytest.approx(2.0, rel=1e-5)  # harmonic mean across layers
 
 
 def _as_nobody() -> list[str] | None:

@@ -29,8 +29,8 @@ DTYPES = st.sampled_from(
 
 
 def _valid_binary(arr: np.ndarray) -> bool:
-    shape = arr.shape
-    if arr.ndim not in (2, 3) or min(shape) == 0 or len(set(shape)) != 1:
+    shape = arr.shape  # rectangular cells are images too (square pixels)
+    if arr.ndim not in (2, 3) or min(shape) == 0:
         return False
     if np.iscomplexobj(arr):
         return False
@@ -123,7 +123,7 @@ def test_arbitrary_or_truncated_bytes_never_crash_the_readers(workdir, suffix, b
         out = load_image(path)
     except InputError:
         return
-    assert out.dtype == bool and out.ndim in (2, 3) and len(set(out.shape)) == 1
+    assert out.dtype == bool and out.ndim in (2, 3) and min(out.shape) > 0
 
 
 @SETTINGS
