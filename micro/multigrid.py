@@ -227,6 +227,21 @@ class PeriodicMultigrid:
         self._build()
         self._use_mu = False
 
+    def deflate(self, mask: np.ndarray) -> None:
+        """Deflate the next solves by the clusters of ``mask`` (n, n), bool (after a set-up).
+
+        The same cluster deflation that :meth:`setup_from_mu` switches on at high contrast, for
+        an operator given by :meth:`setup` (e.g. the tangent of a nonlinear cell problem, with
+        ``mask`` the highly permeable pixels).
+        """
+        self._check_ready()
+        mask = np.ascontiguousarray(mask, dtype=bool)
+        if mask.shape != (self.n, self.n):
+            raise InputError(f"mask has shape {mask.shape}, expected {(self.n, self.n)}")
+        self._no_deflation()
+        if mask.any() and not mask.all():
+            self._build_deflation(mask)
+
     def _no_deflation(self) -> None:
         self._z_labels = np.zeros((4, self.n // 2, self.n // 2), dtype=np.int64)
         self._z_node = np.zeros(0, dtype=np.int64)
