@@ -393,7 +393,10 @@ class NonlinearHomogenizer:
                 psi1 = self._w * W1.sum()
                 if psi1 <= psi + 1e-4 * alpha * slope + 64 * np.finfo(float).eps * abs(psi):
                     break
-                alpha *= 0.5
+                # minimizer of the quadratic through psi, slope and psi1, kept in [0.1, 0.5] alpha
+                curv = psi1 - psi - slope * alpha
+                trial = -slope * alpha * alpha / (2 * curv) if curv > 0 else 0.5 * alpha
+                alpha = min(max(trial, 0.1 * alpha), 0.5 * alpha)
             else:
                 raise SolverError(
                     f"Newton line search failed for H_bar = "
@@ -445,7 +448,12 @@ class NonlinearHomogenizer:
         )
 
     def sweep(
-        self, image: np.ndarray, laws: Sequence[PhaseLaw], fields: np.ndarray
+        self,
+        image: np.ndarray,
+        laws: Sequence[PhaseLaw],
+        fields: np.ndarray,
+        *,
+        start: NonlinearCellResult | None = None,
     ) -> list[NonlinearCellResult]:
         """Solve for a sequence of fields, each started from the previous one's first-order
         prediction ``rho + (d rho / d H_bar) (H_next - H)`` (a continuation along a path).
@@ -453,6 +461,9 @@ class NonlinearHomogenizer:
         Parameters
         ----------
         fields : ndarray, shape (K, d), A/m
+        start : NonlinearCellResult, optional
+            A solution to predict the first field from (e.g. the one at ``H_bar = 0``, whose
+            prediction is the linear cell solution).
 
         Returns
         -------
@@ -464,8 +475,8 @@ class NonlinearHomogenizer:
         out: list[NonlinearCellResult] = []
         for H in fields:
             init = None
-            if out:
-                prev = out[-1]
+            prev = out[-1] if out else start
+            if prev is not None:
                 init = prev.fluctuation + np.tensordot(H - prev.H, prev.sensitivity, axes=1)
             out.append(self.solve(image, laws, H, initial=init))
         return out

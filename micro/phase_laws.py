@@ -40,6 +40,7 @@ __all__ = [
     "LinearLaw",
     "PhaseLaw",
     "TableLaw",
+    "law_from_dict",
     "law_from_spec",
 ]
 
@@ -65,6 +66,15 @@ class PhaseLaw:
 
     def secant(self, h: np.ndarray) -> np.ndarray:
         """``b(h) / h`` (H/m), its limit ``b'(0)`` at ``h = 0``."""
+        raise NotImplementedError
+
+    @property
+    def polarization(self) -> float:
+        """Saturation polarization ``lim (b(h) - mu_0 h)``, T (0 for a linear law)."""
+        return 0.0
+
+    def to_dict(self) -> dict:
+        """JSON-able description; :func:`law_from_dict` rebuilds the law."""
         raise NotImplementedError
 
     @property
@@ -156,6 +166,9 @@ class LinearLaw(PhaseLaw):
     def __post_init__(self) -> None:
         object.__setattr__(self, "mu_r", _positive("mu_r", self.mu_r))
 
+    def to_dict(self) -> dict:
+        return {"law": "linear", "mu_r": self.mu_r}
+
     def curve(self, h):
         h = np.asarray(h, dtype=np.float64)
         m = MU0 * self.mu_r
@@ -186,6 +199,13 @@ class ArctanLaw(PhaseLaw):
             raise InputError(f"a saturating law needs an initial mu_r > 1: got {self.mu_r}")
         _positive("saturation", self.saturation)
         object.__setattr__(self, "knee_field", self.saturation / (MU0 * (self.mu_r - 1)))
+
+    @property
+    def polarization(self) -> float:
+        return float(self.saturation)
+
+    def to_dict(self) -> dict:
+        return {"law": "arctan", "mu_r": self.mu_r, "saturation": self.saturation}
 
     @property
     def _a(self) -> float:
@@ -231,6 +251,13 @@ class FrohlichKennellyLaw(PhaseLaw):
             raise InputError(f"a saturating law needs an initial mu_r > 1: got {self.mu_r}")
         _positive("saturation", self.saturation)
         object.__setattr__(self, "knee_field", self.saturation / (MU0 * (self.mu_r - 1)))
+
+    @property
+    def polarization(self) -> float:
+        return float(self.saturation)
+
+    def to_dict(self) -> dict:
+        return {"law": "fk", "mu_r": self.mu_r, "saturation": self.saturation}
 
     def curve(self, h):
         h = np.asarray(h, dtype=np.float64)
@@ -342,6 +369,13 @@ class TableLaw(PhaseLaw):
         arr = np.asarray(rows)
         return cls(arr[:, 0], arr[:, 1])
 
+    @property
+    def polarization(self) -> float:
+        return max(self._b_end - MU0 * self._h_end, 0.0)
+
+    def to_dict(self) -> dict:
+        return {"law": "table", "H": self.H.tolist(), "B": self.B.tolist()}
+
     def curve(self, h):
         h = np.asarray(h, dtype=np.float64)
         inside = h <= self._h_end
@@ -393,3 +427,17 @@ def law_from_spec(spec: str) -> PhaseLaw:
     raise InputError(
         f"bad phase law {spec!r}: use linear:MU_R, arctan:MU_R,J_S, fk:MU_R,J_S or table:FILE.csv"
     )
+
+
+def law_from_dict(d: dict) -> PhaseLaw:
+    """The law of :meth:`PhaseLaw.to_dict`."""
+    kind = d.get("law")
+    if kind == "linear":
+        return LinearLaw(d["mu_r"])
+    if kind == "arctan":
+        return ArctanLaw(d["mu_r"], d["saturation"])
+    if kind == "fk":
+        return FrohlichKennellyLaw(d["mu_r"], d["saturation"])
+    if kind == "table":
+        return TableLaw(d["H"], d["B"])
+    raise InputError(f"unknown phase law description {d!r}")
