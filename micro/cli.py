@@ -393,6 +393,12 @@ def _add_dataset_nl(subparsers: argparse._SubParsersAction) -> None:
         "--max-field", type=float, default=6.0, help="largest |H| in knee fields (default 6)"
     )
     p.add_argument(
+        "--spacing",
+        choices=("log", "linear"),
+        default="log",
+        help="magnitudes uniform in log|H| from 0.01 knee fields (default) or in |H| from 0",
+    )
+    p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -426,6 +432,7 @@ def _run_dataset_nl(args: argparse.Namespace) -> int:
             n_directions=args.directions,
             n_magnitudes=args.magnitudes,
             max_field=args.max_field,
+            spacing=args.spacing,
             progress=args.progress,
         )
     except MagnetohomError:

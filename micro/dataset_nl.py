@@ -15,12 +15,13 @@ of the nonlinear law (``dB_bar/dH_bar`` at ``H_bar = 0`` over ``mu_0``, so
 | ``knee_field`` | float64 ``(N,)`` | the composite's knee field ``H_k*``, A/m |
 
 and the attributes ``matrix_law`` / ``inclusion_law`` (JSON of :meth:`PhaseLaw.to_dict`),
-``n_directions``, ``n_magnitudes``, ``max_field`` (in units of ``H_k*``).
+``n_directions``, ``n_magnitudes``, ``max_field`` (in units of ``H_k*``), ``spacing``.
 
 Fields: ``K = n_directions * n_magnitudes`` per sample.  Directions are stratified random on the
 circle (2D: angle ``2 pi (k + U) / n_directions``) or uniform random on the sphere (3D);
-magnitudes ``max_field * H_k* * (j + U_j) / n_magnitudes``, ``j = 0 .. n_magnitudes - 1``, so
-every sample covers 0 to ``max_field`` knee fields, each along its ray solved by continuation
+magnitudes stratified in ``log |H|`` from 0.01 to ``max_field`` knee fields (``spacing="log"``,
+stratum ``j`` of ``n_magnitudes``) or in ``|H|`` from 0 (``"linear"``), so every sample covers
+the whole curve (the exact zero-field law is ``mu_eff``), each along its ray solved by continuation
 (:meth:`NonlinearHomogenizer.sweep`).  The knee field of the composite is where its initial
 linear law meets its saturation: ``H_k* = <J_s> / (mu_0 (tr(mu*)/d - 1))`` with ``<J_s>`` the
 volume average of the phases' saturation polarizations.  The fields draw from
@@ -93,6 +94,8 @@ class NLDatasetSpec(DatasetSpec):
     n_directions, n_magnitudes : int
     max_field : float
         Largest field magnitude in units of the composite's knee field.
+    spacing : {"log", "linear"}
+        Stratification of the magnitudes.
     """
 
     matrix_law: dict
@@ -100,6 +103,7 @@ class NLDatasetSpec(DatasetSpec):
     n_directions: int
     n_magnitudes: int
     max_field: float
+    spacing: str
 
     def attrs(self) -> dict[str, Any]:
         out = super().attrs()
@@ -149,8 +153,13 @@ class _NLSampler(_Sampler):
         else:
             dirs = rng.normal(size=(nd, 3))
             dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-        t = (np.arange(nm)[None, :] + rng.random((nd, nm))) / nm
-        return o["max_field"] * knee * t[:, :, None] * dirs[:, None, :]
+        u = (np.arange(nm)[None, :] + rng.random((nd, nm))) / nm  # stratified in [0, 1)
+        top = o["max_field"]
+        if o["spacing"] == "log":
+            t = MIN_FIELD * (top / MIN_FIELD) ** u
+        else:
+            t = top * u
+        return knee * t[:, :, None] * dirs[:, None, :]
 
     def label(self, i: int, sve=None) -> tuple:
         from micro.nonlinear import NonlinearHomogenizer
@@ -203,6 +212,7 @@ def _open_nl(path: Path, opts: dict[str, Any], sampler: _NLSampler):
         n_directions=int(opts["n_directions"]),
         n_magnitudes=int(opts["n_magnitudes"]),
         max_field=float(opts["max_field"]),
+        spacing=opts["spacing"],
     )
     first = None
     if not path.exists():
@@ -211,6 +221,9 @@ def _open_nl(path: Path, opts: dict[str, Any], sampler: _NLSampler):
     writer = NLDatasetFile.open(path, spec, seeds=sampler.seeds, target_volume_fraction=targets)
     return writer, first
 
+
+#: Smallest field of ``spacing="log"``, in knee fields.
+MIN_FIELD = 0.01
 
 #: Default cell sizes (pixels per side) and radii of the nonlinear datasets, per dimension.
 NL_DEFAULT_SIZE = {2: 48, 3: 24}
@@ -233,6 +246,7 @@ def generate_nl_dataset(
     n_directions: int = 8,
     n_magnitudes: int = 6,
     max_field: float = 6.0,
+    spacing: str = "log",
     rtol: float = 1e-9,
     comm=None,
     progress: bool | None = None,
@@ -253,6 +267,10 @@ def generate_nl_dataset(
         Field directions per sample and magnitudes per direction (>= 1).
     max_field : float
         Largest magnitude in units of the composite's knee field (> 0).
+    spacing : {"log", "linear"}
+        Magnitudes stratified uniformly in ``log |H|`` from ``MIN_FIELD`` (0.01) to
+        ``max_field`` knee fields (default: composites saturate gradually, from far below
+        their knee, where inclusions nearly touch), or uniformly from 0.
     rtol : float
         Newton tolerance of :class:`micro.nonlinear.NonlinearHomogenizer`.
 
@@ -277,8 +295,10 @@ def generate_nl_dataset(
     for name, v in (("n_directions", n_directions), ("n_magnitudes", n_magnitudes)):
         if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
             raise InputError(f"{name} must be an integer >= 1: got {v!r}")
-    if not (np.isfinite(max_field) and max_field > 0):
-        raise InputError(f"max_field must be > 0 (knee fields): got {max_field!r}")
+    if not (np.isfinite(max_field) and max_field > MIN_FIELD):
+        raise InputError(f"max_field must be > {MIN_FIELD} (knee fields): got {max_field!r}")
+    if spacing not in ("log", "linear"):
+        raise InputError(f"spacing must be 'log' or 'linear': got {spacing!r}")
     if matrix_law.polarization <= 0 and inclusion_law.polarization <= 0:
         raise InputError("both phase laws are linear: give a saturating law for a nonlinear set")
     dim_ = int(dim) if dim in (2, 3) else dim
@@ -305,6 +325,7 @@ def generate_nl_dataset(
         n_directions=int(n_directions),
         n_magnitudes=int(n_magnitudes),
         max_field=float(max_field),
+        spacing=spacing,
     )
     sampler = _NLSampler(opts, spawn_seeds(int(base_seed), int(n_samples)))
     return run_dataset(Path(path), opts, sampler, _open_nl, comm=comm, progress=progress, t0=t0)
