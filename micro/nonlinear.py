@@ -39,9 +39,15 @@ import numpy as np
 
 from magnetohom.errors import InputError, SolverError
 from micro.periodic import node_stencils, periodic_pattern
-from micro.phase_laws import PhaseLaw
+from micro.phase_laws import MU0, PhaseLaw
 
-__all__ = ["NonlinearCellResult", "NonlinearHomogenizer", "phase_map"]
+__all__ = [
+    "CellDescriptors",
+    "NonlinearCellResult",
+    "NonlinearHomogenizer",
+    "describe_cells",
+    "phase_map",
+]
 
 log = logging.getLogger(__name__)
 
@@ -480,3 +486,72 @@ class NonlinearHomogenizer:
                 init = prev.fluctuation + np.tensordot(H - prev.H, prev.sensitivity, axes=1)
             out.append(self.solve(image, laws, H, initial=init))
         return out
+
+
+@dataclass(frozen=True)
+class CellDescriptors:
+    """What the learned effective law (:mod:`surrogate.convex_law`) knows of a microstructure.
+
+    From the zero-field cell problem (the linear one, with the phases' initial permeabilities).
+
+    Attributes
+    ----------
+    mu_lin : ndarray, shape (N, d, d), float64
+        Linear (small-field) relative permeability ``mu*``.
+    volume_fraction : ndarray, shape (N,), float64
+        Inclusion (phase 1) volume fraction.
+    moments : ndarray, shape (N, 2, d, d), float64
+        Field concentration in the inclusions: ``<G^T G>`` and ``<(G^T G)^2>`` over the inclusion
+        Gauss points, ``G = dH_local/dH_bar`` (where the inclusions saturate first).
+    """
+
+    mu_lin: np.ndarray
+    volume_fraction: np.ndarray
+    moments: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.mu_lin)
+
+    def take(self, index) -> CellDescriptors:
+        """The descriptors of points ``index`` (an index array or slice)."""
+        return CellDescriptors(self.mu_lin[index], self.volume_fraction[index], self.moments[index])
+
+
+def describe_cells(
+    images: np.ndarray,
+    laws: Sequence[PhaseLaw],
+    *,
+    homogenizer: NonlinearHomogenizer | None = None,
+) -> CellDescriptors:
+    """:class:`CellDescriptors` of a batch of two-phase images (bool, True = inclusion).
+
+    Parameters
+    ----------
+    images : ndarray, shape (N, n, ..., n) or (n, ..., n), bool
+    laws : (matrix law, inclusion law)
+    homogenizer : NonlinearHomogenizer, optional
+        Reused when given (its shape must match).
+    """
+    images = np.asarray(images, dtype=bool)
+    if homogenizer is None:
+        cubic = images.ndim == 3 and len(set(images.shape)) == 1
+        d = 2 if images.ndim == 2 or (images.ndim == 3 and not cubic) else 3
+        homogenizer = NonlinearHomogenizer(images.shape[-d:])
+    nh = homogenizer
+    if images.shape == nh.shape:
+        images = images[None]
+    d = nh.dim
+    mu = np.empty((len(images), d, d))
+    vf = np.empty(len(images))
+    mom = np.empty((len(images), 2, d, d))
+    for k, image in enumerate(images):
+        res = nh.solve(image, laws, np.zeros(d))
+        mu[k] = res.tangent / MU0
+        vf[k] = image.mean()
+        G = np.stack([nh.gradients(res.sensitivity[i]) for i in range(d)], axis=-1)
+        G += np.eye(d)  # (Q, N, d, d): G[..., :, i] = local field of unit H_bar e_i
+        G = G[:, image.ravel()]
+        GtG = np.einsum("qnki,qnkj->qnij", G, G)
+        mom[k, 0] = GtG.mean(axis=(0, 1)) if G.size else np.eye(d)
+        mom[k, 1] = np.einsum("qnij,qnjl->il", GtG, GtG) / max(GtG.shape[0] * GtG.shape[1], 1)
+    return CellDescriptors(mu, vf, mom)

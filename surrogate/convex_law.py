@@ -4,12 +4,15 @@ The network gives the effective coenergy density of a microstructure as a functi
 macroscopic field, in units of the composite's knee field ``H_k*`` (:func:`micro.dataset_nl.
 effective_knee_field`): with ``h = H_bar / H_k*``,
 
-    psi*(H_bar) / (mu_0 H_k*^2) = 1/2 |h|^2 + sum_k beta_k phi(|A_k h|^2),
-    phi(q) = sqrt(q) arctan(sqrt(q)) - 1/2 log(1 + q),
+    psi*(H_bar) / (mu_0 H_k*^2) = 1/2 |h|^2 + sum_k beta_k phi_k(|A_k h|^2),
+    phi_k'(q) = 1/2 (1 + q^p_k)^(-1/(2 p_k)),   phi_k(0) = 0,
 
-the vacuum part plus ``K`` saturating terms (the arctan law's coenergy along learned
-projections).  ``phi`` is convex and increasing in ``s = sqrt(q) >= 0`` with ``phi''(0) = 1``
-and bounded slope, so every term is convex in ``h`` (a convex increasing function of a norm),
+the vacuum part plus ``K`` saturating terms along learned projections; their magnetization
+``m(s) = s (1 + s^(2p))^(-1/(2p))`` (``s = |A_k h|``) saturates gradually (``p = 1``) or with a
+sharp knee (``p = 2``; composites whose nearly touching inclusions saturate together bend
+faster than any mix of ``p = 1`` terms).  ``phi_k`` is convex and increasing in ``s >= 0`` with
+unit curvature at 0 and bounded slope, so every term is convex in ``h`` (a convex increasing
+function of a norm),
 the magnetization ``B/mu_0 - H`` stays bounded (saturation), and the Hessian at ``h = 0`` is
 ``I + sum_k beta_k A_k^T A_k``.  The weights ``beta_k > 0`` (softplus) and raw matrices ``Â_k``
 come from a small MLP of image features (volume fraction and the linear ``mu*``); the
@@ -18,9 +21,11 @@ and ``R R^T = mu* - I`` (Cholesky), so that
 
     d^2 psi* / dH_bar^2 (0) = mu_0 mu*     exactly, for every set of weights:
 
-the small-field limit is the linear law.  ``B_bar = dpsi*/dH_bar`` and the tangent
-``d^2 psi*/dH_bar^2`` come from automatic differentiation (nested gradient tapes); the tangent is
-symmetric positive definite for every input (``mu_0 I`` plus positive semidefinite terms).
+the small-field limit is the linear law.  ``B_bar = dpsi*/dH_bar`` is the closed-form gradient
+(``sum_k 2 beta_k phi_k'(q_k) A_k^T A_k h``), the tangent ``d^2 psi*/dH_bar^2`` its automatic
+derivative (a gradient tape's batch Jacobian); the tangent is symmetric positive definite for
+every input (``mu_0 I`` plus positive semidefinite terms), and ``psi*`` itself is evaluated with
+``phi_k(q) = q/2 2F1(1/(2p), 1/p; 1 + 1/p; -q^p)`` (scipy).
 
 :class:`ConvexLaw` holds the network, trains on :func:`micro.dataset_nl.load_nl_dataset` data
 (:func:`train_convex_law`), saves and loads itself; :class:`ConvexLawProvider` binds it to the
@@ -50,6 +55,8 @@ __all__ = [
     "ConvexLawProvider",
     "LawEvaluation",
     "TrainSummary",
+    "dataset_cells",
+    "evaluate_convex_law",
     "law_features",
     "train_convex_law",
 ]
@@ -75,11 +82,11 @@ class ConvexLawOptions:
     seed : int
     """
 
-    terms: int = 8
+    terms: int = 16
     hidden: tuple[int, ...] = (32, 32)
     epochs: int = 200
     batch_size: int = 256
-    learning_rate: float = 3e-3
+    learning_rate: float = 5e-3
     tangent_weight: float = 0.1
     seed: int = 0
 
@@ -128,32 +135,24 @@ class TrainSummary:
     seconds: float
 
 
-def law_features(mu_lin: np.ndarray, volume_fraction: np.ndarray) -> np.ndarray:
-    """Image features of the network: volume fraction and the normalized linear ``mu*``.
-
-    Parameters
-    ----------
-    mu_lin : ndarray, shape (N, d, d), relative
-    volume_fraction : ndarray, shape (N,)
+def law_features(cells) -> np.ndarray:
+    """Image features of the network, from :class:`micro.nonlinear.CellDescriptors`.
 
     Returns
     -------
-    ndarray, shape (N, 2 + d (d + 1) / 2), float64
-        ``[f, log(tr(mu* - I)/d), upper triangle of (mu* - I) / (tr(mu* - I)/d)]``.
+    ndarray, shape (N, 4 + 3 d (d + 1) / 2), float64
+        ``[f, log(tr(M)/d), upper triangle of M / (tr(M)/d)]`` for ``M = mu* - I`` and the
+        same (log of the mean eigenvalue, normalized upper triangle) of the two field
+        concentration moments.
     """
-    mu = np.asarray(mu_lin, dtype=np.float64)
+    mu = np.asarray(cells.mu_lin, dtype=np.float64)
     d = mu.shape[-1]
-    M = mu - np.eye(d)
-    t = np.trace(M, axis1=-2, axis2=-1) / d
     iu = np.triu_indices(d)
-    return np.concatenate(
-        [
-            np.asarray(volume_fraction, dtype=np.float64)[:, None],
-            np.log(t)[:, None],
-            (M / t[:, None, None])[:, iu[0], iu[1]],
-        ],
-        axis=1,
-    )
+    parts = [np.asarray(cells.volume_fraction, dtype=np.float64).reshape(-1, 1)]
+    for T in (mu - np.eye(d), cells.moments[:, 0], cells.moments[:, 1]):
+        t = np.maximum(np.trace(T, axis1=-2, axis2=-1) / d, 1e-300)
+        parts += [np.log(t)[:, None], (T / t[:, None, None])[:, iu[0], iu[1]]]
+    return np.concatenate(parts, axis=1)
 
 
 def _check_mu(mu_lin: np.ndarray, d: int) -> np.ndarray:
@@ -191,7 +190,7 @@ class ConvexLaw:
         self.options = options or ConvexLawOptions()
         o, d = self.options, self.dim
         keras.utils.set_random_seed(int(o.seed))
-        n_feat = 2 + d * (d + 1) // 2
+        n_feat = 4 + 3 * (d * (d + 1) // 2)
         layers = [keras.Input((n_feat,), dtype="float64")]
         for width in o.hidden:
             layers.append(keras.layers.Dense(width, activation="softplus", dtype="float64"))
@@ -207,15 +206,27 @@ class ConvexLaw:
         # fixed offsets of the raw projections: terms with spread scales and orientations
         # (onsets of saturation over 2.5 decades of field), each term starting with an equal
         # share of the small-field Hessian (beta_k ~ 1 / scale_k^2)
+        # ridge-like projections u u^T + 0.1 I: saturation that depends on the direction
+        # (chains of nearly touching inclusions saturate first along their axis)
         scales = np.geomspace(0.1, 30.0, o.terms)
-        self._A0 = scales[:, None, None] * (np.eye(d) + 0.3 * rng.normal(size=(o.terms, d, d)))
+        rng.shuffle(scales)
+        if d == 2:
+            theta = np.pi * (np.arange(o.terms) + rng.random(o.terms)) / o.terms
+            u = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+        else:
+            u = rng.normal(size=(o.terms, 3))
+            u /= np.linalg.norm(u, axis=1, keepdims=True)
+        self._A0 = scales[:, None, None] * (u[:, :, None] * u[:, None, :] + 0.1 * np.eye(d))
         self._b0 = np.log(np.expm1(1.0 / scales**2))
+        # knee sharpness of each term: 1 (gradual) and 2 (sharp), alternating
+        self._sharp = np.where(np.arange(o.terms) % 2 == 0, 1.0, 2.0)
         self._feat_mean = np.zeros(n_feat)
         self._feat_std = np.ones(n_feat)
 
     # -- the network ---------------------------------------------------------------------------
-    def _psi(self, h, feats, R):
-        """Normalized coenergy (B,) from ``h`` (B, d), features (B, F), chol(mu* - I) (B, d, d)."""
+    def _flux(self, h, feats, R):
+        """Normalized ``b = dpsi/dh`` (B, d) and the terms' ``beta`` and ``q`` (B, K), from
+        ``h`` (B, d), features (B, F) and ``R = chol(mu* - I)`` (B, d, d)."""
         import tensorflow as tf
 
         K, d = self.options.terms, self.dim
@@ -228,51 +239,62 @@ class ConvexLaw:
         z = tf.einsum("bij,bj->bi", C, h)
         y = tf.einsum("bkij,bj->bki", Ahat, z)
         q = tf.reduce_sum(y * y, axis=-1)
-        return 0.5 * tf.reduce_sum(h * h, axis=-1) + tf.reduce_sum(beta * _phi(q), axis=-1)
+        sharp = tf.constant(self._sharp == 2)
+        qp = tf.where(sharp, q * q, q)
+        dphi = 0.5 * tf.pow(1.0 + qp, tf.constant(-0.5 / self._sharp))  # phi'(q), (B, K)
+        # d/dh sum_k beta_k phi(|Ahat_k C h|^2) = sum_k 2 beta_k phi'(q_k) C^T Ahat_k^T y_k
+        g = tf.einsum("bk,bkji,bkj->bi", 2.0 * beta * dphi, Ahat, y)
+        return h + tf.einsum("bji,bj->bi", C, g), beta, q
 
     def _derivatives(self, h, feats, R, *, tangent: bool = True):
+        """``beta``, ``q``, ``b`` and (autodiff) the tangent ``db/dh`` (B, d, d)."""
         import tensorflow as tf
 
-        with tf.GradientTape() as outer:
-            outer.watch(h)
-            with tf.GradientTape() as inner:
-                inner.watch(h)
-                psi = self._psi(h, feats, R)
-            b = inner.gradient(psi, h)
-        t = outer.batch_jacobian(b, h) if tangent else None
-        return psi, b, t
+        with tf.GradientTape() as tape:
+            tape.watch(h)
+            b, beta, q = self._flux(h, feats, R)
+        t = tape.batch_jacobian(b, h) if tangent else None
+        return beta, q, b, t
 
-    def _inputs(self, H, mu_lin, volume_fraction):
+    def _coenergy(self, h: np.ndarray, beta: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Normalized ``psi`` (N,): ``|h|^2 / 2 + sum_k beta_k phi_k(q_k)``."""
+        from scipy.special import hyp2f1
+
+        p = self._sharp[None, :]
+        phi = 0.5 * q * hyp2f1(0.5 / p, 1.0 / p, 1.0 + 1.0 / p, -(q**p))
+        return 0.5 * np.einsum("bi,bi->b", h, h) + np.einsum("bk,bk->b", beta, phi)
+
+    def _inputs(self, H, cells):
         d = self.dim
         H = np.asarray(H, dtype=np.float64)
-        mu = _check_mu(mu_lin, d)
-        vf = np.asarray(volume_fraction, dtype=np.float64).reshape(-1)
-        if H.ndim != 2 or H.shape[1] != d or len(H) != len(mu) or len(vf) != len(mu):
+        mu = _check_mu(cells.mu_lin, d)
+        if H.ndim != 2 or H.shape[1] != d or len(H) != len(mu):
             raise InputError(
-                f"H (N, {d}), mu_lin (N, {d}, {d}) and volume_fraction (N,) must agree: got "
-                f"{H.shape}, {mu.shape}, {vf.shape}"
+                f"H must have shape (N, {d}) for N = {len(mu)} described cells: got {H.shape}"
             )
         if not np.all(np.isfinite(H)):
             raise InputError("H contains NaN or inf")
-        knee = self.knee_fields(mu, vf)
+        knee = self.knee_fields(cells)
         R = np.linalg.cholesky(mu - np.eye(d))
-        return H / knee[:, None], law_features(mu, vf), R, knee
+        return H / knee[:, None], law_features(cells), R, knee
 
-    def knee_fields(self, mu_lin: np.ndarray, volume_fraction: np.ndarray) -> np.ndarray:
-        """``H_k*`` per point, A/m, shape (N,)."""
+    def knee_fields(self, cells) -> np.ndarray:
+        """``H_k*`` per point, A/m, shape (N,), of :class:`micro.nonlinear.CellDescriptors`."""
         from micro.dataset_nl import effective_knee_field
 
-        vf = np.asarray(volume_fraction, dtype=np.float64).reshape(-1)
-        return np.array([effective_knee_field(m, self.laws, f) for m, f in zip(mu_lin, vf)])
+        return np.array(
+            [
+                effective_knee_field(m, self.laws, f)
+                for m, f in zip(cells.mu_lin, cells.volume_fraction, strict=True)
+            ]
+        )
 
-    def evaluate(
-        self, H: np.ndarray, mu_lin: np.ndarray, volume_fraction: np.ndarray
-    ) -> LawEvaluation:
-        """``B``, tangent and coenergy at fields ``H`` (N, d), A/m, of microstructures with
-        linear permeability ``mu_lin`` (N, d, d) and inclusion volume fraction (N,)."""
+    def evaluate(self, H: np.ndarray, cells) -> LawEvaluation:
+        """``B``, tangent and coenergy at fields ``H`` (N, d), A/m, of the microstructures
+        described by ``cells`` (:class:`micro.nonlinear.CellDescriptors`, N of them)."""
         import tensorflow as tf
 
-        h, feats, R, knee = self._inputs(H, mu_lin, volume_fraction)
+        h, feats, R, knee = self._inputs(H, cells)
         if getattr(self, "_compiled", None) is None:
             d, F = self.dim, feats.shape[1]
             spec = [
@@ -281,12 +303,13 @@ class ConvexLaw:
                 tf.TensorSpec((None, d, d), tf.float64),
             ]
             self._compiled = tf.function(self._derivatives, input_signature=spec)
-        psi, b, t = self._compiled(tf.constant(h), tf.constant(feats), tf.constant(R))
+        beta, q, b, t = self._compiled(tf.constant(h), tf.constant(feats), tf.constant(R))
+        psi = self._coenergy(h, beta.numpy(), q.numpy())
         scale = MU0 * knee
         return LawEvaluation(
             B=b.numpy() * scale[:, None],
             tangent=0.5 * (t.numpy() + np.swapaxes(t.numpy(), 1, 2)) * MU0,
-            coenergy=psi.numpy() * scale * knee,
+            coenergy=psi * scale * knee,
             in_range=np.linalg.norm(h, axis=1) <= self.max_field * (1 + 1e-12),
         )
 
@@ -302,6 +325,7 @@ class ConvexLaw:
             "options": asdict(self.options),
             "A0": self._A0.tolist(),
             "b0": self._b0.tolist(),
+            "sharp": self._sharp.tolist(),
             "feat_mean": self._feat_mean.tolist(),
             "feat_std": self._feat_std.tolist(),
         }
@@ -329,37 +353,32 @@ class ConvexLaw:
         )
         law._A0 = np.asarray(config["A0"])
         law._b0 = np.asarray(config["b0"])
+        law._sharp = np.asarray(config["sharp"])
         law._feat_mean = np.asarray(config["feat_mean"])
         law._feat_std = np.asarray(config["feat_std"])
         law.mlp.load_weights(str(path / "weights.weights.h5"))
         return law
 
 
-def _phi(q):
-    """``phi(q) = s arctan(s) - log(1 + s^2) / 2``, ``s = sqrt(q)``; smooth at ``q = 0``."""
-    import tensorflow as tf
-
-    small = q < 1e-4
-    qs = tf.where(small, tf.ones_like(q), q)
-    s = tf.sqrt(qs)
-    exact = s * tf.atan(s) - 0.5 * tf.math.log1p(qs)
-    series = q / 2 - q * q / 12 + q * q * q / 30
-    return tf.where(small, series, exact)
-
-
-def _arrays(ds, idx):
+def _arrays(ds, cells, idx):
     """Normalized training arrays of samples ``idx`` of an NLDataset, flattened over fields."""
     K = ds.field.shape[1]
     knee = ds.knee_field[idx]
     h = ds.field[idx] / knee[:, None, None]
     b = ds.flux[idx] / (MU0 * knee[:, None, None])
     t = ds.tangent[idx] / MU0
-    mu = ds.base.mu_eff[idx]
-    vf = ds.base.volume_fraction[idx]
-    d = mu.shape[-1]
-    feats = np.repeat(law_features(mu, vf), K, axis=0)
-    R = np.repeat(np.linalg.cholesky(mu - np.eye(d)), K, axis=0)
+    sub = cells.take(idx)
+    d = sub.mu_lin.shape[-1]
+    feats = np.repeat(law_features(sub), K, axis=0)
+    R = np.repeat(np.linalg.cholesky(sub.mu_lin - np.eye(d)), K, axis=0)
     return h.reshape(-1, d), feats, R, b.reshape(-1, d), t.reshape(-1, d, d)
+
+
+def dataset_cells(ds):
+    """:class:`micro.nonlinear.CellDescriptors` of every sample of an NLDataset."""
+    from micro.nonlinear import describe_cells
+
+    return describe_cells(ds.base.images, ds.laws)
 
 
 def train_convex_law(
@@ -400,7 +419,8 @@ def train_convex_law(
     test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
     max_field = float(ds.base.attrs["max_field"])
     law = ConvexLaw(ds.base.dim, ds.laws, max_field, options)
-    h, feats, R, b, t = _arrays(ds, train)
+    cells = dataset_cells(ds)
+    h, feats, R, b, t = _arrays(ds, cells, train)
     law._feat_mean = feats.mean(axis=0)
     law._feat_std = np.maximum(feats.std(axis=0), 1e-3)
     m = len(h)
@@ -415,7 +435,7 @@ def train_convex_law(
     @tf.function(reduce_retracing=True)
     def step(hb, fb, Rb, bb, tb):
         with tf.GradientTape() as tape:
-            _, bp, tp = law._derivatives(hb, fb, Rb, tangent=tw > 0)
+            _, _, bp, tp = law._derivatives(hb, fb, Rb, tangent=tw > 0)
             lb = tf.reduce_sum((bp - bb) ** 2, -1) / tf.reduce_sum(bb**2, -1)
             loss = tf.reduce_mean(lb)
             if tw > 0:
@@ -436,7 +456,7 @@ def train_convex_law(
         if epoch % 20 == 0 or epoch == options.epochs - 1:
             log.info("convex law: epoch %d, loss %.3e", epoch, np.mean(losses))
     seconds = time.perf_counter() - t0
-    errors = evaluate_convex_law(law, ds, test)
+    errors = evaluate_convex_law(law, ds, test, cells=cells)
     summary = TrainSummary(
         b_error_max=float(errors["b"].max()),
         b_error_mean=float(errors["b"].mean()),
@@ -450,8 +470,13 @@ def train_convex_law(
     return law, summary
 
 
-def evaluate_convex_law(law: ConvexLaw, ds, idx=None) -> dict[str, np.ndarray]:
+def evaluate_convex_law(law: ConvexLaw, ds, idx=None, *, cells=None) -> dict[str, np.ndarray]:
     """Relative errors of ``law`` on samples ``idx`` (default all) of an NLDataset.
+
+    Parameters
+    ----------
+    cells : micro.nonlinear.CellDescriptors, optional
+        Of all samples of ``ds`` (computed when not given).
 
     Returns
     -------
@@ -460,11 +485,10 @@ def evaluate_convex_law(law: ConvexLaw, ds, idx=None) -> dict[str, np.ndarray]:
         Frobenius error per point; ``"field"``: ``|H| / H_k*`` per point.
     """
     idx = np.arange(len(ds)) if idx is None else np.asarray(idx)
+    cells = dataset_cells(ds) if cells is None else cells
     K, d = ds.field.shape[1], ds.base.dim
     H = ds.field[idx].reshape(-1, d)
-    mu = np.repeat(ds.base.mu_eff[idx], K, axis=0)
-    vf = np.repeat(ds.base.volume_fraction[idx], K)
-    ev = law.evaluate(H, mu, vf)
+    ev = law.evaluate(H, cells.take(np.repeat(idx, K)))
     B = ds.flux[idx].reshape(-1, d)
     T = ds.tangent[idx].reshape(-1, d, d)
     return {
@@ -480,10 +504,9 @@ class ConvexLawProvider:
     Parameters
     ----------
     law : ConvexLaw
-    mu_lin : ndarray, shape (N, d, d)
-        Linear (small-field) relative permeability of each point's microstructure (from FE
-        homogenization or a linear CNN provider).
-    volume_fraction : ndarray, shape (N,)
+    cells : micro.nonlinear.CellDescriptors
+        The points' microstructures (:func:`micro.nonlinear.describe_cells`: the linear cell
+        problem once per microstructure).
     on_range : {"raise", "flag", "fallback"}
         Fields beyond ``law.max_field`` knee fields: raise :class:`InputError`, answer and
         count them in :attr:`out_of_range`, or answer from the nonlinear cell problem
@@ -493,40 +516,33 @@ class ConvexLawProvider:
     """
 
     def __init__(
-        self,
-        law: ConvexLaw,
-        mu_lin: np.ndarray,
-        volume_fraction: np.ndarray,
-        *,
-        on_range: str = "raise",
-        images: np.ndarray | None = None,
+        self, law: ConvexLaw, cells, *, on_range: str = "raise", images: np.ndarray | None = None
     ) -> None:
         if on_range not in ("raise", "flag", "fallback"):
             raise InputError(f"on_range must be 'raise', 'flag' or 'fallback': got {on_range!r}")
         if on_range == "fallback" and images is None:
             raise InputError("on_range='fallback' needs the images")
-        self.law, self.on_range = law, on_range
-        self.mu_lin = _check_mu(mu_lin, law.dim)
-        self.volume_fraction = np.asarray(volume_fraction, dtype=np.float64).reshape(-1)
+        _check_mu(cells.mu_lin, law.dim)
+        self.law, self.cells, self.on_range = law, cells, on_range
         self.images = None if images is None else np.asarray(images, dtype=bool)
         self.out_of_range = 0
         self.fallbacks = 0
         self._cell: Any = None
 
     def __len__(self) -> int:
-        return len(self.mu_lin)
+        return len(self.cells)
 
     def __call__(self, H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``B`` (N, d) in T and ``dB/dH`` (N, d, d) in H/m at the fields ``H`` (N, d), A/m."""
-        ev = self.law.evaluate(H, self.mu_lin, self.volume_fraction)
+        ev = self.law.evaluate(H, self.cells)
         bad = np.flatnonzero(~ev.in_range)
         if bad.size == 0:
             return ev.B, ev.tangent
         if self.on_range == "raise":
             i = int(bad[0])
-            knee = self.law.knee_fields(self.mu_lin[i : i + 1], self.volume_fraction[i : i + 1])
+            knee = self.law.knee_fields(self.cells.take(slice(i, i + 1)))[0]
             raise InputError(
-                f"point {i}: |H| = {np.linalg.norm(H[i]) / knee[0]:.3g} knee fields is beyond "
+                f"point {i}: |H| = {np.linalg.norm(H[i]) / knee:.3g} knee fields is beyond "
                 f"the learned law's range ({self.law.max_field:g}); use on_range='fallback'"
             )
         self.out_of_range += int(bad.size)
