@@ -47,9 +47,11 @@ def test_schema_labels_and_range(reference):
     K = 6
     assert ds.field.shape == (N, K, 2) and ds.tangent.shape == (N, K, 2, 2)
     assert ds.laws[1] == LAWS["inclusion_law"]
-    # every sample covers 0 .. 6 knee fields; the tangent is SPD; B . H > 0 (monotone law)
+    # log strata of 0.01 .. 6 knee fields; the tangent is SPD; B . H > 0 (monotone law)
     mags = np.linalg.norm(ds.field, axis=2) / ds.knee_field[:, None]
-    assert mags.max() > 4.0 and mags.min() < 2.0
+    edges = 0.01 * 600 ** (np.arange(4) / 3)
+    for j in range(3):
+        assert np.all((mags[:, j::3] >= edges[j]) & (mags[:, j::3] <= edges[j + 1]))
     assert np.linalg.eigvalsh(ds.tangent).min() > 0
     assert np.all(np.einsum("nkd,nkd->nk", ds.field, ds.flux) > 0)
     # labels are the cell problem's, and the small-field mu_eff is the linear one

@@ -116,7 +116,7 @@ def test_fallback_answers_from_the_cell_problem():
     assert prov.fallbacks == 1
 
 
-def test_training_smoke(tmp_path):
+def test_training_smoke(tmp_path, capsys):
     from micro.dataset_nl import generate_nl_dataset, load_nl_dataset
     from surrogate.convex_law import train_convex_law
 
@@ -138,3 +138,11 @@ def test_training_smoke(tmp_path):
     )
     assert summary.n_test == 1 and summary.n_train == 2
     assert np.isfinite(summary.b_error_mean) and law.max_field == 6.0
+    from magnetohom.cli import main
+
+    out = tmp_path / "law"
+    args = ["train-law", str(path), "-o", str(out), "--epochs", "1", "--terms", "2"]
+    assert main([*args, "--test-fraction", "0.34"]) == 0
+    assert "held-out B error" in capsys.readouterr().out
+    assert ConvexLaw.load(out).options.terms == 2
+    assert main([*args, "--test-fraction", "2"]) == 2
