@@ -170,7 +170,10 @@ class NonlinearHomogenizer:
     ) -> None:
         from micro.homogenization import _check_shape, _choose_solver
 
-        self.dim, self.n = _check_shape(shape)
+        shape = _check_shape(shape)
+        if len(set(shape)) != 1:
+            raise InputError(f"the nonlinear cell problem needs a square/cubic cell: got {shape}")
+        self.dim, self.n = len(shape), shape[0]
         self.shape = (self.n,) * self.dim
         for name, v in (("rtol", rtol), ("linear_rtol", linear_rtol)):
             if not (0 < v < 1):
@@ -179,7 +182,7 @@ class NonlinearHomogenizer:
             raise InputError(f"max_newton must be >= 1: got {max_newton}")
         self.rtol, self.linear_rtol = float(rtol), float(linear_rtol)
         self.max_newton, self.max_it = int(max_newton), int(max_it)
-        self.solver = _choose_solver(solver, self.dim, self.n)
+        self.solver = _choose_solver(solver, self.shape)
         d, n = self.dim, self.n
         self.N = n**d
         self._G, self._corners = _gauss_gradients(d, n)
