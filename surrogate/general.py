@@ -501,10 +501,10 @@ def train_general(
     import tensorflow as tf
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    train = _load_rows(train_files)
+    train = _load_rows(train_files)  # bad data: an error before anything is written
     val = _load_rows(val_files) if val_files else []
+    out.mkdir(parents=True, exist_ok=True)
     if val_fraction > 0:
         split_rng = np.random.default_rng(seed + 1)
         for i, g in enumerate(train):
