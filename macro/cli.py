@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"unknown provider {args.provider!r}; known: {', '.join(_PROVIDERS)}")
     if args.resolution is not None and args.resolution < 4:
         raise InputError(f"--resolution must be >= 4: got {args.resolution}")
-    import h5py  # noqa: F401  (before DOLFINx)
+    import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
+
     from mpi4py import MPI
 
     from macro.geometry import resolve_size

@@ -224,7 +224,7 @@ def _add_homogenize(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_homogenize(args: argparse.Namespace) -> int:
-    import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's)
+    import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
 
     from micro.imageio import load_images
     from micro.validate import check_mu
@@ -317,7 +317,8 @@ def _add_dataset(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_dataset(args: argparse.Namespace) -> int:
-    import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's)
+    import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
+
     from mpi4py import MPI
 
     from magnetohom.errors import MagnetohomError

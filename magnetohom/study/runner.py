@@ -70,8 +70,10 @@ def run_study(
         With the final state (``pipeline.results()``).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's)
     import tensorflow  # noqa: F401  (before DOLFINx)
+
+    # isort: split
+    import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
 
     from magnetohom.study.environment import collect
 
