@@ -73,14 +73,23 @@ tar -C "$REPO" --exclude=./.git --exclude=./.venv --exclude=./out --exclude='*/_
     --exclude=./.pytest_cache --exclude=./.ruff_cache --exclude='*.egg-info' -cf - . |
     tar -C "$ROOTFS$SRC" -xf -
 cp -L /etc/resolv.conf "$ROOTFS/etc/resolv.conf" 2>/dev/null || true
-# pip inside needs the CA bundle; Debian's ca-certificates (installed by debootstrap) has one
+# pip inside trusts what this machine trusts (a proxy's CA, say): the host's CA bundle
+HOST_CA=""
+for f in "${PIP_CERT:-}" "${REQUESTS_CA_BUNDLE:-}" /etc/ssl/certs/ca-certificates.crt; do
+    if [ -n "$f" ] && [ -f "$f" ]; then
+        cp -L "$f" "$ROOTFS/etc/ssl/host-ca-bundle.crt"
+        HOST_CA=/etc/ssl/host-ca-bundle.crt
+        break
+    fi
+done
 t2=$(date +%s)
 
 status=0
-unshare --mount --propagation private bash -s "$ROOTFS" "$SRC" <<'INNER' || status=$?
+unshare --mount --propagation private bash -s "$ROOTFS" "$SRC" "$HOST_CA" <<'INNER' || status=$?
 set -euo pipefail
 ROOTFS=$1
 SRC=$2
+HOST_CA=$3
 cleanup() {
     for m in dev/shm dev/pts dev sys proc; do umount -l "$ROOTFS/$m" 2>/dev/null || true; done
 }
@@ -94,7 +103,8 @@ mount -t tmpfs -o size=2g,mode=1777 tmpfs "$ROOTFS/dev/shm"
 chroot "$ROOTFS" /usr/bin/env -i \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
     LANG=C.UTF-8 CI="${CI:-}" DEBIAN_FRONTEND=noninteractive VENV=/opt/magnetohom-venv \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 ${MAGNETOHOM_CI_TARGET:+TARGET=$MAGNETOHOM_CI_TARGET} \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 ${HOST_CA:+PIP_CERT=$HOST_CA REQUESTS_CA_BUNDLE=$HOST_CA} \
+    ${MAGNETOHOM_CI_TARGET:+TARGET=$MAGNETOHOM_CI_TARGET} \
     bash -c 'cd "$0" && make ${TARGET:-test} VENV=/opt/magnetohom-venv' "$SRC"
 INNER
 t3=$(date +%s)

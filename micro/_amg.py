@@ -65,6 +65,8 @@ class BoomerAMGCG:
         max_it: int,
         options: dict[str, str] | None = None,
     ) -> None:
+        import magnetohom.dolfinx_compat  # noqa: F401  (h5py before PETSc's HDF5)
+
         from petsc4py import PETSc
 
         self.pattern, self.shape = pattern, tuple(pattern.shape)
