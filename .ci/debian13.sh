@@ -95,7 +95,8 @@ cleanup() {
 }
 trap cleanup EXIT
 mount -t proc proc "$ROOTFS/proc"
-mount -t sysfs sys "$ROOTFS/sys" 2>/dev/null || true
+# hwloc (Open MPI) warns on stderr without /sys
+mount -t sysfs sys "$ROOTFS/sys" 2>/dev/null || mount --rbind /sys "$ROOTFS/sys"
 mount --bind /dev "$ROOTFS/dev"
 mount -t devpts devpts "$ROOTFS/dev/pts" -o newinstance,ptmxmode=0666 2>/dev/null ||
     mount --bind /dev/pts "$ROOTFS/dev/pts"
@@ -105,7 +106,8 @@ chroot "$ROOTFS" /usr/bin/env -i \
     LANG=C.UTF-8 CI="${CI:-}" DEBIAN_FRONTEND=noninteractive VENV=/opt/magnetohom-venv \
     PIP_DISABLE_PIP_VERSION_CHECK=1 ${HOST_CA:+PIP_CERT=$HOST_CA REQUESTS_CA_BUNDLE=$HOST_CA} \
     ${MAGNETOHOM_CI_TARGET:+TARGET=$MAGNETOHOM_CI_TARGET} \
-    bash -c 'cd "$0" && make ${TARGET:-test} VENV=/opt/magnetohom-venv' "$SRC"
+    bash -c 'dpkg --configure -a >/dev/null 2>&1 || true  # an install cut short earlier
+             cd "$0" && make ${TARGET:-test} VENV=/opt/magnetohom-venv' "$SRC"
 INNER
 t3=$(date +%s)
 log "copy-in: $((t2 - t1)) s, make ${MAGNETOHOM_CI_TARGET:-test} in the chroot: $((t3 - t2)) s," \
