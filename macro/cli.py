@@ -23,7 +23,6 @@ __all__ = ["register", "run"]
 logger = logging.getLogger(__name__)
 
 _DEMOS = ("shield", "inductor", "shield3d")
-_PROVIDERS = ("fe", "cnn", "hybrid", "analytic")
 
 
 def register(subparsers: Any) -> None:
@@ -38,7 +37,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--size", default="small",
                    help="mesh density: tiny, small, medium, large or elements across the "
                    "thinnest composite part (default small)")  # fmt: skip
-    p.add_argument("--provider", default="fe", help=f"one of {', '.join(_PROVIDERS)}")
+    p.add_argument(
+        "--provider",
+        default="fe",
+        help="a provider of macro.provider's registry: fe, analytic, cnn (a specialist), "
+        "general (any microstructure and phases), hybrid (general + FE where its bound "
+        "exceeds --tolerance)",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.01,
+        help="hybrid: relative error tolerance above which FE answers (default 0.01)",
+    )
     p.add_argument(
         "--providers",
         default="fe,cnn,analytic",
@@ -85,8 +96,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.demo not in _DEMOS:
         raise InputError(f"unknown demo {args.demo!r}; valid demos: {', '.join(_DEMOS)}")
-    if not args.compare and args.provider not in _PROVIDERS:
-        raise InputError(f"unknown provider {args.provider!r}; known: {', '.join(_PROVIDERS)}")
+    from macro.provider import available_providers
+
+    if not args.compare and args.provider not in available_providers():
+        known = ", ".join(available_providers())
+        raise InputError(f"unknown provider {args.provider!r}; known: {known}")
     if args.resolution is not None and args.resolution < 4:
         raise InputError(f"--resolution must be >= 4: got {args.resolution}")
     import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
@@ -104,14 +118,20 @@ def run(args: argparse.Namespace) -> int:
     )
     rank = MPI.COMM_WORLD.rank
     model_opts = {"model": args.model} if args.model else {}
+    per_provider = {
+        "cnn": model_opts,
+        "general": model_opts,
+        "hybrid": {**model_opts, "tolerance": args.tolerance},
+    }
+    known = available_providers()
     if args.compare:
         from macro.compare import compare_providers
 
         names = tuple(n.strip() for n in args.providers.split(",") if n.strip())
-        unknown = [n for n in names if n not in _PROVIDERS]
+        unknown = [n for n in names if n not in known]
         if unknown:
-            raise InputError(f"unknown provider(s) {unknown}; known: {', '.join(_PROVIDERS)}")
-        opts = {"cnn": model_opts, "hybrid": model_opts}
+            raise InputError(f"unknown provider(s) {unknown}; known: {', '.join(known)}")
+        opts = per_provider
         cmp = compare_providers(problem, names, provider_options=opts)
         summary = cmp.summary()
         summary["mpi_ranks"] = MPI.COMM_WORLD.size
@@ -126,8 +146,7 @@ def run(args: argparse.Namespace) -> int:
     mat = problem.material
     opts: dict[str, Any] = {"dim": mat.dim, "mu_matrix": mat.mu_matrix,
                             "mu_inclusion": mat.mu_inclusion}  # fmt: skip
-    if args.provider in ("cnn", "hybrid"):
-        opts.update(model_opts)
+    opts.update(per_provider.get(args.provider, {}))
     provider = get_provider(args.provider, **opts)
     res = provider_resolution(provider)
     if res is not None:

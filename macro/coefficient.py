@@ -36,7 +36,14 @@ import magnetohom.dolfinx_compat as dfx
 import numpy as np
 
 from macro.material import Material
-from macro.provider import evaluate_provider, provider_name, provider_resolution
+from macro.provider import (
+    ConstitutiveProvider,
+    check_materials,
+    check_provider,
+    evaluate_provider,
+    provider_name,
+    provider_resolution,
+)
 from magnetohom.errors import InputError
 
 __all__ = [
@@ -248,7 +255,7 @@ def _balanced_evaluate(
 
 def build_mu_coefficient(
     mesh: Any,
-    provider: Any,
+    provider: ConstitutiveProvider,
     material: Material | None,
     *,
     degree: int = 1,
@@ -298,10 +305,10 @@ def build_mu_coefficient(
 
     comm = mesh.comm
     gdim = mesh.geometry.dim
+    provider = check_provider(provider)
     name = provider_name(provider)
-    pdim = getattr(provider, "dim", None)
-    if pdim is not None and int(pdim) != gdim:
-        raise InputError(f"provider {name!r} is {pdim}D but the mesh is {gdim}D")
+    if int(provider.dim) != gdim:
+        raise InputError(f"provider {name!r} is {provider.dim}D but the mesh is {gdim}D")
     if batch_size < 1:
         raise InputError(f"batch_size must be >= 1: got {batch_size}")
     constants = dict(constants or {})
@@ -329,6 +336,8 @@ def build_mu_coefficient(
         raise InputError("a composite region needs a material")
     if material is not None and material.dim != gdim:
         raise InputError(f"material is {material.dim}D but the mesh is {gdim}D")
+    if material is not None:
+        check_materials(provider, material.mu_matrix, material.mu_inclusion)
     resolution = None
     if material is not None:
         resolution = provider_resolution(provider) or material.resolution or 64
@@ -339,7 +348,7 @@ def build_mu_coefficient(
             )
     timing = {"sve_generation": 0.0, "mu_evaluation": 0.0}
     measured: list[np.ndarray] = []
-    fallback_before = int(getattr(provider, "n_fallback", 0) or 0)
+    fallback_before = int(provider.n_fallback)
 
     def evaluate(pts: np.ndarray, ids: np.ndarray) -> np.ndarray:
         out = np.empty((pts.shape[0], gdim, gdim))
@@ -379,7 +388,7 @@ def build_mu_coefficient(
     fill = setup + (t5 - t4) - timing["sve_generation"] - timing["mu_evaluation"]
     timing["coefficient_fill"] = max(fill, 0.0)
     timing = {k: comm.allreduce(v, op=MPI.MAX) for k, v in timing.items()}
-    n_fb = int(getattr(provider, "n_fallback", 0) or 0) - fallback_before
+    n_fb = int(provider.n_fallback) - fallback_before
     n_fb = comm.allreduce(n_fb, op=MPI.SUM)
     logger.info(
         "mu* from %s at %d points (%d per cell): generation %.2f s, evaluation %.2f s",

@@ -196,8 +196,7 @@ def compare_providers(
     shape = (int(problem.material.resolution),) * problem.material.dim
     for name, prov in built.items():
         # model loading, TF tracing, the homogenizer's DOLFINx set-up: reported, not timed
-        if hasattr(prov, "warm_up"):
-            setup[name] += float(prov.warm_up(shape))
+        setup[name] += float(prov.warm_up(shape))
     results: dict[str, DemoResult] = {}
     for name, prov in built.items():
         logger.info("solving %s with provider %s", problem.name, name)

@@ -5,19 +5,22 @@ tensors::
 
     provider(images: bool (N, n, ..., n)) -> float64 (N, d, d), symmetric positive definite
 
-It has an attribute ``dim`` (2 or 3) and optionally ``name`` (used in messages and reports)
-and ``resolution`` (the image size it needs, e.g. a CNN's input size). The providers of the
-project implement the protocol by structure and live in the packages that own the physics:
+:class:`ConstitutiveProvider` declares everything the macro solver uses of one: ``name``,
+``dim``, ``resolution``, ``geometry``, ``mu_phases`` (the phase permeabilities it answers for),
+``n_fallback`` and ``warm_up``. The providers of the project implement the protocol by structure
+and live in the packages that own the physics; this module's registry owns their names:
 
-========== =========================================== =========================================
+=========== =========================================== ========================================
 name        class                                       what it does
-========== =========================================== =========================================
+=========== =========================================== ========================================
 ``fe``      :class:`micro.providers.FEProvider`         DOLFINx homogenization of every image
 ``analytic`` :class:`micro.providers.AnalyticProvider`  Hashin-Shtrikman / Maxwell-Garnett of
                                                         the measured volume fraction
-``cnn``     :class:`surrogate.provider.CNNProvider`     trained CNN (ensemble mean)
-``hybrid``  :class:`surrogate.hybrid.HybridProvider`    CNN, FE for flagged samples
-========== =========================================== =========================================
+``cnn``     :class:`surrogate.provider.CNNProvider`     a specialist CNN (ensemble mean)
+``general`` :class:`surrogate.general.GeneralProvider`  the general model: any image, any phases
+``hybrid``  :class:`surrogate.general.GeneralProvider`  the general model, FE for every answer
+            with ``fallback="fe"``                      whose error bound exceeds ``tolerance``
+=========== =========================================== ========================================
 
 They are imported lazily by :func:`get_provider`, so importing :mod:`macro` imports neither
 :mod:`micro` nor :mod:`surrogate`. :func:`register_provider` adds a user's own factory.
@@ -35,9 +38,12 @@ import numpy as np
 from magnetohom.errors import InputError
 
 __all__ = [
+    "PROTOCOL_MEMBERS",
     "ConstantProvider",
     "ConstitutiveProvider",
     "available_providers",
+    "check_materials",
+    "check_provider",
     "check_tensors",
     "evaluate_provider",
     "get_provider",
@@ -52,25 +58,81 @@ logger = logging.getLogger(__name__)
 
 @runtime_checkable
 class ConstitutiveProvider(Protocol):
-    """Homogenized permeability of SVE images.
+    """Homogenized permeability of SVE images: everything the macro solver uses of a provider.
 
     Attributes
     ----------
+    name : str
+        Name in messages and reports.
     dim : int
         Spatial dimension d of the images and tensors (2 or 3).
+    resolution : int or None
+        Image side the provider needs (a specialist CNN's input size); None: any.
+    geometry : dict
+        Microstructure class it was trained on (``{}`` for FE and analytic providers); the
+        macro material is matched to it.
+    mu_phases : (float, float) or None
+        ``(mu_matrix, mu_inclusion)`` it answers for; None for providers that do not depend on
+        phase permeabilities (a constant tensor). The macro solver refuses a provider whose
+        phases differ from its material's.
+    n_fallback : int
+        Answers that came from a fallback (FE) so far; 0 for providers without one.
     """
 
+    name: str
     dim: int
+    resolution: int | None
+    geometry: dict[str, Any]
+    mu_phases: tuple[float, float] | None
+    n_fallback: int
+
+    def warm_up(self, shape: tuple[int, ...] | None = None) -> float:
+        """Do the one-off set-up for images of ``shape`` now; returns its seconds."""
+        ...
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """``(N, d, d)`` float64 SPD relative permeabilities of bool images ``(N, n, ..., n)``."""
         ...
 
 
-def provider_name(provider: Any) -> str:
-    """The provider's ``name`` attribute, else its class name."""
-    name = getattr(provider, "name", None)
-    return str(name) if name else type(provider).__name__
+#: The members of :class:`ConstitutiveProvider`.
+PROTOCOL_MEMBERS = ("name", "dim", "resolution", "geometry", "mu_phases", "n_fallback", "warm_up")
+
+
+def check_provider(provider: Any) -> ConstitutiveProvider:
+    """The provider itself, once it has every member of :class:`ConstitutiveProvider`.
+
+    Raises
+    ------
+    InputError
+        Naming the missing members.
+    """
+    missing = [m for m in PROTOCOL_MEMBERS if not hasattr(provider, m)]
+    if not callable(provider):
+        missing.append("__call__")
+    if missing:
+        raise InputError(
+            f"provider {type(provider).__name__} lacks {', '.join(missing)} of the "
+            "ConstitutiveProvider protocol (macro.provider)"
+        )
+    return provider
+
+
+def check_materials(provider: ConstitutiveProvider, mu_matrix: float, mu_inclusion: float) -> None:
+    """Refuse a provider that answers for other phase permeabilities than the material's."""
+    have = provider.mu_phases
+    if have is None:
+        return
+    if not np.allclose(have, (mu_matrix, mu_inclusion), rtol=1e-12, atol=0):
+        raise InputError(
+            f"provider {provider.name!r} answers for mu_matrix {have[0]:g}, mu_inclusion "
+            f"{have[1]:g} but the material has {mu_matrix:g}, {mu_inclusion:g}"
+        )
+
+
+def provider_name(provider: ConstitutiveProvider) -> str:
+    """The provider's ``name``, else its class name."""
+    return str(provider.name) if getattr(provider, "name", None) else type(provider).__name__
 
 
 def check_tensors(
@@ -139,7 +201,9 @@ def check_tensors(
     return sym
 
 
-def evaluate_provider(provider: Any, images: np.ndarray, *, dim: int) -> np.ndarray:
+def evaluate_provider(
+    provider: ConstitutiveProvider, images: np.ndarray, *, dim: int
+) -> np.ndarray:
     """Call ``provider(images)`` and validate the answer with :func:`check_tensors`.
 
     Parameters
@@ -154,9 +218,8 @@ def evaluate_provider(provider: Any, images: np.ndarray, *, dim: int) -> np.ndar
     ndarray, shape (N, d, d), float64
     """
     name = provider_name(provider)
-    pdim = getattr(provider, "dim", None)
-    if pdim is not None and int(pdim) != dim:
-        raise InputError(f"provider {name!r} is {pdim}D but the macro problem is {dim}D")
+    if int(provider.dim) != dim:
+        raise InputError(f"provider {name!r} is {provider.dim}D but the macro problem is {dim}D")
     images = np.asarray(images)
     if images.shape[0] == 0:
         return np.zeros((0, dim, dim))
@@ -189,6 +252,14 @@ class ConstantProvider:
         self.mu = check_tensors(arr[None], dim=dim, provider=f"provider {name!r}")[0]
         self.dim = dim
         self.name = name
+        self.resolution: int | None = None
+        self.geometry: dict[str, Any] = {}
+        self.mu_phases: tuple[float, float] | None = None
+        self.n_fallback = 0
+
+    def warm_up(self, shape: tuple[int, ...] | None = None) -> float:
+        """Nothing to set up."""
+        return 0.0
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """``(N, d, d)`` copies of the tensor."""
@@ -200,6 +271,7 @@ _FACTORIES: dict[str, str | Callable[..., Any]] = {
     "fe": "micro.providers:FEProvider",
     "analytic": "micro.providers:AnalyticProvider",
     "cnn": "macro.provider:_make_cnn",
+    "general": "macro.provider:_make_general",
     "hybrid": "macro.provider:_make_hybrid",
 }
 
@@ -241,12 +313,7 @@ def get_provider(name: str, **options: Any) -> Any:
     if name not in _FACTORIES:
         raise InputError(f"unknown provider {name!r}; known: {', '.join(_FACTORIES)}")
     factory = _resolve(_FACTORIES[name])
-    provider = factory(**options)
-    if getattr(provider, "name", None) in (None, ""):
-        try:
-            provider.name = name
-        except AttributeError:  # read-only attribute: keep the class's own
-            pass
+    provider = check_provider(factory(**options))
     logger.debug("provider %r: %s", name, type(provider).__name__)
     return provider
 
@@ -269,29 +336,27 @@ def _make_cnn(**options: Any) -> Any:
     return provider
 
 
-def _make_hybrid(**options: Any) -> Any:
-    """``surrogate.hybrid.HybridProvider`` with a ``micro.providers.FEProvider`` fallback."""
-    from micro.providers import FEProvider
-    from surrogate.hybrid import HybridProvider
-    from surrogate.provider import CNNProvider
+def _make_general(**options: Any) -> Any:
+    """``surrogate.general.GeneralProvider`` (any image, the material's phases, no fallback)."""
+    from surrogate.general import GeneralProvider
 
-    model, rest, dim = _cnn_options(dict(options))
-    mu_m = rest.get("mu_matrix")
-    mu_i = rest.get("mu_inclusion")
-    spread = rest.pop("spread_threshold", 0.05)
-    rtol = rest.pop("rtol", None)
-    cnn = CNNProvider(model, spread_threshold=spread, **rest)
-    fe_opts: dict[str, Any] = {"dim": cnn.dim}
-    if mu_m is not None:
-        fe_opts["mu_matrix"] = mu_m
-    if mu_i is not None:
-        fe_opts["mu_inclusion"] = mu_i
-    if rtol is not None:
-        fe_opts["rtol"] = rtol
-    provider = HybridProvider(cnn, FEProvider(**fe_opts), spread_threshold=spread)
-    _check_dim(cnn, dim)
-    provider.name = "hybrid"
-    return provider
+    return _general(GeneralProvider, options, fallback=None)
+
+
+def _make_hybrid(**options: Any) -> Any:
+    """The general model with FE fallback for every answer whose bound exceeds ``tolerance``."""
+    from surrogate.general import GeneralProvider
+
+    return _general(GeneralProvider, options, fallback="fe")
+
+
+def _general(cls: Any, options: dict[str, Any], *, fallback: str | None) -> Any:
+    opts = dict(options)
+    dim = opts.pop("dim", None)
+    if dim is not None and int(dim) != 2:
+        raise InputError(f"the general model is 2D but {dim}D was asked for")
+    model = opts.pop("model", None) or "general"
+    return cls(model, fallback=fallback, **opts)
 
 
 def _check_dim(provider: Any, dim: int | None) -> None:
@@ -299,15 +364,11 @@ def _check_dim(provider: Any, dim: int | None) -> None:
         raise InputError(f"provider is {provider.dim}D but {dim}D was asked for")
 
 
-def provider_geometry(provider: Any) -> dict[str, Any]:
-    """Microstructure class a provider was trained on (a CNN's ``geometry``), else ``{}``."""
-    geom = getattr(provider, "geometry", None)
-    return dict(geom) if isinstance(geom, dict) else {}
+def provider_geometry(provider: ConstitutiveProvider) -> dict[str, Any]:
+    """Microstructure class a provider was trained on (a copy of its ``geometry``)."""
+    return dict(provider.geometry or {})
 
 
-def provider_resolution(provider: Any) -> int | None:
-    """Image size a provider requires (``resolution``, or its CNN's), ``None`` if any."""
-    res = getattr(provider, "resolution", None)
-    if res is None and getattr(provider, "cnn", None) is not None:
-        res = getattr(provider.cnn, "resolution", None)
-    return None if res is None else int(res)
+def provider_resolution(provider: ConstitutiveProvider) -> int | None:
+    """Image side a provider requires, ``None`` if any."""
+    return None if provider.resolution is None else int(provider.resolution)

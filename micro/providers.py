@@ -93,9 +93,17 @@ class FEProvider:
         if rtol is not None:
             self._options["rtol"] = float(rtol)
         self._cache: dict[tuple[int, ...], Any] = {}
+        self.resolution: int | None = None
+        self.geometry: dict[str, Any] = {}
+        self.n_fallback = 0
         self.n_solved = 0
         self.solve_seconds = 0.0
         self.setup_seconds = 0.0
+
+    @property
+    def mu_phases(self) -> tuple[float, float]:
+        """``(mu_matrix, mu_inclusion)``."""
+        return self.mu_matrix, self.mu_inclusion
 
     def homogenizer(self, shape: tuple[int, ...]) -> Any:
         """The cached :class:`micro.homogenization.Homogenizer` of an image shape."""
@@ -166,6 +174,18 @@ class AnalyticProvider:
         self.estimate = estimate
         self.dim = int(dim)
         self.mu_matrix, self.mu_inclusion = _check_phases(mu_matrix, mu_inclusion)
+        self.resolution: int | None = None
+        self.geometry: dict[str, Any] = {}
+        self.n_fallback = 0
+
+    @property
+    def mu_phases(self) -> tuple[float, float]:
+        """``(mu_matrix, mu_inclusion)``."""
+        return self.mu_matrix, self.mu_inclusion
+
+    def warm_up(self, shape: tuple[int, ...] | None = None) -> float:
+        """Nothing to set up."""
+        return 0.0
 
     def scalar(self, volume_fraction: Any) -> np.ndarray:
         """Scalar estimate ``(N,)`` float64 of volume fractions ``(N,)`` in [0, 1]."""

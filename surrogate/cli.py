@@ -19,10 +19,7 @@ import os
 import shlex
 import sys
 import warnings
-from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from magnetohom.errors import InputError
 
@@ -34,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_train(subparsers)
     _add_ensemble(subparsers)
     _add_evaluate(subparsers)
-    _add_predict(subparsers)
+    from surrogate.predict_cli import add_predict
+
+    add_predict(subparsers, _import_tensorflow)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -312,88 +311,4 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"{name:>10} {e:9.3f} {r:9.5f}{note}")
     for f in figures:
         print(f"wrote {f}")
-    return 0
-
-
-# ----------------------------------------------------------------------------------------------
-# predict
-
-
-def _add_predict(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "predict",
-        help="homogenized permeability of image files by a CNN surrogate",
-        description="Print mu_eff for each image in FILE... (8-bit images: 0 = inclusion, "
-        "255 = matrix; .npy: bool/0-1, 1 = inclusion).",
-    )
-    p.add_argument("files", nargs="+", metavar="FILE", help="image files")
-    p.add_argument(
-        "--model", default=None, metavar="NAME|PATH", help="model (default: pretrained 'default')"
-    )
-    p.add_argument("--tta", action="store_true", help="average over the grid symmetries")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument(
-        "--any-size",
-        action="store_true",
-        help="coarse-solve models: also cells of other sides (same weights)",
-    )
-    p.add_argument("--json", action="store_true", help="one JSON object per image and line")
-    p.set_defaults(handler=_predict)
-
-
-def _load_images(path: str, dim: int) -> np.ndarray:
-    """The image of one file as bool ``(1, n, ..., n)`` (a ``.npy`` may hold a batch)."""
-    if not Path(path).exists():
-        raise FileNotFoundError(2, "No such file", path)
-    try:
-        from micro.imageio import load_image
-    except ImportError:
-        load_image = None
-    if load_image is not None and not path.endswith(".npy"):
-        return np.asarray(load_image(path, dim=dim))[None]
-    if not path.endswith(".npy"):
-        raise InputError(f"cannot read image {path}: only .npy is supported without micro.imageio")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read image {path}: {exc}") from None
-    if arr.ndim == dim:
-        arr = arr[None]
-    if arr.ndim != dim + 1:
-        raise InputError(f"{path}: expected {dim}D image(s), got array of shape {arr.shape}")
-    if arr.dtype != bool and arr.size and not np.all((arr == 0) | (arr == 1)):
-        raise InputError(f"{path}: image is not binary (expected bool or 0/1, 1 = inclusion)")
-    return arr.astype(bool, copy=False)
-
-
-def _predict(args: argparse.Namespace) -> int:
-    _import_tensorflow(args)
-    from surrogate.provider import CNNProvider
-
-    provider = CNNProvider(
-        args.model, batch_size=args.batch_size, tta=args.tta, any_size=args.any_size
-    )
-    batches = [(f, _load_images(f, provider.dim)) for f in args.files]
-    for _, images in batches:
-        provider.check(images)  # refuse bad files before any output
-    for f, images in batches:
-        pred = provider.predict(images)
-        for i in range(images.shape[0]):
-            label = f if images.shape[0] == 1 else f"{f}[{i}]"
-            if args.json:
-                obj = {
-                    "file": f,
-                    "index": i,
-                    "mu_eff": pred.mu_eff[i].tolist(),
-                    "spread": pred.spread[i].tolist(),
-                    "volume_fraction": float(pred.volume_fraction[i]),
-                    "flags": pred.flags_of(i),
-                }
-                print(json.dumps(obj))
-            else:
-                mu = pred.mu_eff[i]
-                rows = "; ".join(" ".join(f"{v:.6g}" for v in row) for row in mu)
-                flags = pred.flags_of(i)
-                note = f"  flags: {', '.join(flags)}" if flags else ""
-                print(f"{label}: vf {pred.volume_fraction[i]:.4f}  mu_eff [{rows}]{note}")
     return 0

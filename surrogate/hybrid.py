@@ -90,6 +90,12 @@ class HybridProvider:
         unknown = set(fallback_on) - set(FLAGS)
         if unknown:
             raise InputError(f"unknown flag(s) {sorted(unknown)}; known: {', '.join(FLAGS)}")
+        fe_phases = getattr(fe_fallback, "mu_phases", None)
+        if fe_phases is not None and not np.allclose(fe_phases, self.cnn.mu_phases, rtol=1e-12):
+            raise InputError(
+                f"the FE fallback answers for mu {tuple(fe_phases)} but model "
+                f"{self.cnn.bundle.name!r} for {self.cnn.mu_phases}: one pair of materials"
+            )
         self.fe_fallback = fe_fallback
         self.spread_threshold = spread_threshold
         self.fallback_on = tuple(fallback_on)
@@ -112,6 +118,11 @@ class HybridProvider:
     def geometry(self) -> dict[str, Any]:
         """Microstructure class of the CNN's training data."""
         return self.cnn.geometry
+
+    @property
+    def mu_phases(self) -> tuple[float, float]:
+        """``(mu_matrix, mu_inclusion)`` of the CNN."""
+        return self.cnn.mu_phases
 
     def warm_up(self, shape: tuple[int, ...] | None = None) -> float:
         """Trace the CNN's forward functions now (see :meth:`CNNProvider.warm_up`)."""

@@ -9,7 +9,8 @@ provider that falls back to finite elements for flagged samples.
 Flags (per sample, :data:`FLAGS`):
 
 ``volume_fraction``  outside the training range widened by ``vf_margin``;
-``contrast``         the caller's phase permeabilities differ from the model's (every sample);
+``contrast``         never raised: other phase permeabilities than the model's are refused at
+                     construction (kept for the layout of the flags);
 ``spread``           ensemble relative spread above ``spread_threshold``;
 ``resolution``       (hybrid only) the image size differs from the model's -- the CNN refuses.
 """
@@ -171,18 +172,20 @@ class CNNProvider:
         self.tta = bool(tta)
         self.host_stem = bool(host_stem)
         self.target = self.bundle.target
-        self.contrast_mismatch = _differs(mu_matrix, self.bundle.mu_matrix) or _differs(
+        if _differs(mu_matrix, self.bundle.mu_matrix) or _differs(
             mu_inclusion, self.bundle.mu_inclusion
-        )
-        if self.contrast_mismatch:
-            logger.warning(
-                "model %s was trained for mu = (%g, %g), asked for (%s, %s): all samples flagged",
-                self.bundle.name,
-                self.bundle.mu_matrix,
-                self.bundle.mu_inclusion,
-                mu_matrix,
-                mu_inclusion,
+        ):
+            asked = (
+                self.bundle.mu_matrix if mu_matrix is None else mu_matrix,
+                self.bundle.mu_inclusion if mu_inclusion is None else mu_inclusion,
             )
+            raise InputError(
+                f"model {self.bundle.name!r} answers only for mu_matrix {self.bundle.mu_matrix:g}, "
+                f"mu_inclusion {self.bundle.mu_inclusion:g} (asked: {asked[0]:g}, {asked[1]:g}); "
+                "the general model takes any materials"
+            )
+        self.contrast_mismatch = False
+        self.n_fallback = 0
         self._fns: list[Callable] | None = None
         self._pool: Any = None
         self.n_predicted = 0
@@ -208,6 +211,11 @@ class CNNProvider:
     @property
     def resolution(self) -> int:
         return self.bundle.resolution
+
+    @property
+    def mu_phases(self) -> tuple[float, float]:
+        """``(mu_matrix, mu_inclusion)`` the model was trained for (the only ones it takes)."""
+        return float(self.bundle.mu_matrix), float(self.bundle.mu_inclusion)
 
     @property
     def geometry(self) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 Pretrained models live in ``surrogate/models/<name>/`` (the layout of :mod:`surrogate.bundle`):
 
-* ``default`` -- 2D non-overlapping monodisperse disks, 256^2 (used when no model is given);
+* ``general`` -- any 2D two-phase image of any size and any pair of phase permeabilities, with
+  an error bound per answer (:mod:`surrogate.general`; ``magnetohom predict``'s default);
+* ``default`` (also ``disks``) -- the specialist for 2D non-overlapping monodisperse disks of
+  radius 8 at 256^2 and mu 1/250 (the CNN provider's default);
 * ``polydisperse`` -- transfer-learned from ``default`` to polydisperse disks;
 * ``overlapping`` -- overlapping disks, a network with a coarse-grid solve head (``head="solve"``
   on a 128^2 grid, :mod:`surrogate.coarse_solve`), transfer-learned from a monodisperse network
@@ -28,10 +31,13 @@ from magnetohom.errors import InputError
 from surrogate.bundle import ModelBundle, load_bundle
 
 __all__ = [
+    "ALIASES",
     "DEFAULT_MODEL",
+    "GENERAL_MODEL",
     "KNOWN_NAMES",
     "MODELS_DIR",
     "available_models",
+    "is_general",
     "load_model",
     "resolve_model",
 ]
@@ -39,9 +45,22 @@ __all__ = [
 #: Directory of the pretrained models inside the package.
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 #: Names of the models the project ships.
-KNOWN_NAMES = ("default", "polydisperse", "overlapping", "overlapping-transfer", "fast", "spheres")
-#: Model used when none is given.
+KNOWN_NAMES = (
+    "general",
+    "disks",
+    "default",
+    "polydisperse",
+    "overlapping",
+    "overlapping-transfer",
+    "fast",
+    "spheres",
+)
+#: Other names of shipped models: ``disks`` is the specialist for the paper's disks.
+ALIASES = {"disks": "default"}
+#: Model of the specialist CNN provider when none is given.
 DEFAULT_MODEL = "default"
+#: Model of ``magnetohom predict`` when none is given.
+GENERAL_MODEL = "general"
 
 
 def available_models() -> dict[str, Path]:
@@ -66,7 +85,7 @@ def resolve_model(name_or_path: str | Path | None = None) -> Path:
     path = Path(name_or_path)
     if path.exists():
         return path.parent if path.is_file() else path
-    name = str(name_or_path)
+    name = ALIASES.get(str(name_or_path), str(name_or_path))
     installed = available_models()
     if name in installed:
         return installed[name]
@@ -77,6 +96,17 @@ def resolve_model(name_or_path: str | Path | None = None) -> Path:
             f"{have}); train one with `magnetohom train` or pass a model directory"
         )
     raise InputError(f"cannot read model {name}: no such file or directory")
+
+
+def is_general(name_or_path: str | Path | None) -> bool:
+    """True when the model is a general model (:mod:`surrogate.general`)."""
+    import json
+
+    meta = resolve_model(name_or_path) / "metadata.json"
+    try:
+        return json.loads(meta.read_text()).get("kind") == "general"
+    except (OSError, ValueError):
+        return False
 
 
 def load_model(name_or_path: str | Path | None = None) -> ModelBundle:

@@ -67,8 +67,14 @@ PRESETS = ("paper", "default")
 #: Configs shipped with the package (``magnetohom/study/configs/NAME.toml``).
 SHIPPED = ("quick", "cpu", "paper")
 _DEMOS = ("shield", "inductor")
-_PROVIDERS = ("fe", "cnn", "analytic", "hybrid")
 _MISSING = object()
+
+
+def _providers() -> tuple[str, ...]:
+    """Provider names of macro's registry (the one list of them)."""
+    from macro.provider import available_providers
+
+    return available_providers()
 
 
 @dataclass(frozen=True)
@@ -416,7 +422,7 @@ def parse_config(data: dict[str, Any], *, source: str = "") -> StudyConfig:
     macro = MacroConfig(
         demo=t.string("demo", _DEMOS),
         size=t.string("size"),
-        providers=t.names("providers", _PROVIDERS),
+        providers=t.names("providers", _providers()),
         preset=t.string("preset", train.presets),
     )
     if "cnn" not in macro.providers:

@@ -66,3 +66,24 @@ def tiny_model(tmp_path_factory, tiny_dataset):
     return train(
         tiny_dataset, out=out, epochs=5, batch_size=16, learning_rate=3e-3, options=TINY, seed=0
     )
+
+
+@pytest.fixture(scope="session")
+def mixed_dataset(tmp_path_factory):
+    """A mixed dataset (every morphology class, random phases): 24 rows of 32^2, FE labels."""
+    from micro.mixed_dataset import generate_mixed_dataset
+
+    path = tmp_path_factory.mktemp("mixed") / "mixed.h5"
+    generate_mixed_dataset(path, 24, shape=(N_PIX, N_PIX), seed=3)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_general(tmp_path_factory, mixed_dataset):
+    """A general model trained for one epoch on ``mixed_dataset`` and calibrated on it."""
+    from surrogate.general import calibrate, train_general
+
+    out = tmp_path_factory.mktemp("general") / "tiny-general"
+    train_general([mixed_dataset], out, epochs=1, batch_size=8, width=4, depth=1, name="tiny")
+    calibrate(out, [mixed_dataset], tta=2)
+    return out

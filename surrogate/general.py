@@ -1,0 +1,770 @@
+"""The general 2D model: any two-phase image, any phase permeabilities, an error bound per answer.
+
+The network sees a cell in its canonical form (:mod:`surrogate.general_features`): the
+strong-phase mask reduced to a grid of blocks of about 8 pixels (fraction and line bounds per
+block at the cell's contrast) and whole-cell features. It is fully convolutional with global
+pooling, so it takes any cell size and rectangular cells. Its output is mapped into the rigorous
+bounds of the cell:
+
+* ``log mu*_kk = log L_k + s_k (log U_k - log L_k)`` with ``s_k`` in (0, 1) and ``[L_k, U_k]``
+  the line bounds of the diagonal (:func:`~surrogate.general_features.line_bounds`);
+* ``mu*_12 = rho sqrt(mu*_11 mu*_22)`` with ``|rho| < 1`` (SPD);
+* eigenvalues clipped into the Wiener bounds of the strong-phase fraction;
+* times ``mu_low``: scaling and phase exchange hold exactly.
+
+Every answer carries ``rel_error_bound``: the smaller of the rigorous bound the line bounds give
+on the diagonal (where they are tight, e.g. laminates and aligned fibres) and a calibrated bound
+``alpha * (sigma + spread) + beta``, where ``sigma`` is the network's own error estimate (a second
+output trained on the magnitude of its error), ``spread`` the scatter of its answers over the
+symmetries of the square, and ``alpha``, ``beta`` chosen on a calibration set that the network
+did not see (:func:`calibrate`). Relative error means ``max(|d mu_11| / mu_11, |d mu_22| / mu_22,
+|d mu_12| / (tr mu / 2))``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from magnetohom.errors import InputError
+from surrogate.general_features import (
+    MAX_LOG10_CONTRAST,
+    canonical_form,
+    check_contrast,
+    features,
+    wiener_bounds,
+)
+
+__all__ = [
+    "FE_BOUND",
+    "GeneralModel",
+    "GeneralPrediction",
+    "GeneralProvider",
+    "ProviderAnswer",
+    "build_general_network",
+    "calibrate",
+    "relative_error",
+    "train_general",
+]
+
+logger = logging.getLogger(__name__)
+
+BLOCK = 8
+N_GRID, N_GLOBAL = 6, 7
+#: The eight symmetries of the square as (transpose, flip axis 0, flip axis 1).
+D4 = [(t, a, b) for t in (False, True) for a in (False, True) for b in (False, True)]
+
+
+def relative_error(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Worst-component relative error of 2x2 tensors.
+
+    Parameters
+    ----------
+    pred, ref : ndarray of float64, shape (N, 2, 2)
+
+    Returns
+    -------
+    ndarray of float64, shape (N,)
+        ``max(|d mu_11| / mu_11, |d mu_22| / mu_22, |d mu_12| / (tr mu / 2))`` with ``mu = ref``.
+    """
+    d = np.abs(pred - ref)
+    half_trace = 0.5 * (ref[:, 0, 0] + ref[:, 1, 1])
+    return np.max(
+        np.stack([d[:, 0, 0] / ref[:, 0, 0], d[:, 1, 1] / ref[:, 1, 1], d[:, 0, 1] / half_trace]),
+        axis=0,
+    )
+
+
+# --------------------------------------------------------------------------- features / symmetry
+
+
+def _apply_symmetry(grid, glob, bounds, op):
+    """Features of the transformed cell; ``op = (transpose, flip0, flip1)``."""
+    transpose, flip0, flip1 = op
+    if flip0:
+        grid = grid[:, ::-1]
+    if flip1:
+        grid = grid[:, :, ::-1]
+    if transpose:
+        grid = np.swapaxes(grid, 1, 2)[..., [0, 3, 4, 1, 2, 5]]
+        glob = glob[:, [0, 3, 4, 1, 2, 5, 6]] * np.array([1, 1, 1, 1, 1, 1, -1], np.float32)
+        bounds = bounds[:, ::-1]
+    return np.ascontiguousarray(grid), glob, bounds
+
+
+def _target_symmetry(y, op):
+    """``[log mu_11, log mu_22, rho]`` of the transformed cell."""
+    transpose, flip0, flip1 = op
+    y = y.copy()
+    if flip0 != flip1:
+        y[:, 2] = -y[:, 2]
+    if transpose:
+        y[:, [0, 1]] = y[:, [1, 0]]
+    return y
+
+
+def _untransform(mu, op):
+    """Tensors of the transformed cell mapped back to the original cell's axes."""
+    transpose, flip0, flip1 = op
+    mu = mu.copy()
+    if transpose:
+        mu = mu[:, ::-1, ::-1]
+    if flip0 != flip1:
+        mu[:, 0, 1] = -mu[:, 0, 1]
+        mu[:, 1, 0] = -mu[:, 1, 0]
+    return mu
+
+
+def _features(strong, contrast):
+    return features(strong, contrast, block=BLOCK)
+
+
+def _targets(mu_norm):
+    """``[log mu_11, log mu_22, rho]`` of normalized tensors ``(N, 2, 2)``."""
+    d = np.sqrt(mu_norm[:, 0, 0] * mu_norm[:, 1, 1])
+    return np.stack(
+        [np.log(mu_norm[:, 0, 0]), np.log(mu_norm[:, 1, 1]), mu_norm[:, 0, 1] / d], axis=1
+    ).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- network
+
+
+def build_general_network(*, width: int = 24, depth: int = 4, seed: int = 0):
+    """The general network (Keras), fully convolutional on the block grid.
+
+    ``[grid (N, m1, m2, 6), global (N, 7)] -> [faces (N, m1, m2, 2), log_sigma (N,)]``: the
+    logits of the conductances of the ``+x1`` and ``+x2`` face of every block, and the log of the
+    network's own error estimate. :func:`_mu_tf` homogenizes the faces.
+
+    Parameters
+    ----------
+    width : int
+        Channels of the convolutions.
+    depth : int
+        Number of 3x3 periodic convolutions (receptive field ``2 depth + 1`` blocks), plus one
+        context branch at half resolution.
+    seed : int
+
+    Returns
+    -------
+    keras.Model
+    """
+    import keras
+
+    from surrogate.layers import PeriodicPad
+
+    keras.utils.set_random_seed(seed)
+    grid = keras.Input((None, None, N_GRID), name="grid")
+    glob = keras.Input((N_GLOBAL,), name="global")
+    g = keras.layers.Dense(width, activation="gelu", name="global_embed")(glob)
+    x = keras.layers.Conv2D(width, 1, activation="gelu", name="lift")(grid)
+    x = x + keras.layers.Reshape((1, 1, width), name="global_broadcast")(g)
+    for j in range(depth):
+        y = PeriodicPad(1, name=f"pad{j}")(x)
+        y = keras.layers.Conv2D(width, 3, activation="gelu", name=f"conv{j}")(y)
+        x = x + y if j else y
+    faces = keras.layers.Conv2D(2, 1, name="face_logits")(x)
+    h = keras.layers.Concatenate(name="pooled")(
+        [keras.layers.GlobalAveragePooling2D(name="gap")(x), glob]
+    )
+    h = keras.layers.Dense(32, activation="gelu", name="sigma_dense")(h)
+    log_sigma = keras.layers.Dense(1, name="log_sigma")(h)
+    return keras.Model([grid, glob], [faces, log_sigma], name="general")
+
+
+#: CG tolerance and iteration limit of the coarse solve (answers; training uses 1e-4 in float32).
+SOLVE_TOL, SOLVE_MAX_IT = 1e-7, 3000
+
+
+def _mu_tf(faces, log_c, *, tol: float = SOLVE_TOL, solve_dtype: str = "float64"):
+    """Normalized tensors ``mu* / mu_low`` (N, 2, 2) float64 of face logits (TensorFlow).
+
+    The face conductances are ``c ** sigmoid(logit)``, in ``[1, c]`` like the pixels'.
+    """
+    import tensorflow as tf
+
+    from surrogate.coarse_solve import homogenize_faces
+
+    z = tf.sigmoid(tf.cast(faces, tf.float64))
+    k = tf.exp(tf.cast(log_c, tf.float64)[:, None, None, None] * z)
+    return homogenize_faces(k, tol=tol, max_iterations=SOLVE_MAX_IT, solve_dtype=solve_dtype)
+
+
+def _components_tf(mu):
+    """``[log mu_11, log mu_22, rho]`` (N, 3) of SPD tensors (TensorFlow)."""
+    import tensorflow as tf
+
+    m11, m22, m12 = mu[:, 0, 0], mu[:, 1, 1], mu[:, 0, 1]
+    return tf.stack([tf.math.log(m11), tf.math.log(m22), m12 / tf.sqrt(m11 * m22)], axis=1)
+
+
+def _clip_eigenvalues(mu, lower, upper):
+    w, v = np.linalg.eigh(mu)
+    w = np.clip(w, lower[:, None], upper[:, None])
+    return np.einsum("nij,nj,nkj->nik", v, w, v)
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+@dataclass(frozen=True)
+class GeneralPrediction:
+    """Answers of the general model for a batch.
+
+    Attributes
+    ----------
+    mu_eff : ndarray of float64, shape (N, 2, 2)
+        Effective relative permeability, SPD, scaling and phase exchange exact.
+    rel_error_bound : ndarray of float64, shape (N,)
+        Bound on :func:`relative_error` against the FE label (fraction).
+    rigorous : ndarray of bool, shape (N,)
+        True where the bound is the rigorous one (line bounds), not the calibrated one.
+    volume_fraction : ndarray of float64, shape (N,)
+        Inclusion (``True`` pixels) fraction.
+    """
+
+    mu_eff: np.ndarray
+    rel_error_bound: np.ndarray
+    rigorous: np.ndarray
+    volume_fraction: np.ndarray
+
+
+class GeneralModel:
+    """A trained general network with its calibration.
+
+    Parameters
+    ----------
+    path : str or Path
+        Directory with ``general.keras`` and ``metadata.json``.
+    tta : int
+        Number of symmetries of the square averaged over (1, 2, 4 or 8); the spread over them
+        enters the bound. The calibration is tied to it: the default is the calibrated one.
+    batch_size : int
+    """
+
+    def __init__(self, path: str | Path, *, tta: int | None = None, batch_size: int = 256) -> None:
+        import keras
+
+        import surrogate.layers  # noqa: F401  (registers PeriodicPad)
+
+        path = Path(path)
+        meta_path = path / "metadata.json"
+        if not meta_path.is_file():
+            raise InputError(f"{path} is not a general model (no metadata.json)")
+        self.metadata = json.loads(meta_path.read_text())
+        if self.metadata.get("kind") != "general":
+            raise InputError(f"{path} is not a general model (kind {self.metadata.get('kind')!r})")
+        self.name = str(self.metadata.get("name", path.name))
+        try:
+            self.network = keras.models.load_model(path / "general.keras", compile=False)
+        except Exception as exc:  # a truncated or foreign file
+            raise InputError(f"cannot load {path / 'general.keras'}: {exc}") from None
+        cal = self.metadata.get("calibration", {})
+        self.tta = int(tta if tta is not None else cal.get("tta", 2))
+        if self.tta not in (1, 2, 4, 8):
+            raise InputError(f"tta must be 1, 2, 4 or 8: got {self.tta}")
+        self.alpha = float(cal.get("alpha", np.inf))
+        self.beta = float(cal.get("beta", 0.0))
+        self.batch_size = int(batch_size)
+        self._forward = None
+
+    @property
+    def ops(self) -> list[tuple[bool, bool, bool]]:
+        """The symmetries used (identity first)."""
+        return {1: D4[:1], 2: [D4[0], D4[7]], 4: [D4[0], D4[3], D4[5], D4[6]], 8: D4}[self.tta]
+
+    def _run(self, grid, glob, log_c):
+        """Normalized tensors (N, 2, 2) and error estimates (N,) of feature batches."""
+        import tensorflow as tf
+
+        if self._forward is None:
+            net = self.network
+
+            @tf.function
+            def forward(g, h, lc):
+                faces, log_sigma = net([g, h], training=False)
+                return _mu_tf(faces, lc), log_sigma[:, 0]
+
+            self._forward = forward
+        mus, sig = [], []
+        for i in range(0, grid.shape[0], self.batch_size):
+            sl = slice(i, i + self.batch_size)
+            mu, ls = self._forward(grid[sl], glob[sl], log_c[sl])
+            mus.append(mu.numpy())
+            sig.append(np.exp(ls.numpy().astype(np.float64)))
+        return np.concatenate(mus), np.concatenate(sig)
+
+    def predict(
+        self,
+        images: np.ndarray,
+        *,
+        mu_matrix: float | np.ndarray,
+        mu_inclusion: float | np.ndarray,
+    ) -> GeneralPrediction:
+        """Effective tensors and error bounds of a batch of one image shape.
+
+        Parameters
+        ----------
+        images : ndarray of bool, shape (N, n1, n2)
+            True = inclusion; any ``n1, n2 >= 16``.
+        mu_matrix, mu_inclusion : float or ndarray of shape (N,)
+            Relative permeabilities of the phases (> 0); their contrast at most 1e4 either way.
+
+        Returns
+        -------
+        GeneralPrediction
+        """
+        images = np.asarray(images, dtype=bool)
+        if images.ndim != 3:
+            raise InputError(
+                f"model {self.name!r} takes 2D images (N, n1, n2): got shape {images.shape}"
+            )
+        if min(images.shape[1:]) < 16:
+            raise InputError(
+                f"model {self.name!r} takes images of at least 16 x 16 pixels: got "
+                f"{images.shape[1]} x {images.shape[2]}"
+            )
+        strong, mu_low, contrast = canonical_form(images, mu_matrix, mu_inclusion)
+        check_contrast(contrast)
+        grid, glob, bounds = _features(strong, contrast)
+        answers = []
+        log_c = np.log(contrast)
+        for op in self.ops:
+            g, h, _ = _apply_symmetry(grid, glob, bounds, op)
+            mu_op, sigma_op = self._run(g, h, log_c)
+            answers.append((_untransform(mu_op, op), sigma_op))
+        mus = np.stack([a[0] for a in answers])
+        mu = mus.mean(axis=0)
+        sigma = np.mean([a[1] for a in answers], axis=0)
+        spread = np.max([relative_error(m, mu) for m in mus], axis=0)
+        f = strong.reshape(strong.shape[0], -1).mean(axis=1)
+        lo_w, up_w = wiener_bounds(f, contrast)
+        mu = _clip_eigenvalues(mu, lo_w, up_w)
+        # the diagonal lies in its line bounds: clip it there (moving only toward the label)
+        for k in (0, 1):
+            mu[:, k, k] = np.clip(mu[:, k, k], bounds[:, k, 0], bounds[:, k, 1])
+        cap = 0.999 * np.sqrt(mu[:, 0, 0] * mu[:, 1, 1])
+        mu[:, 0, 1] = mu[:, 1, 0] = np.clip(mu[:, 0, 1], -cap, cap)
+        d = np.stack([mu[:, 0, 0], mu[:, 1, 1]], axis=1)
+        rig = np.max(np.maximum(bounds[:, :, 1] / d - 1.0, 1.0 - bounds[:, :, 0] / d), axis=1)
+        off = np.abs(mu[:, 0, 1]) <= 1e-12 * d.max(axis=1)
+        # the line bounds say nothing on mu_12 unless the answer is axis-aligned by symmetry
+        rig = np.where(off & (spread <= 1e-9), rig, np.inf)
+        cal = self.alpha * (sigma + spread) + self.beta
+        bound = np.minimum(rig, cal)
+        vf = images.reshape(images.shape[0], -1).mean(axis=1)
+        return GeneralPrediction(
+            mu_eff=mu * mu_low[:, None, None],
+            rel_error_bound=bound,
+            rigorous=rig <= cal,
+            volume_fraction=vf,
+        )
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _load_rows(paths: Sequence[str | Path]):
+    from micro.mixed_dataset import load_mixed_dataset
+
+    groups = []
+    for p in paths:
+        d = load_mixed_dataset(p)
+        strong, mu_low, contrast = canonical_form(d.images, d.mu_phases[:, 0], d.mu_phases[:, 1])
+        grid, glob, bounds = _features(strong, contrast)
+        y = _targets(d.mu_eff / mu_low[:, None, None])
+        groups.append(
+            {
+                "grid": grid,
+                "glob": glob,
+                "bounds": bounds,
+                "logc": np.log(contrast),
+                "y": y,
+                "mu": d.mu_eff / mu_low[:, None, None],
+                "kinds": d.kinds,
+                "file": str(Path(p).name),
+            }
+        )
+    return groups
+
+
+def _batches(groups, batch_size, rng, augment=True):
+    """Shuffled batches of one grid shape and similar contrasts each (the coarse solve's
+    iterations grow with the largest contrast of a batch), a random symmetry per batch."""
+    order = []
+    for gi, g in enumerate(groups):
+        noisy = g["logc"] + rng.uniform(0, 1.0, len(g["logc"]))
+        idx = np.argsort(noisy, kind="stable")
+        for s in range(0, idx.size, batch_size):
+            order.append((gi, idx[s : s + batch_size]))
+    rng.shuffle(order)
+    for gi, idx in order:
+        g = groups[gi]
+        op = D4[int(rng.integers(8))] if augment else D4[0]
+        grid, glob, _ = _apply_symmetry(g["grid"][idx], g["glob"][idx], g["bounds"][idx], op)
+        yield grid, glob, g["logc"][idx], _target_symmetry(g["y"][idx], op)
+
+
+def train_general(
+    train_files: Sequence[str | Path],
+    out: str | Path,
+    *,
+    val_files: Sequence[str | Path] = (),
+    epochs: int = 30,
+    batch_size: int = 32,
+    learning_rate: float = 2e-3,
+    width: int = 24,
+    depth: int = 4,
+    seed: int = 0,
+    name: str = "general",
+) -> dict[str, Any]:
+    """Train the general network on mixed datasets (:mod:`micro.mixed_dataset`).
+
+    The weights of the best validation epoch are written to ``out/general.keras`` after every
+    improvement, and ``out/metadata.json`` (without calibration; see :func:`calibrate`) at the
+    end. A killed run restarts from the last saved weights and epoch.
+
+    Parameters
+    ----------
+    train_files, val_files : sequence of paths
+    out : str or Path
+        Model directory.
+    epochs, batch_size, learning_rate, width, seed
+        Training options (Adam with cosine decay).
+    name : str
+        The model's name in messages.
+
+    Returns
+    -------
+    dict
+        History: ``loss`` and ``val_mape`` per epoch and wall time.
+    """
+    import keras
+    import tensorflow as tf
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    train = _load_rows(train_files)
+    val = _load_rows(val_files) if val_files else []
+    n_train = sum(len(g["y"]) for g in train)
+    state_path = out / "train_state.json"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else None
+    if state is not None and (out / "last.keras").is_file():
+        import surrogate.layers  # noqa: F401
+
+        net = keras.models.load_model(out / "last.keras", compile=False)
+        start, history = int(state["epoch"]), state["history"]
+        logger.info("resuming at epoch %d", start)
+    else:
+        net = build_general_network(width=width, depth=depth, seed=seed)
+        start, history = 0, {"loss": [], "val_mape": [], "seconds": []}
+    steps = epochs * int(np.ceil(n_train / batch_size)) + 1
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.02)
+    opt = keras.optimizers.Adam(schedule)
+    opt.iterations.assign(start * int(np.ceil(n_train / batch_size)))
+    w = tf.constant([1.0, 1.0, 1.0])
+
+    @tf.function
+    def step(grid, glob, logc, y):
+        with tf.GradientTape() as tape:
+            faces, log_sigma = net([grid, glob], training=True)
+            mu = _mu_tf(faces, logc, tol=1e-4, solve_dtype="float32")
+            pred = tf.cast(_components_tf(mu), tf.float32)
+            u = log_sigma[:, 0]
+            err = tf.abs(pred - y)
+            fit = tf.reduce_mean(tf.reduce_sum(w * err**2, axis=1))
+            size = tf.stop_gradient(tf.reduce_max(err, axis=1))
+            nll = tf.reduce_mean(size * tf.exp(-u) + u)
+            loss = fit + 1e-3 * nll
+        grads = tape.gradient(loss, net.trainable_variables)
+        opt.apply_gradients(zip(grads, net.trainable_variables))
+        return fit
+
+    best = min(history["val_mape"]) if history["val_mape"] else np.inf
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        losses = [float(step(*b)) for b in _batches(train, batch_size, rng)]
+        val_mape = _val_mape(net, val) if val else float(np.mean(losses))
+        history["loss"].append(float(np.mean(losses)))
+        history["val_mape"].append(val_mape)
+        history["seconds"].append(time.perf_counter() - t0)
+        logger.info(
+            "epoch %d/%d loss %.3g val MAPE %.3f %% (%.0f s)",
+            epoch + 1,
+            epochs,
+            history["loss"][-1],
+            100 * val_mape,
+            history["seconds"][-1],
+        )
+        if val_mape < best:
+            best = val_mape
+            net.save(out / "general.keras")
+        net.save(out / "last.keras")
+        state_path.write_text(json.dumps({"epoch": epoch + 1, "history": history}))
+    meta = {
+        "kind": "general",
+        "name": name,
+        "width": width,
+        "depth": depth,
+        "block": BLOCK,
+        "train_files": [Path(p).name for p in train_files],
+        "val_files": [Path(p).name for p in val_files],
+        "n_train": n_train,
+        "epochs": epochs,
+        "history": history,
+    }
+    old = out / "metadata.json"
+    if old.is_file():
+        meta["calibration"] = json.loads(old.read_text()).get("calibration", {})
+    old.write_text(json.dumps(meta, indent=1))
+    return history
+
+
+def _val_mape(net, groups) -> float:
+    import tensorflow as tf
+
+    @tf.function
+    def forward(grid, glob, logc):
+        faces, _ = net([grid, glob], training=False)
+        return _mu_tf(faces, logc)
+
+    errs = []
+    for g in groups:
+        for i in range(0, len(g["y"]), 256):
+            sl = slice(i, i + 256)
+            mu = forward(g["grid"][sl], g["glob"][sl], g["logc"][sl]).numpy()
+            errs.append(relative_error(mu, g["mu"][sl]))
+    return float(np.mean(np.concatenate(errs)))
+
+
+def calibrate(
+    model_dir: str | Path,
+    cal_files: Sequence[str | Path],
+    *,
+    tta: int = 2,
+    coverage: float = 0.995,
+    beta: float = 0.002,
+) -> dict[str, float]:
+    """Choose ``alpha`` so that the bound covers ``coverage`` of a calibration set.
+
+    The rows of ``cal_files`` must be rows the network was not trained or validated on. The
+    bound is ``alpha (sigma + spread) + beta``; ``alpha`` is the ``coverage`` quantile of
+    ``(error - beta) / (sigma + spread)``, rounded up. The result is stored in the model's
+    ``metadata.json``.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+    cal_files : sequence of paths
+    tta : int
+    coverage : float
+    beta : float
+        Floor of the bound (fraction).
+
+    Returns
+    -------
+    dict
+        ``alpha``, ``beta``, ``tta``, ``coverage`` (reached on the calibration set) and ``n``.
+    """
+    from micro.mixed_dataset import load_mixed_dataset
+
+    model_dir = Path(model_dir)
+    meta_path = model_dir / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["calibration"] = {"alpha": 1.0, "beta": 0.0, "tta": tta}
+    meta_path.write_text(json.dumps(meta, indent=1))
+    model = GeneralModel(model_dir, tta=tta)
+    ratios, n = [], 0
+    for p in cal_files:
+        d = load_mixed_dataset(p)
+        pred = model.predict(d.images, mu_matrix=d.mu_phases[:, 0], mu_inclusion=d.mu_phases[:, 1])
+        err = relative_error(pred.mu_eff, d.mu_eff)
+        scale = pred.rel_error_bound  # alpha = 1, beta = 0: sigma + spread (or rigorous)
+        ratios.append(np.where(pred.rigorous, 0.0, (err - beta) / np.maximum(scale, 1e-12)))
+        n += len(d)
+    r = np.concatenate(ratios)
+    alpha = float(np.quantile(r, coverage, method="higher"))
+    alpha = float(np.ceil(max(alpha, 0.0) * 100) / 100)
+    meta["calibration"] = {
+        "alpha": alpha,
+        "beta": beta,
+        "tta": tta,
+        "coverage": float(np.mean(r <= alpha)),
+        "n": int(n),
+        "files": [Path(p).name for p in cal_files],
+    }
+    meta_path.write_text(json.dumps(meta, indent=1))
+    return meta["calibration"]
+
+
+# --------------------------------------------------------------------------- provider
+
+
+@dataclass(frozen=True)
+class ProviderAnswer:
+    """Answers of :class:`GeneralProvider` with their source.
+
+    Attributes
+    ----------
+    mu_eff : ndarray of float64, shape (N, 2, 2)
+    rel_error_bound : ndarray of float64, shape (N,)
+        Bound on the relative error against the FE label (:func:`relative_error`); for FE
+        answers the label's own tolerance.
+    source : ndarray of str, shape (N,)
+        ``"cnn"`` or ``"fe"``.
+    volume_fraction : ndarray of float64, shape (N,)
+    """
+
+    mu_eff: np.ndarray
+    rel_error_bound: np.ndarray
+    source: np.ndarray
+    volume_fraction: np.ndarray
+
+    @property
+    def n_fallback(self) -> int:
+        """Answers that came from FE."""
+        return int(np.count_nonzero(self.source == "fe"))
+
+
+#: Relative error bound reported for an FE answer (the label's CG tolerance squared is far
+#: below it; the number covers round-off of the energy average).
+FE_BOUND = 1e-6
+
+
+class GeneralProvider:
+    """Constitutive provider from the general model, with FE fallback on demand.
+
+    Parameters
+    ----------
+    model : str or Path
+        Registry name or directory of a general model (default ``"general"``).
+    mu_matrix, mu_inclusion : float
+        Relative permeabilities of the phases (> 0, contrast up to 1e4 either way; beyond it
+        every sample goes to FE when ``fallback="fe"``, else an error).
+    fallback : {None, "fe"}
+        Answer from the FE homogenization every sample whose bound exceeds ``tolerance``.
+    tolerance : float
+        Relative error tolerance of the fallback (fraction).
+    tta : int, optional
+        Symmetries averaged over (default: the calibrated number).
+    rtol : float
+        CG tolerance of the FE answers.
+
+    Attributes
+    ----------
+    n_fallback, n_samples : int
+        Cumulative counts over all calls.
+    last : ProviderAnswer or None
+        The answers of the latest call.
+    """
+
+    dim = 2
+    #: Any image size (the network is fully convolutional).
+    resolution = None
+
+    def __init__(
+        self,
+        model: str | Path = "general",
+        *,
+        mu_matrix: float = 1.0,
+        mu_inclusion: float = 250.0,
+        fallback: str | None = None,
+        tolerance: float = 0.01,
+        tta: int | None = None,
+        rtol: float = 1e-8,
+        batch_size: int = 256,
+    ) -> None:
+        from surrogate.registry import resolve_model
+
+        if fallback not in (None, "fe"):
+            raise InputError(f"fallback must be 'fe' or None: got {fallback!r}")
+        tolerance = float(tolerance)
+        if not (np.isfinite(tolerance) and tolerance > 0):
+            raise InputError(f"tolerance must be a number > 0: got {tolerance!r}")
+        canonical_form(np.zeros((1, 1, 1), bool), mu_matrix, mu_inclusion)  # checks the values
+        self.mu_matrix, self.mu_inclusion = float(mu_matrix), float(mu_inclusion)
+        self.model = GeneralModel(resolve_model(model), tta=tta, batch_size=batch_size)
+        self.name = self.model.name if fallback is None else f"{self.model.name}+fe"
+        self.fallback, self.tolerance, self.rtol = fallback, tolerance, float(rtol)
+        self.n_fallback = 0
+        self.n_samples = 0
+        self.last: ProviderAnswer | None = None
+
+    @property
+    def geometry(self) -> dict[str, Any]:
+        """Microstructure class of the training data: every class of :mod:`micro.morphologies`."""
+        return {"class": "general"}
+
+    @property
+    def mu_phases(self) -> tuple[float, float]:
+        """``(mu_matrix, mu_inclusion)`` the provider answers for."""
+        return self.mu_matrix, self.mu_inclusion
+
+    def warm_up(self, shape: tuple[int, ...] | None = None) -> float:
+        """Trace the network for ``shape`` now; returns the seconds it took."""
+        if shape is None:
+            return 0.0
+        t0 = time.perf_counter()
+        self.predict(np.zeros((1, *shape), dtype=bool))
+        self.n_samples -= 1
+        return time.perf_counter() - t0
+
+    def __call__(self, images: Any) -> np.ndarray:
+        """``(N, 2, 2)`` float64 tensors of bool images ``(N, n1, n2)``; see :meth:`predict`."""
+        return self.predict(images).mu_eff
+
+    def predict(self, images: Any) -> ProviderAnswer:
+        """Tensors, error bounds and sources of a batch of one image shape."""
+        images = np.asarray(images)
+        if images.ndim == 2:
+            images = images[None]
+        images = images.astype(bool, copy=False)
+        n = images.shape[0]
+        contrast = max(self.mu_matrix, self.mu_inclusion) / min(self.mu_matrix, self.mu_inclusion)
+        beyond = np.log10(contrast) > MAX_LOG10_CONTRAST + 1e-9
+        if beyond and self.fallback == "fe":
+            mu = np.full((n, 2, 2), np.nan)
+            bound = np.full(n, np.inf)
+            vf = images.reshape(n, -1).mean(axis=1)
+        else:
+            pred = self.model.predict(
+                images, mu_matrix=self.mu_matrix, mu_inclusion=self.mu_inclusion
+            )
+            mu, bound, vf = pred.mu_eff.copy(), pred.rel_error_bound.copy(), pred.volume_fraction
+        source = np.full(n, "cnn", dtype=object)
+        if self.fallback == "fe":
+            todo = np.flatnonzero(~(bound <= self.tolerance))
+            if todo.size:
+                mu[todo] = self._fe(images[todo])
+                bound[todo] = FE_BOUND
+                source[todo] = "fe"
+        answer = ProviderAnswer(mu, bound, source.astype(str), vf)
+        self.n_fallback += answer.n_fallback
+        self.n_samples += n
+        self.last = answer
+        return answer
+
+    def _fe(self, images: np.ndarray) -> np.ndarray:
+        from micro.homogenization import homogenize
+
+        if images.shape[1] != images.shape[2]:
+            raise InputError(
+                f"FE fallback takes square cells: got {images.shape[1]} x {images.shape[2]}"
+            )
+        res = homogenize(
+            images,
+            mu_matrix=self.mu_matrix,
+            mu_inclusion=self.mu_inclusion,
+            rtol=self.rtol,
+            dim=2,
+        )
+        return np.asarray(res.mu_eff)

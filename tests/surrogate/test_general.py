@@ -1,0 +1,190 @@
+"""The general model: identities by construction, rigorous bounds, error bounds, fallback, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from magnetohom.errors import InputError
+from micro.morphologies import MORPHOLOGIES, generate_morphology
+from surrogate.general import GeneralModel, GeneralProvider, relative_error
+from surrogate.general_features import canonical_form, features, line_bounds
+
+
+def _images(n=6, shape=(32, 32), seed=0):
+    kinds = list(MORPHOLOGIES)
+    return np.stack(
+        [generate_morphology(kinds[i % len(kinds)], shape, rng=seed + i) for i in range(n)]
+    )
+
+
+def _reference_line_bounds(strong, contrast):
+    """Line bounds of whole cells straight from their definition (NumPy)."""
+    mu = np.where(strong, contrast[:, None, None], 1.0)
+    out = np.empty((len(mu), 2, 2))
+    for k in (0, 1):
+        m = np.moveaxis(mu, 1 + k, 1)  # axis 1 = direction k
+        harmonic_lines = 1.0 / np.mean(1.0 / m, axis=1)  # lines along k
+        out[:, k, 0] = harmonic_lines.mean(axis=1)
+        arithmetic_sections = m.mean(axis=2)  # cross-sections normal to k
+        out[:, k, 1] = 1.0 / np.mean(1.0 / arithmetic_sections, axis=1)
+    return out
+
+
+def test_line_bounds_match_definition_and_bracket_fe():
+    from micro.homogenization import homogenize
+
+    images = _images(8, (32, 40 - 8))
+    contrast = np.array([1.0, 3.0, 10.0, 250.0, 1e3, 5e3, 1e4, 42.0])
+    b = line_bounds(images, contrast)
+    np.testing.assert_allclose(b, _reference_line_bounds(images, contrast), rtol=1e-12)
+    for img, c, bb in zip(images, contrast, b):
+        mu = homogenize(img, mu_matrix=1.0, mu_inclusion=c).mu_eff[0]
+        for k in (0, 1):  # rigorous for the Q1 label: both bounds are variational
+            assert bb[k, 0] * (1 - 1e-9) <= mu[k, k] <= bb[k, 1] * (1 + 1e-9)
+
+
+def test_line_bounds_exact_for_laminates():
+    lam = np.zeros((1, 16, 16), bool)
+    lam[:, :, :5] = True  # layers normal to x2: mu_11 parallel, mu_22 series
+    b = line_bounds(lam, np.array([100.0]))[0]
+    f = 5 / 16
+    np.testing.assert_allclose(b[0], [(1 - f) + 100 * f] * 2, rtol=1e-12)
+    np.testing.assert_allclose(b[1], [1 / ((1 - f) + f / 100)] * 2, rtol=1e-12)
+
+
+def test_features_any_size_and_rectangular():
+    images = _images(3, (40, 72))
+    grid, glob, bounds = features(images, np.array([2.0, 50.0, 1e4]))
+    assert grid.shape == (3, 5, 9, 6) and glob.shape == (3, 7) and bounds.shape == (3, 2, 2)
+    assert np.all((grid[..., 1:5] >= 0) & (grid[..., 1:5] <= 1 + 1e-6))
+    np.testing.assert_allclose(grid[..., 0].mean(axis=(1, 2)), images.mean(axis=(1, 2)), atol=0.02)
+
+
+def test_canonical_form_refuses_bad_materials():
+    img = np.zeros((1, 16, 16), bool)
+    for bad in (0.0, -1.0, np.nan, np.inf):
+        with pytest.raises(InputError, match="finite number > 0"):
+            canonical_form(img, bad, 1.0)
+
+
+def test_identities_hold_by_construction(tiny_general):
+    """Scaling, phase exchange, SPD, Wiener bounds and mu I for one phase: any weights."""
+    model = GeneralModel(tiny_general)
+    images = _images(5, (32, 32), seed=7)
+    a = model.predict(images, mu_matrix=2.0, mu_inclusion=300.0).mu_eff
+    scaled = model.predict(images, mu_matrix=2.0 * 7.5, mu_inclusion=300.0 * 7.5).mu_eff
+    np.testing.assert_allclose(scaled, 7.5 * a, rtol=1e-10)
+    swapped = model.predict(~images, mu_matrix=300.0, mu_inclusion=2.0).mu_eff
+    np.testing.assert_allclose(swapped, a, rtol=1e-10)
+    assert np.all(np.linalg.eigvalsh(a) > 0)
+    f = images.mean(axis=(1, 2))
+    lower = 1 / ((1 - f) / 2.0 + f / 300.0)
+    upper = (1 - f) * 2.0 + f * 300.0
+    w = np.linalg.eigvalsh(a)
+    assert np.all(w >= lower[:, None] * (1 - 1e-9)) and np.all(w <= upper[:, None] * (1 + 1e-9))
+    same = model.predict(images, mu_matrix=3.0, mu_inclusion=3.0).mu_eff
+    np.testing.assert_allclose(same, 3.0 * np.eye(2)[None].repeat(5, 0), rtol=1e-12, atol=1e-12)
+
+
+def test_contrast_beyond_training_is_refused_or_goes_to_fe(tiny_general):
+    model = GeneralModel(tiny_general)
+    img = _images(1)
+    with pytest.raises(InputError, match="beyond what the general model was trained on"):
+        model.predict(img, mu_matrix=1.0, mu_inclusion=1e5)
+    from micro.homogenization import homogenize
+
+    p = GeneralProvider(tiny_general, mu_matrix=1.0, mu_inclusion=1e5, fallback="fe")
+    ans = p.predict(img)
+    assert list(ans.source) == ["fe"] and p.n_fallback == 1
+    np.testing.assert_allclose(
+        ans.mu_eff, homogenize(img, mu_matrix=1.0, mu_inclusion=1e5, rtol=1e-8).mu_eff, rtol=1e-9
+    )
+
+
+def test_fallback_keeps_every_answer_within_tolerance(tiny_general):
+    from micro.homogenization import homogenize
+
+    images = _images(6, seed=11)
+    p = GeneralProvider(tiny_general, mu_matrix=1.0, mu_inclusion=80.0, fallback="fe",
+                        tolerance=0.02)  # fmt: skip
+    ans = p.predict(images)
+    ref = homogenize(images, mu_matrix=1.0, mu_inclusion=80.0, rtol=1e-8).mu_eff
+    err = relative_error(ans.mu_eff, ref)
+    cnn = ans.source == "cnn"
+    assert np.all(ans.rel_error_bound[cnn] <= 0.02)
+    # an answer is within the tolerance wherever the bound is right; FE answers exactly
+    assert np.all(err[~cnn] < 1e-6)
+    assert p.n_fallback == int((~cnn).sum())
+
+
+def test_rigorous_bound_covers_fe_where_claimed(tiny_general, mixed_dataset):
+    from micro.mixed_dataset import load_mixed_dataset
+
+    d = load_mixed_dataset(mixed_dataset)
+    model = GeneralModel(tiny_general)
+    pred = model.predict(d.images, mu_matrix=d.mu_phases[:, 0], mu_inclusion=d.mu_phases[:, 1])
+    err = relative_error(pred.mu_eff, d.mu_eff)
+    # where the bound is the rigorous one it must hold for every sample
+    assert np.all(err[pred.rigorous] <= pred.rel_error_bound[pred.rigorous] * (1 + 1e-9))
+    # the calibration reached its coverage on its own set
+    assert np.mean(err <= pred.rel_error_bound + 1e-12) >= 0.95
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "magnetohom.cli", "predict", *map(str, args)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_predict_cli_general(tiny_general, tmp_path):
+    from micro.homogenization import homogenize
+
+    images = _images(3, (32, 32), seed=21)
+    files = []
+    for i, img in enumerate(images):
+        files.append(tmp_path / f"img{i}.npy")
+        np.save(files[-1], img)
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.full((32, 32), 0.5))
+    res = _cli(*files, bad, "--model", tiny_general, "--mu-matrix", 5, "--mu-inclusion",
+               0.5, "--json", "--fallback", "fe", "--tolerance", 0.05)  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert "bad.npy: image is not binary" in res.stderr and "Traceback" not in res.stderr
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [r["file"] for r in rows] == [str(f) for f in files]
+    for r in rows:
+        assert set(r) >= {"mu_eff", "rel_error_bound", "source", "volume_fraction"}
+        assert r["source"] in ("cnn", "fe") and r["mu_matrix"] == 5 and r["mu_inclusion"] == 0.5
+    for r, img in zip(rows, images):
+        ref = homogenize(img, mu_matrix=5.0, mu_inclusion=0.5, rtol=1e-8).mu_eff
+        err = relative_error(np.asarray(r["mu_eff"])[None], ref)[0]
+        if r["source"] == "fe":
+            assert err < 1e-6
+        else:
+            assert r["rel_error_bound"] <= 0.05
+    assert "answers from FE" in res.stderr
+
+
+def test_predict_cli_rectangular_cells(tiny_general, tmp_path):
+    rect = tmp_path / "rect.npy"
+    np.save(rect, _images(1, (32, 48), seed=3)[0])
+    res = _cli(rect, "--model", tiny_general, "--json")
+    assert res.returncode == 0, res.stderr
+    row = json.loads(res.stdout)
+    mu = np.asarray(row["mu_eff"])
+    assert mu.shape == (2, 2) and np.all(np.linalg.eigvalsh(mu) > 0) and row["source"] == "cnn"
+
+
+def test_predict_cli_refuses_other_materials_for_a_specialist(tiny_model, tmp_path):
+    f = tmp_path / "a.npy"
+    np.save(f, np.zeros((32, 32), bool))
+    res = _cli(f, "--model", tiny_model.model_dir, "--mu-inclusion", 50)
+    assert res.returncode == 2
+    assert "answers only for mu_matrix 1, mu_inclusion 250" in res.stderr
+    assert "Traceback" not in res.stderr
