@@ -32,7 +32,7 @@ flock 9 # one run at a time on this machine: they share the root file system
 umount_under() {
     local dir mnt
     dir=$(realpath -m "$1")
-    awk '{print $2}' /proc/self/mounts | sed 's/\\040/ /g' | grep -E "^${dir}(/|$)" |
+    { awk '{print $2}' /proc/self/mounts | sed 's/\\040/ /g' | grep -E "^${dir}(/|$)" || true; } |
         sort -r | while read -r mnt; do umount -l "$mnt" 2>/dev/null || true; done
 }
 

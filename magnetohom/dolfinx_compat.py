@@ -34,9 +34,6 @@ import os
 from typing import Any
 
 import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's: the one place that orders them)
-
-# isort: split
-import dolfinx
 import numpy as np
 
 from magnetohom.errors import InputError
@@ -61,6 +58,22 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def _import_dolfinx() -> Any:
+    """Import DOLFINx (h5py is loaded above) and drop the root-logger handler that FFCx 0.5 adds
+    at import (``logging.basicConfig()`` in its ``__init__``): it would turn a program's own later
+    ``logging.basicConfig(level=...)`` into a no-op. Handlers that were there before stay."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    import dolfinx
+
+    for handler in [h for h in root.handlers if h not in before]:
+        root.removeHandler(handler)
+    return dolfinx
+
+
+dolfinx = _import_dolfinx()
 
 #: The ``major.minor`` versions of DOLFINx this project is tested on (Debian 12 and Debian 13).
 SUPPORTED_VERSIONS = ("0.5", "0.9")

@@ -174,3 +174,24 @@ def test_write_meshtags(square, tmp_path):
         dfx.write_meshtags(xdmf, tags, square)
     text = (tmp_path / "t.xdmf").read_text()
     assert 'Name="regions"' in text
+
+
+def test_import_leaves_the_root_logger_alone():
+    """FFCx 0.5 calls logging.basicConfig() at import; after the compat import a program's own
+    basicConfig(level=INFO) still works, and a handler set up before stays."""
+    code = (
+        "import logging, sys\n"
+        "if sys.argv[1] == 'before': logging.basicConfig(level=logging.DEBUG)\n"
+        "n = len(logging.getLogger().handlers)\n"
+        "import magnetohom.dolfinx_compat\n"
+        "assert len(logging.getLogger().handlers) == n, logging.getLogger().handlers\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "logging.getLogger('x').info('3/3 done')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for when in ("before", "after"):
+        proc = subprocess.run(
+            [sys.executable, "-c", code, when], capture_output=True, text=True, env=env
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "INFO:x:3/3 done" in proc.stderr
