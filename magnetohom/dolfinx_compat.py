@@ -238,7 +238,10 @@ def write_meshtags(xdmf: Any, tags: Any, mesh: Any) -> None:
 
 def model_to_mesh(model: Any, comm: Any, rank: int, *, gdim: int) -> tuple[Any, Any, Any]:
     """``dolfinx.io.gmshio.model_to_mesh``: ``(mesh, cell_tags, facet_tags)``."""
-    from dolfinx.io import gmshio
+    try:
+        from dolfinx.io import gmshio
+    except ImportError:  # renamed dolfinx.io.gmsh in 0.10
+        from dolfinx.io import gmsh as gmshio
 
     out = gmshio.model_to_mesh(model, comm, rank, gdim=gdim)
     if hasattr(out, "cell_tags"):  # a MeshData tuple (0.10)
