@@ -337,7 +337,7 @@ def build_mu_coefficient(
     if material is not None and material.dim != gdim:
         raise InputError(f"material is {material.dim}D but the mesh is {gdim}D")
     if material is not None:
-        check_materials(provider, material.mu_matrix, material.mu_inclusion)
+        check_materials(provider, material)
     resolution = None
     if material is not None:
         resolution = provider_resolution(provider) or material.resolution or 64

@@ -118,11 +118,16 @@ def check_provider(provider: Any) -> ConstitutiveProvider:
     return provider
 
 
-def check_materials(provider: ConstitutiveProvider, mu_matrix: float, mu_inclusion: float) -> None:
-    """Refuse a provider that answers for other phase permeabilities than the material's."""
+def check_materials(provider: ConstitutiveProvider, material: Any) -> None:
+    """Refuse a provider that answers for other phase permeabilities than the material's.
+
+    ``material`` has ``mu_matrix`` and ``mu_inclusion`` (a :class:`macro.material.Material`);
+    a provider whose ``mu_phases`` is None (a constant tensor) takes any.
+    """
     have = provider.mu_phases
     if have is None:
         return
+    mu_matrix, mu_inclusion = material.mu_matrix, material.mu_inclusion
     if not np.allclose(have, (mu_matrix, mu_inclusion), rtol=1e-12, atol=0):
         raise InputError(
             f"provider {provider.name!r} answers for mu_matrix {have[0]:g}, mu_inclusion "
@@ -344,10 +349,37 @@ def _make_general(**options: Any) -> Any:
 
 
 def _make_hybrid(**options: Any) -> Any:
-    """The general model with FE fallback for every answer whose bound exceeds ``tolerance``."""
-    from surrogate.general import GeneralProvider
+    """FE where the surrogate is not trusted.
 
-    return _general(GeneralProvider, options, fallback="fe")
+    With the general model (the default): FE for every answer whose error bound exceeds
+    ``tolerance``. With a specialist CNN (``model=``): ``surrogate.hybrid.HybridProvider``, FE for
+    flagged samples (spread, volume fraction, image size).
+    """
+    from surrogate.registry import is_general
+
+    if is_general(options.get("model") or "general"):
+        from surrogate.general import GeneralProvider
+
+        provider = _general(GeneralProvider, options, fallback="fe")
+        provider.name = "hybrid"
+        return provider
+    from micro.providers import FEProvider
+    from surrogate.hybrid import HybridProvider
+    from surrogate.provider import CNNProvider
+
+    model, rest, dim = _cnn_options(dict(options))
+    rest.pop("tolerance", None)
+    spread = rest.pop("spread_threshold", 0.05)
+    rtol = rest.pop("rtol", None)
+    cnn = CNNProvider(model, spread_threshold=spread, **rest)
+    fe_opts: dict[str, Any] = {"dim": cnn.dim, "mu_matrix": cnn.mu_phases[0],
+                               "mu_inclusion": cnn.mu_phases[1]}  # fmt: skip
+    if rtol is not None:
+        fe_opts["rtol"] = rtol
+    provider = HybridProvider(cnn, FEProvider(**fe_opts), spread_threshold=spread)
+    _check_dim(cnn, dim)
+    provider.name = "hybrid"
+    return provider
 
 
 def _general(cls: Any, options: dict[str, Any], *, fallback: str | None) -> Any:

@@ -24,7 +24,14 @@ from magnetohom.mpl import ignore_axes3d_warning
 
 __all__ = ["build_parser", "main"]
 
-_COMMAND_MODULES = ("micro.cli", "surrogate.cli", "macro.cli", "magnetohom.study_cli")
+_COMMAND_MODULES = (
+    "micro.cli",
+    "micro.mixed_cli",
+    "surrogate.cli",
+    "surrogate.general_cli",
+    "macro.cli",
+    "magnetohom.study_cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

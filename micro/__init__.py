@@ -2,7 +2,10 @@
 
 * :mod:`micro.generate` -- periodic SVEs by random sequential addition of disks/spheres;
 * :mod:`micro.imageio` / :mod:`micro.validate` -- binary image files and checks;
-* :mod:`micro.analytic` -- Voigt/Reuss, Hashin–Shtrikman, Maxwell–Garnett, self-consistent.
+* :mod:`micro.analytic` -- Voigt/Reuss, Hashin–Shtrikman, Maxwell–Garnett, self-consistent;
+  k-phase Wiener and Hashin–Shtrikman bounds;
+* :mod:`micro.segmentation` -- greyscale micrographs to phase images (Otsu, multi-Otsu);
+* :mod:`micro.apparent` / :mod:`micro.rve` -- UNBC/PBC/UDBC apparent tensors, window studies.
 
 Importing :mod:`micro` is light: DOLFINx (``micro.homogenization``) and h5py (datasets) are only
 imported by the modules that need them, and TensorFlow never.
@@ -10,9 +13,11 @@ imported by the modules that need them, and TensorFlow never.
 
 from micro.analytic import (
     Estimates,
+    PhaseBounds,
     estimates,
     hashin_shtrikman,
     maxwell_garnett,
+    phase_bounds,
     reuss,
     self_consistent,
     voigt,
@@ -26,12 +31,16 @@ from micro.generate import (
     spawn_seeds,
 )
 from micro.imageio import load_image, load_images, save_image
-from micro.validate import as_binary_image, check_mu
+from micro.segmentation import Segmentation, load_phases, segment
+from micro.validate import as_binary_image, as_label_image, check_mu
 
 __all__ = [
     "SVE",
     "Estimates",
+    "PhaseBounds",
+    "Segmentation",
     "as_binary_image",
+    "as_label_image",
     "check_mu",
     "estimates",
     "generate_images",
@@ -39,16 +48,24 @@ __all__ = [
     "hashin_shtrikman",
     "load_image",
     "load_images",
+    "load_phases",
     "max_volume_fraction",
     "maxwell_garnett",
+    "phase_bounds",
     "rasterize",
     "reuss",
     "save_image",
+    "segment",
     "self_consistent",
     "spawn_seeds",
     "voigt",
     # loaded on first use (they import DOLFINx or h5py):
     "AnalyticProvider",
+    "ApparentTensors",
+    "BOUNDARY_CONDITIONS",
+    "RVEStudy",
+    "apparent_tensors",
+    "rve_study",
     "CellSolution",
     "Dataset",
     "DatasetSummary",
@@ -61,6 +78,11 @@ __all__ = [
 ]
 
 _LAZY = {
+    "ApparentTensors": "micro.apparent",
+    "apparent_tensors": "micro.apparent",
+    "BOUNDARY_CONDITIONS": "micro.homogenization",
+    "RVEStudy": "micro.rve",
+    "rve_study": "micro.rve",
     "Homogenizer": "micro.homogenization",
     "HomogenizationResult": "micro.homogenization",
     "CellSolution": "micro.homogenization",

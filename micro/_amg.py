@@ -9,13 +9,15 @@ reused for the ``d`` load cases.
 
 from __future__ import annotations
 
+import magnetohom.dolfinx_compat  # noqa: F401  (h5py before PETSc's HDF5)
+
 import numpy as np
 import scipy.sparse as sp
 
 from magnetohom.errors import SolverError
 from micro.periodic import PeriodicPattern, offset_weights
 
-__all__ = ["HYPRE_OPTIONS", "BoomerAMGCG"]
+__all__ = ["HYPRE_OPTIONS", "BoomerAMGCG", "SparseCG"]
 
 #: Tuned BoomerAMG options per dimension (PETSc option names without the leading dash).
 HYPRE_OPTIONS = {
@@ -65,8 +67,6 @@ class BoomerAMGCG:
         max_it: int,
         options: dict[str, str] | None = None,
     ) -> None:
-        import magnetohom.dolfinx_compat  # noqa: F401  (h5py before PETSc's HDF5)
-
         from petsc4py import PETSc
 
         self.pattern, self.shape = pattern, tuple(pattern.shape)
@@ -80,21 +80,7 @@ class BoomerAMGCG:
         )
         self._nullspace = PETSc.NullSpace().create(constant=True, comm=comm)
         self._mat.setNullSpace(self._nullspace)
-        prefix = f"mh_hom{id(self)}_"
-        opts = PETSc.Options()
-        for key, value in self.options.items():
-            opts[prefix + key] = value
-        ksp = PETSc.KSP().create(comm)
-        ksp.setOptionsPrefix(prefix)
-        ksp.setType("cg")
-        ksp.getPC().setType("hypre")
-        ksp.getPC().setHYPREType("boomeramg")
-        ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
-        ksp.setTolerances(rtol=self.rtol, atol=0.0, max_it=int(max_it))
-        ksp.setFromOptions()
-        for key in self.options:
-            del opts[prefix + key]
-        self._ksp = ksp
+        self._ksp = _cg_boomeramg(comm, self.rtol, int(max_it), self.options, f"mh_hom{id(self)}_")
         self._b = self._mat.createVecRight()
         self._x = self._mat.createVecRight()
 
@@ -151,3 +137,110 @@ class BoomerAMGCG:
         N = int(np.prod(self.shape))
         K = sp.csr_matrix((data, self.pattern.indices, self.pattern.indptr), shape=(N, N))
         return rhs, phi, [K @ p for p in phi], iterations
+
+
+def _cg_boomeramg(comm, rtol: float, max_it: int, options: dict[str, str], prefix: str):
+    """A PETSc KSP: CG with BoomerAMG, stopping on the unpreconditioned residual norm."""
+    from petsc4py import PETSc
+
+    opts = PETSc.Options()
+    for key, value in options.items():
+        opts[prefix + key] = value
+    ksp = PETSc.KSP().create(comm)
+    ksp.setOptionsPrefix(prefix)
+    ksp.setType("cg")
+    ksp.getPC().setType("hypre")
+    ksp.getPC().setHYPREType("boomeramg")
+    ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
+    ksp.setTolerances(rtol=rtol, atol=0.0, max_it=max_it)
+    ksp.setFromOptions()
+    for key in options:
+        del opts[prefix + key]
+    return ksp
+
+
+class SparseCG:
+    """CG + BoomerAMG for a sequence of SPD (or constant-null-space) matrices of one sparsity.
+
+    Used by the non-periodic cell problems (:mod:`micro.dirichlet`, :mod:`micro.neumann`).
+
+    Parameters
+    ----------
+    indptr, indices : ndarray, int32
+        CSR structure (square, ``N`` rows).
+    dim : {2, 3}
+        Selects the tuned :data:`HYPRE_OPTIONS`.
+    comm : mpi4py communicator
+        One rank.
+    rtol : float
+        Relative tolerance on the unpreconditioned residual.
+    max_it : int
+        Iteration limit per solve.
+    constant_null_space : bool
+        The matrices are singular with the constants as null space (pure Neumann problems):
+        right-hand sides and solutions are projected onto the zero-mean vectors.
+    options : dict, optional
+        PETSc options overriding :data:`HYPRE_OPTIONS`.
+    """
+
+    def __init__(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        *,
+        dim: int,
+        comm,
+        rtol: float,
+        max_it: int,
+        constant_null_space: bool = False,
+        options: dict[str, str] | None = None,
+    ) -> None:
+        from petsc4py import PETSc
+
+        self.indptr, self.indices = indptr, indices
+        self.rtol = float(rtol)
+        N = int(indptr.size - 1)
+        self._mat = PETSc.Mat().createAIJWithArrays(
+            N, (indptr, indices, np.zeros(indices.size)), comm=comm
+        )
+        self._nullspace = None
+        if constant_null_space:
+            self._nullspace = PETSc.NullSpace().create(constant=True, comm=comm)
+            self._mat.setNullSpace(self._nullspace)
+        options = {**HYPRE_OPTIONS[dim], **(options or {})}
+        self._ksp = _cg_boomeramg(comm, self.rtol, int(max_it), options, f"mh_cg{id(self)}_")
+        self._b = self._mat.createVecRight()
+        self._x = self._mat.createVecRight()
+
+    def set_operator(self, data: np.ndarray) -> None:
+        """New matrix values (CSR data in the given structure); sets up BoomerAMG."""
+        self._mat.setValuesCSR(self.indptr, self.indices, data)
+        self._mat.assemble()
+        self._ksp.setOperators(self._mat)
+        self._ksp.setUp()
+
+    def solve(self, b: np.ndarray, *, atol: float = 0.0, what: str = "system") -> tuple:
+        """Solve from a zero guess; returns ``(x, iterations)``.
+
+        Raises
+        ------
+        SolverError
+            If CG diverges or reaches its iteration limit.
+        """
+        self._b.array[:] = b
+        if self._nullspace is not None:
+            self._nullspace.remove(self._b)
+        self._x.set(0.0)
+        self._ksp.setTolerances(rtol=self.rtol, atol=float(atol))
+        self._ksp.solve(self._b, self._x)
+        reason = self._ksp.getConvergedReason()
+        its = int(self._ksp.getIterationNumber())
+        if reason <= 0:
+            raise SolverError(
+                f"CG did not converge for {what} (PETSc reason {reason}, {its} iterations, "
+                f"residual {self._ksp.getResidualNorm():.3e})"
+            )
+        x = self._x.array.copy()
+        if self._nullspace is not None:
+            x -= x.mean()
+        return x, its

@@ -154,7 +154,8 @@ def _smooth(S, D, B, X, T, nu, down, MU, E, use_mu):
 
 
 @_jit
-def vcycle(R, Z, sizes, s_buf, d_buf, w_buf, v_off, binv, MU, E, use_mu, xb, bb, tb, nb_, nu):
+def vcycle(R, Z, sizes, s_buf, d_buf, w_buf, v_off, binv, MU, E, use_mu, xb, bb, tb, nb_, nu,
+           singular):  # fmt: skip
     """``Z = M R`` (quad, level 0): one V(nu, nu) cycle from a zero guess, zero-mean in and out.
 
     Forward four-colour Gauss-Seidel (colours 0, 1, 2, 3) before the coarse-grid correction,
@@ -163,12 +164,14 @@ def vcycle(R, Z, sizes, s_buf, d_buf, w_buf, v_off, binv, MU, E, use_mu, xb, bb,
     definite on zero-mean vectors.  ``xb``, ``bb``, ``tb`` hold quad vectors per level and
     ``nb_`` natural ones (same offsets ``v_off``).  With ``use_mu`` the level-0 operator is
     the Q1 operator of the quad pixel values ``MU`` with element matrix ``E`` (formed on the
-    fly).  One call site per kernel keeps the compiled code small.
+    fly).  One call site per kernel keeps the compiled code small.  With ``singular`` False
+    (a non-singular operator, ``binv`` its coarsest inverse) no mean is removed anywhere.
     """
     L = sizes.size
     B0 = _vec(bb, v_off, sizes, 0)
     B0[:] = R
-    _remove_mean(B0)
+    if singular:
+        _remove_mean(B0)
     for phase in range(2 * (L - 1)):
         down = phase < L - 1
         lev = phase if down else 2 * (L - 1) - 1 - phase
@@ -194,16 +197,18 @@ def vcycle(R, Z, sizes, s_buf, d_buf, w_buf, v_off, binv, MU, E, use_mu, xb, bb,
                 Nc = sizes[L - 1] * sizes[L - 1]
                 bc = coarse_nat.reshape(Nc)
                 xc = _nat(xb, v_off, sizes, L - 1).reshape(Nc)
-                _remove_mean(bc)
+                if singular:
+                    _remove_mean(bc)
                 for p in range(Nc):
                     xc[p] = _dot(binv[p], bc)
     Z[:] = _vec(xb, v_off, sizes, 0)
-    _remove_mean(Z)
+    if singular:
+        _remove_mean(Z)
 
 
 @_jit
 def pcg(b, x, threshold, max_it, sizes, s_buf, d_buf, w_buf, v_off, binv, MU, E, use_mu, nu,
-        Lz, z_node, z_label, z_value, Einv):  # fmt: skip
+        Lz, z_node, z_label, z_value, Einv, singular):  # fmt: skip
     """Multigrid-preconditioned CG for ``A x = b`` (quad, level 0), from ``x = 0``.
 
     Stops when the unpreconditioned residual norm is ``<= threshold``, checked before the first
@@ -213,7 +218,8 @@ def pcg(b, x, threshold, max_it, sizes, s_buf, d_buf, w_buf, v_off, binv, MU, E,
     inverse of ``Z^T A Z`` bordered by a zero row and column; see :mod:`micro._mg_deflation`);
     the deflated residual is the true one.  Returns ``(iterations, residual_norm, status)``;
     status 1 converged, 0 iteration limit, -1 breakdown (non-positive curvature or non-finite
-    numbers).  ``x`` gets the zero-mean solution.
+    numbers).  ``x`` gets the zero-mean solution (with ``singular``; otherwise the solution
+    of a non-singular operator, nothing projected).
     """
     S, D, W = _level(sizes, s_buf, d_buf, w_buf, v_off, 0)
     total = v_off[-1]
@@ -222,7 +228,8 @@ def pcg(b, x, threshold, max_it, sizes, s_buf, d_buf, w_buf, v_off, binv, MU, E,
     tb = np.zeros(total)
     nb_ = np.zeros(total)
     r = b.copy()
-    _remove_mean(r)
+    if singular:
+        _remove_mean(r)
     x[:] = 0.0
     z = np.empty_like(r)
     q = np.empty_like(r)
@@ -254,7 +261,8 @@ def pcg(b, x, threshold, max_it, sizes, s_buf, d_buf, w_buf, v_off, binv, MU, E,
             break
         if it == max_it:
             break
-        vcycle(r, z, sizes, s_buf, d_buf, w_buf, v_off, binv, MU, E, use_mu, xb, bb, tb, nb_, nu)
+        vcycle(r, z, sizes, s_buf, d_buf, w_buf, v_off, binv, MU, E, use_mu, xb, bb, tb, nb_, nu,
+               singular)  # fmt: skip
         rz_new = _dot(r, z)
         beta = rz_new / rz if it > 0 else 0.0
         rz = rz_new
@@ -283,5 +291,6 @@ def pcg(b, x, threshold, max_it, sizes, s_buf, d_buf, w_buf, v_off, binv, MU, E,
             t[k] = ztb[k] - t[k]
         small_matvec(Einv, t, w)
         z_add(Lz, w, xf)
-    _remove_mean(x)
+    if singular:
+        _remove_mean(x)
     return it, rnorm, status

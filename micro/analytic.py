@@ -14,6 +14,9 @@ dimension ``dim`` (2 or 3), and return float64 arrays of the broadcast shape (0-
   root of ``(d-1) mu^2 - b mu - mu_i mu_m = 0`` with
   ``b = f ((d-1) mu_i - mu_m) + (1-f) ((d-1) mu_m - mu_i)``.  In 2D at ``f = 1/2`` it gives
   Keller–Dykhne's ``sqrt(mu_m mu_i)``.
+
+For k phases, :func:`phase_bounds` gives the Wiener and Hashin–Shtrikman bounds from the phase
+fractions and permeabilities.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from micro.validate import check_dim
 
 __all__ = [
     "Estimates",
+    "PhaseBounds",
     "estimates",
     "hashin_shtrikman",
     "maxwell_garnett",
+    "phase_bounds",
     "reuss",
     "self_consistent",
     "voigt",
@@ -179,4 +184,70 @@ def estimates(f, mu_matrix, mu_inclusion, *, dim: int = 2) -> Estimates:
         hs_upper=upper,
         maxwell_garnett=maxwell_garnett(f, mu_matrix, mu_inclusion, dim=dim),
         self_consistent=self_consistent(f, mu_matrix, mu_inclusion, dim=dim),
+    )
+
+
+@dataclass(frozen=True)
+class PhaseBounds:
+    """Bounds on the effective permeability of a k-phase composite.
+
+    Attributes
+    ----------
+    wiener_lower, wiener_upper : float
+        Harmonic and arithmetic means (any geometry, any direction).
+    hs_lower, hs_upper : float
+        Hashin–Shtrikman bounds of statistically isotropic k-phase composites, with the least
+        and the most permeable phase as the reference medium.
+    """
+
+    wiener_lower: float
+    hs_lower: float
+    hs_upper: float
+    wiener_upper: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def phase_bounds(fractions, mu, *, dim: int = 2) -> PhaseBounds:
+    """Wiener and Hashin–Shtrikman bounds for k phases.
+
+    ``HS(mu_0) = [sum_i f_i / (mu_i + (d-1) mu_0)]^-1 - (d-1) mu_0`` with ``mu_0 = min mu`` (lower)
+    and ``mu_0 = max mu`` (upper); for two phases these are :func:`hashin_shtrikman`.
+
+    Parameters
+    ----------
+    fractions : array_like, shape (k,)
+        Volume fraction of every phase, >= 0, summing to 1.
+    mu : array_like, shape (k,)
+        Relative permeability of every phase, finite and > 0.
+    dim : {2, 3}
+
+    Returns
+    -------
+    PhaseBounds
+    """
+    dim = check_dim(dim)
+    try:
+        f = np.asarray(fractions, dtype=np.float64).ravel()
+        m = np.asarray(mu, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"volume fractions and mu must be real numbers: {exc}") from None
+    if f.size != m.size or f.size < 1:
+        raise InputError(f"one volume fraction per phase: got {f.size} fractions, {m.size} mu")
+    if not np.isfinite(f).all() or (f < 0).any() or abs(f.sum() - 1.0) > 1e-9:
+        raise InputError(f"volume fractions must be >= 0 and sum to 1: got {f.tolist()}")
+    if not np.isfinite(m).all() or (m <= 0).any():
+        raise InputError(f"mu must be finite and > 0: got {m.tolist()}")
+    k = dim - 1
+
+    def hs(mu0: float) -> float:
+        return float(1.0 / np.sum(f / (m + k * mu0)) - k * mu0)
+
+    present = m[f > 0]
+    return PhaseBounds(
+        wiener_lower=float(1.0 / np.sum(f / m)),
+        hs_lower=hs(float(present.min())),
+        hs_upper=hs(float(present.max())),
+        wiener_upper=float(np.sum(f * m)),
     )

@@ -1,4 +1,4 @@
-"""``magnetohom generate | bounds | homogenize | dataset``: the micro command line.
+"""``magnetohom generate | bounds | homogenize | segment | rve | dataset``: the micro command line.
 
 Examples::
 
@@ -6,9 +6,13 @@ Examples::
     magnetohom generate --dim 3 --vf 0.25 --radius-range 3 7 -o sve.tif
     magnetohom bounds out/mono/*.png --mu-inclusion 250 --json
     magnetohom homogenize out/mono/*.png --json
+    magnetohom homogenize micrograph.tif --mu 1,50,1000 --bc all --preview out/prev
+    magnetohom segment micrograph.png -o out/phases.png --mu 1,50,1000
+    magnetohom rve big.png --sizes 16,32,64,128 -o out/rve
     mpirun -n 2 magnetohom dataset out/train.h5 -n 500 --vf-max 0.5
 
-Each command has its own ``_add_<name>(subparsers)`` function that builds its parser and sets
+``segment`` and ``rve`` live in :mod:`micro.cli_micrograph`.  Each command has its own
+``_add_<name>(subparsers)`` function that builds its parser and sets
 ``handler=``; the handlers import what they need lazily.  Errors are raised as
 :class:`magnetohom.errors.InputError` and reported by :mod:`magnetohom.cli` (exit code 2).
 """
@@ -23,6 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from magnetohom.errors import InputError
+from micro.cli_micrograph import _add_rve, _add_segment  # noqa: F401  (found by register)
+from micro.phase_args import fractions_text as _fractions_text
+from micro.phase_args import run_batch
 
 __all__ = ["register"]
 
@@ -30,7 +37,7 @@ log = logging.getLogger(__name__)
 
 #: Commands in the order they appear in ``magnetohom --help``.  A command whose
 #: ``_add_<name>`` function is not (yet) defined in this module is skipped.
-_COMMANDS = ("generate", "bounds", "homogenize", "dataset")
+_COMMANDS = ("generate", "bounds", "homogenize", "segment", "rve", "dataset")
 
 _FORMAT_SUFFIX = {"npy": ".npy", "png": ".png", "tiff": ".tif"}
 
@@ -158,13 +165,21 @@ def _run_generate(args: argparse.Namespace) -> int:
 # bounds
 
 
+def _add_mu_arguments(p: argparse.ArgumentParser) -> None:
+    from micro.phase_args import add_phase_arguments
+
+    add_phase_arguments(p, mu_pair=True)
+
+
 def _add_image_arguments(p: argparse.ArgumentParser) -> None:
-    """FILE..., the phase permeabilities and --json: shared by ``bounds`` and ``homogenize``."""
-    p.add_argument("files", nargs="+", metavar="FILE", help="images (.npy, .png, .tif)")
-    p.add_argument("--mu-matrix", type=float, default=1.0, help="matrix permeability (default 1)")
+    """FILE..., the phase options and --json: shared by ``bounds`` and ``homogenize``."""
     p.add_argument(
-        "--mu-inclusion", type=float, default=250.0, help="inclusion permeability (default 250)"
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="images (.npy, .png, .tif): binary, phase labels, or 8/16-bit greyscale (segmented)",
     )
+    _add_mu_arguments(p)
     p.add_argument("--json", action="store_true", help="one JSON object per file per line")
 
 
@@ -174,7 +189,8 @@ def _add_bounds(subparsers: argparse._SubParsersAction) -> None:
         help="analytic bounds/estimates of the effective permeability of image files",
         description="Measure the inclusion volume fraction of each image and print the Voigt, "
         "Reuss, Hashin-Shtrikman, Maxwell-Garnett and self-consistent estimates of the "
-        "effective relative permeability.",
+        "effective relative permeability. With --mu (k phases): the phase fractions and the "
+        "k-phase Wiener and Hashin-Shtrikman bounds.",
     )
     _add_image_arguments(p)
     p.set_defaults(handler=_run_bounds)
@@ -183,27 +199,46 @@ def _add_bounds(subparsers: argparse._SubParsersAction) -> None:
 _BOUND_KEYS = ("voigt", "reuss", "hs_lower", "hs_upper", "maxwell_garnett", "self_consistent")
 
 
-def _run_bounds(args: argparse.Namespace) -> int:
-    from micro.analytic import estimates
-    from micro.imageio import load_image
-    from micro.validate import check_mu
+_PHASE_KEYS = ("wiener_lower", "hs_lower", "hs_upper", "wiener_upper")
 
-    mu_m, mu_i = check_mu(args.mu_matrix, args.mu_inclusion)
-    for k, name in enumerate(args.files):
-        image = load_image(name)
-        vf = float(np.count_nonzero(image)) / image.size
-        est = estimates(vf, mu_m, mu_i, dim=image.ndim).as_dict()
-        if args.json:
-            row = {"file": str(name), "dim": image.ndim, "volume_fraction": vf}
-            row.update({k: float(est[k]) for k in _BOUND_KEYS})
-            print(json.dumps(row), flush=True)
+
+def _run_bounds(args: argparse.Namespace) -> int:
+    from micro.analytic import estimates, phase_bounds
+    from micro.phase_args import phase_mu, phases_from_args, write_preview
+
+    phase_mu(args)  # bad --mu: one error for the whole command
+    header: list = [None]
+
+    def work(name: str) -> None:
+        seg, mu = phases_from_args(name, args)
+        d = seg.dim
+        fractions = seg.volume_fractions
+        if mu.size == 2 and args.mu is None:
+            vf = float(fractions[1])
+            est = estimates(vf, mu[0], mu[1], dim=d).as_dict()
+            keys = _BOUND_KEYS
+            row = {"file": str(name), "dim": d, "volume_fraction": vf}
         else:
-            if k == 0:
-                head = "".join(f"{key:>16}" for key in _BOUND_KEYS)
-                print(f"{'file':<30} dim {'vf':>8}{head}")
-            vals = "".join(f"{float(est[k]):>16.6g}" for k in _BOUND_KEYS)
-            print(f"{name!s:<30} {image.ndim:>3} {vf:>8.4f}{vals}", flush=True)
-    return 0
+            est = phase_bounds(fractions, mu, dim=d).as_dict()
+            keys = _PHASE_KEYS
+            row = {"file": str(name), "dim": d, "volume_fractions": fractions.tolist()}
+            vf = None
+        row.update({k: float(est[k]) for k in keys})
+        write_preview(seg, name, args)
+        if args.json:
+            print(json.dumps(row), flush=True)
+            return
+        width = 8 if vf is not None else 7 * len(fractions)
+        if header[0] != (keys, width):
+            head = "".join(f"{key:>16}" for key in keys)
+            label = "vf" if vf is not None else "phase fractions"
+            print(f"{'file':<30} dim {label:>{width}}{head}")
+            header[0] = (keys, width)
+        vals = "".join(f"{float(est[k]):>16.6g}" for k in keys)
+        vf_text = f"{vf:.4f}" if vf is not None else _fractions_text(fractions)
+        print(f"{name!s:<30} {d:>3} {vf_text:>{width}}{vals}", flush=True)
+
+    return run_batch("bounds", args.files, work)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -213,69 +248,86 @@ def _run_bounds(args: argparse.Namespace) -> int:
 def _add_homogenize(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "homogenize",
-        help="homogenized permeability tensor of image files (DOLFINx)",
+        help="homogenized/apparent permeability tensor of image files (DOLFINx)",
         description="Compute the effective relative permeability tensor mu* of each image by "
-        "periodic first-order homogenization (Q1 element per pixel). Images of one shape share "
-        "one solver set-up. Prints a table, or with --json one JSON object per file per line "
-        "(file, shape, volume_fraction, mu_eff as a d x d list, iterations, seconds).",
+        "first-order homogenization (Q1 element per pixel) under periodic (default), uniform "
+        "Dirichlet or uniform Neumann conditions (--bc; 'all' also checks UNBC <= PBC <= UDBC "
+        "and prints the relative UDBC-UNBC gap, the image's representativeness). Greyscale "
+        "images are segmented (Otsu; --threshold, --invert), k phases with --mu. Images of one "
+        "shape share one solver set-up. A bad file gets its one-line error on stderr, the "
+        "others are still computed (exit code 2 if any failed). Prints a table, or with --json "
+        "one JSON object per file per line.",
     )
     _add_image_arguments(p)
+    p.add_argument(
+        "--bc",
+        choices=("periodic", "dirichlet", "neumann", "all"),
+        default="periodic",
+        help="boundary condition of the cell problem (default periodic)",
+    )
     p.set_defaults(handler=_run_homogenize)
 
 
 def _run_homogenize(args: argparse.Namespace) -> int:
     import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
 
-    from micro.imageio import load_images
-    from micro.validate import check_mu
+    from micro.apparent import apparent_tensors
+    from micro.phase_args import phase_mu, phases_from_args, write_preview
 
-    mu_m, mu_i = check_mu(args.mu_matrix, args.mu_inclusion)
-    images = load_images(args.files)
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for k, image in enumerate(images):
-        groups.setdefault(image.shape, []).append(k)
-    from micro.homogenization import Homogenizer
+    phase_mu(args)  # bad --mu: one error for the whole command
+    bcs = ("neumann", "periodic", "dirichlet") if args.bc == "all" else (args.bc,)
+    state = {"dim": None}
 
-    rows: list[dict] = [{} for _ in images]
-    for shape, members in groups.items():
-        hom = Homogenizer(shape)
-        res = hom(np.stack([images[k] for k in members]), mu_matrix=mu_m, mu_inclusion=mu_i)
-        for j, k in enumerate(members):
-            rows[k] = {
-                "file": str(args.files[k]),
-                "shape": list(shape),
-                "volume_fraction": float(np.count_nonzero(images[k])) / images[k].size,
-                "mu_matrix": mu_m,
-                "mu_inclusion": mu_i,
-                "mu_eff": res.mu_eff[j].tolist(),
-                "iterations": [int(i) for i in res.iterations[j]],
-                "seconds": float(res.seconds[j]),
-            }
-    if args.json:
-        for row in rows:
-            print(json.dumps(row), flush=True)
-        return 0
-    comps = sorted(
-        {
-            (i, j)
-            for row in rows
-            for i in range(len(row["shape"]))
-            for j in range(i, len(row["shape"]))
+    def work(name: str) -> None:
+        seg, mu = phases_from_args(name, args)
+        res = apparent_tensors(mu[seg.labels], bcs=bcs)
+        fractions = seg.volume_fractions
+        main_bc = "periodic" if "periodic" in res.tensors else bcs[0]
+        row = {
+            "file": str(name),
+            "shape": list(seg.labels.shape),
+            "volume_fraction": float(1.0 - fractions[0]),
+            "volume_fractions": fractions.tolist(),
+            "mu": mu.tolist(),
+            "bc": args.bc,
+            "mu_eff": res.tensors[main_bc].tolist(),
+            "iterations": [int(i) for i in res.iterations[main_bc]],
+            "seconds": float(sum(res.seconds.values())),
         }
-    )
-    head = "".join(f"{f'mu_{i + 1}{j + 1}':>12}" for i, j in comps)
-    print(f"{'file':<30} {'shape':>12} {'vf':>8}{head} {'CG its':>10} {'s':>8}")
-    for row in rows:
-        mu = row["mu_eff"]
-        d = len(row["shape"])
-        vals = "".join(f"{mu[i][j]:>12.6g}" if max(i, j) < d else f"{'':>12}" for i, j in comps)
-        its = "/".join(str(i) for i in row["iterations"])
-        shape = "x".join(str(s) for s in row["shape"])
-        print(
-            f"{row['file']:<30} {shape:>12} {row['volume_fraction']:>8.4f}{vals} {its:>10} "
-            f"{row['seconds']:>8.3f}"
-        )
-    return 0
+        if mu.size == 2:
+            row["mu_matrix"], row["mu_inclusion"] = float(mu[0]), float(mu[1])
+        if len(bcs) > 1:
+            row["apparent"] = {bc: t.tolist() for bc, t in res.tensors.items()}
+            row["ordered"] = res.ordered
+            row["width"] = res.width
+        write_preview(seg, name, args)
+        if args.json:
+            print(json.dumps(row), flush=True)
+            return
+        d = seg.dim
+        comps = [(i, j) for i in range(d) for j in range(i, d)]
+        if state["dim"] != d:
+            head = "".join(f"{f'mu_{i + 1}{j + 1}':>12}" for i, j in comps)
+            print(
+                f"{'file':<30} {'shape':>12} {'phase fractions':>16} {'bc':>9}{head} "
+                f"{'CG its':>10} {'s':>8}"
+            )
+            state["dim"] = d
+        shape = "x".join(str(v) for v in seg.labels.shape)
+        for bc in bcs:
+            t = res.tensors[bc]
+            vals = "".join(f"{t[i, j]:>12.6g}" for i, j in comps)
+            its = "/".join(str(int(i)) for i in res.iterations[bc])
+            print(
+                f"{name!s:<30} {shape:>12} {_fractions_text(fractions):>16} {bc:>9}{vals} "
+                f"{its:>10} {res.seconds[bc]:>8.3f}",
+                flush=True,
+            )
+        if len(bcs) > 1:
+            order = "UNBC <= PBC <= UDBC holds" if res.ordered else "ORDER VIOLATED"
+            print(f"{name!s:<30} relative width (UDBC - UNBC) / PBC = {res.width:.4g}; {order}")
+
+    return run_batch("homogenize", args.files, work)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -57,7 +57,18 @@ from micro.periodic import (
     stencil_values,
 )
 
-__all__ = ["CellSolution", "HomogenizationResult", "Homogenizer", "homogenize"]
+__all__ = [
+    "BOUNDARY_CONDITIONS",
+    "CellSolution",
+    "HomogenizationResult",
+    "Homogenizer",
+    "homogenize",
+]
+
+#: The boundary conditions of the cell problem (paper, Section 2.2): periodic (PBC), uniform
+#: Dirichlet ``phi' = 0`` on the boundary (UDBC, apparent tensor from above) and uniform Neumann
+#: ``B.n = Bbar.n`` (UNBC, apparent tensor from below).
+BOUNDARY_CONDITIONS = ("periodic", "dirichlet", "neumann")
 
 log = logging.getLogger(__name__)
 
@@ -105,18 +116,17 @@ class HomogenizationResult:
     setup_seconds: float
 
 
-def _check_shape(shape: tuple[int, ...]) -> tuple[int, int]:
-    shape = tuple(int(s) for s in shape)
+def _check_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape`` as a tuple of ints: 2D or 3D, at least 3 pixels along every axis."""
+    try:
+        shape = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise InputError(f"shape must be a tuple of integers: got {shape!r}") from None
     if len(shape) not in (2, 3):
         raise InputError(f"image must be 2D or 3D: got shape {shape}")
-    if len(set(shape)) != 1:
-        raise InputError(
-            f"image must be square/cubic (one pixel per element of the periodic unit cell): "
-            f"got shape {shape}"
-        )
-    if shape[0] < 3:
+    if min(shape) < 3:
         raise InputError(f"image must have at least 3 pixels per side: got shape {shape}")
-    return len(shape), shape[0]
+    return shape
 
 
 class Homogenizer:
@@ -125,7 +135,9 @@ class Homogenizer:
     Parameters
     ----------
     shape : tuple of int
-        Image shape ``(n, n)`` or ``(n, n, n)``; axis k is direction x_(k+1).
+        Image shape ``(n_1, n_2)`` or ``(n_1, n_2, n_3)``, every ``n_k >= 3``; axis k is direction
+        x_(k+1).  Pixels are square with side ``1 / max(shape)``; the cell is periodic along
+        every axis (rectangular cells are solved with ``solver="amg"``).
     comm : mpi4py communicator, optional
         Must have one rank (default ``MPI.COMM_SELF``); to use several ranks, split the samples
         across ranks (see :func:`micro.generate_dataset`).
@@ -144,6 +156,14 @@ class Homogenizer:
     solver_options : dict, optional
         PETSc options (without leading dash) that override the tuned BoomerAMG defaults,
         e.g. ``{"pc_hypre_boomeramg_strong_threshold": "0.5"}`` (``solver="amg"`` only).
+    bc : {"periodic", "dirichlet", "neumann"}
+        Boundary condition of the cell problem (paper, Section 2.2): periodic fluctuations
+        (PBC, the homogenized tensor), uniform Dirichlet ``phi' = 0`` on the boundary (UDBC,
+        :mod:`micro.dirichlet`) or uniform Neumann ``B.n = Bbar.n`` (UNBC, :mod:`micro.neumann`).
+        The latter two give *apparent* tensors of a window, with
+        ``mu_UNBC <= mu_PBC <= mu_UDBC`` as quadratic forms (``assembly="stencil"`` only; in
+        2D CG with the compiled multigrid, ``solver="mg"``, on any rectangle; in 3D CG +
+        BoomerAMG).
     """
 
     def __init__(
@@ -156,10 +176,13 @@ class Homogenizer:
         assembly: str = "stencil",
         solver: str | None = None,
         solver_options: dict[str, str] | None = None,
+        bc: str = "periodic",
     ) -> None:
         t0 = time.perf_counter()
-        self.dim, self.n = _check_shape(shape)
-        self.shape = (self.n,) * self.dim
+        self.shape = _check_shape(shape)
+        self.dim = len(self.shape)
+        self.n = max(self.shape)  # pixel size 1/n: the longest side has length 1
+        self.bc = _check_bc(bc)
         if not (0 < rtol < 1):
             raise InputError(f"rtol must be in (0, 1): got {rtol}")
         if assembly not in ("stencil", "dolfinx"):
@@ -173,7 +196,11 @@ class Homogenizer:
                 "samples across ranks instead"
             )
         self.rtol, self.max_it = float(rtol), int(max_it)
-        self.solver = _choose_solver(solver, self.dim, self.n)
+        if self.bc != "periodic":
+            self._init_apparent(assembly, solver, solver_options)
+            self.setup_seconds = time.perf_counter() - t0
+            return
+        self.solver = _choose_solver(solver, self.shape)
         self._build_fe_space()
         self._build_periodic_pattern()
         self.assembly = assembly
@@ -196,7 +223,7 @@ class Homogenizer:
         log.info(
             "homogenizer %s: %d periodic dofs, %d nonzeros, assembly=%s, solver=%s, set-up %.2f s",
             self.shape,
-            self.n**self.dim,
+            int(np.prod(self.shape)),
             self._indices.size,
             self.assembly,
             self.solver,
@@ -204,15 +231,42 @@ class Homogenizer:
         )
 
     # -- set-up ---------------------------------------------------------------------------
+    def _init_apparent(self, assembly: str, solver: str | None, options) -> None:
+        """Set-up for the UDBC/UNBC tensors (:mod:`micro.dirichlet`, :mod:`micro.neumann`)."""
+        if assembly != "stencil":
+            raise InputError(f"bc={self.bc!r} needs assembly='stencil': got {assembly!r}")
+        self.assembly = assembly
+        self._build_fe_space()
+        self._stencil = _element_stencil(self.dim)
+        if self.bc == "dirichlet":
+            from micro.dirichlet import DirichletCell as cls
+        else:
+            from micro.neumann import NeumannCell as cls
+        self._apparent = cls(
+            self.shape,
+            stencil=self._stencil,
+            stencil_n=_STENCIL_N,
+            rtol=self.rtol,
+            max_it=self.max_it,
+            comm=self.comm,
+            options=options,
+            solver=solver,
+        )
+        self.solver = self._apparent.solver
+        self._apparent.grid.verify(self._assemble_dolfinx, self._node_ijk)
+
     def _build_fe_space(self) -> None:
         import ufl
         from dolfinx import fem, mesh
 
         n, d = self.n, self.dim
+        h = 1.0 / n
+        cell = mesh.CellType.quadrilateral if d == 2 else mesh.CellType.hexahedron
+        corner = [s * h for s in self.shape]
         if d == 2:
-            msh = mesh.create_unit_square(self.comm, n, n, mesh.CellType.quadrilateral)
+            msh = mesh.create_rectangle(self.comm, [[0.0, 0.0], corner], list(self.shape), cell)
         else:
-            msh = mesh.create_unit_cube(self.comm, n, n, n, mesh.CellType.hexahedron)
+            msh = mesh.create_box(self.comm, [[0.0, 0.0, 0.0], corner], list(self.shape), cell)
         V = dfx.functionspace(msh, "CG", 1)
         Q = dfx.functionspace(msh, "DG", 0)
         self._mu = fem.Function(Q)
@@ -223,11 +277,13 @@ class Homogenizer:
         mid = mesh.compute_midpoints(msh, tdim, np.arange(n_cells, dtype=np.int32))[:, :d]
         cell_ijk = np.floor(mid * n).astype(np.int64)
         self._cell_to_pixel = np.ravel_multi_index(tuple(cell_ijk.T), self.shape)
-        if np.unique(self._cell_to_pixel).size != n**d:
+        if np.unique(self._cell_to_pixel).size != np.prod(self.shape):
             raise RuntimeError("DOLFINx mesh cells do not map one-to-one onto pixels")
         xdof = V.tabulate_dof_coordinates()[:, :d]
         self._node_ijk = np.rint(xdof * n).astype(np.int32)  # (n_dofs, d) in 0..n
-        self._dof_to_periodic = np.ravel_multi_index(tuple((self._node_ijk % n).T), self.shape)
+        self._dof_to_periodic = np.ravel_multi_index(
+            tuple((self._node_ijk % np.array(self.shape)).T), self.shape
+        )
         self._mesh, self._V = msh, V
 
     def _assemble_dolfinx(self, mu_pixels: np.ndarray):
@@ -274,7 +330,7 @@ class Homogenizer:
         # random values, and a contrast that switches deflation on: loads every compiled kernel
         mu = (1.0 + rng.random(self.shape)) * np.where(rng.random(self.shape) < 0.3, 50.0, 1.0)
         self._mg_setup(mu)
-        ref = node_stencils(self._pattern, self._periodic_data(mu)).reshape(self.n, self.n, 9)
+        ref = node_stencils(self._pattern, self._periodic_data(mu)).reshape(*self.shape, 9)
         err = np.abs(self._mg.stencil(0) - ref).max()
         if err > 1e-12 * np.abs(ref).max():
             raise RuntimeError(f"multigrid stencil differs from the periodic assembly ({err:.2e})")
@@ -285,14 +341,15 @@ class Homogenizer:
             self._mg.setup_from_mu(mu, self._element)
         else:
             data = self._periodic_data(mu)
-            self._mg.setup(node_stencils(self._pattern, data).reshape(self.n, self.n, 9))
+            self._mg.setup(node_stencils(self._pattern, data).reshape(*self.shape, 9))
 
     # -- per sample -----------------------------------------------------------------------
     def periodic_matrix(self, mu: np.ndarray) -> sp.csr_matrix:
         """The periodic stiffness matrix ``P^T K(mu) P`` as scipy CSR, shape (n^d, n^d)."""
         mu = self._check_mu(mu)
         return sp.csr_matrix(
-            (self._periodic_data(mu), self._indices, self._indptr), shape=(self.n**self.dim,) * 2
+            (self._periodic_data(mu), self._indices, self._indptr),
+            shape=(int(np.prod(self.shape)),) * 2,
         )
 
     def _periodic_data(self, mu: np.ndarray) -> np.ndarray:
@@ -324,6 +381,8 @@ class Homogenizer:
         CellSolution
         """
         mu = self._check_mu(mu)
+        if self.bc != "periodic":
+            return self._apparent.solve(mu)
         t0 = time.perf_counter()
         if self.solver == "mg":
             rhs, phi, Kphi, iterations = self._solve_mg(mu)
@@ -331,14 +390,16 @@ class Homogenizer:
             rhs, phi, Kphi, iterations = self._solve_amg(mu)
         d = self.dim
         mean_mu = mu.mean()
+        vol = float(np.prod(self.shape)) / self.n**d  # |V| (1 for a square/cubic cell)
         flux = np.empty((d, d))
         energy = np.empty((d, d))
         for i in range(d):
             for j in range(d):
                 base = mean_mu if i == j else 0.0
-                flux[j, i] = base - _dot(rhs[j], phi[i])
+                flux[j, i] = base - _dot(rhs[j], phi[i]) / vol
                 energy[i, j] = (
-                    base - _dot(phi[j], rhs[i]) - _dot(phi[i], rhs[j]) + _dot(phi[i], Kphi[j])
+                    base
+                    - (_dot(phi[j], rhs[i]) + _dot(phi[i], rhs[j]) - _dot(phi[i], Kphi[j])) / vol
                 )
         if not np.all(np.isfinite(energy)):
             raise SolverError(f"non-finite homogenized tensor for a {self.shape} cell")
@@ -361,23 +422,30 @@ class Homogenizer:
         *,
         mu_matrix: float = 1.0,
         mu_inclusion: float = 250.0,
+        mu: np.ndarray | None = None,
     ) -> HomogenizationResult:
-        """Homogenize binary images (True = inclusion).
+        """Homogenize binary images (True = inclusion) or k-phase label images.
 
         Parameters
         ----------
-        images : ndarray, shape ``(N, *self.shape)`` or ``self.shape``, bool or 0/1
+        images : ndarray, shape ``(N, *self.shape)`` or ``self.shape``
+            bool or 0/1 (True = inclusion); with ``mu``, integer phase labels ``0 .. k-1``.
         mu_matrix, mu_inclusion : float
-            Relative permeabilities of the phases (> 0).
+            Relative permeabilities of the two phases (> 0); ignored when ``mu`` is given.
+        mu : sequence of float, shape (k,), optional
+            Relative permeability of each phase label (k >= 2, > 0): ``mu[label]`` per pixel.
 
         Returns
         -------
         HomogenizationResult
             ``mu_eff`` has shape (N, d, d).
         """
-        from micro.validate import as_binary_image, check_mu
+        from micro.validate import as_binary_image, as_label_image, check_mu, check_phase_mu
 
-        check_mu(mu_matrix, mu_inclusion)
+        if mu is None:
+            phase_mu = np.array(check_mu(mu_matrix, mu_inclusion))
+        else:
+            phase_mu = check_phase_mu(mu)
         images = np.asarray(images)
         if images.shape == self.shape:
             images = images[None]
@@ -387,24 +455,35 @@ class Homogenizer:
         out_it = np.empty((len(images), self.dim), dtype=np.int64)
         out_s = np.empty(len(images))
         for k, image in enumerate(images):
-            img = as_binary_image(image, dim=self.dim)
-            sol = self.solve_mu(np.where(img, float(mu_inclusion), float(mu_matrix)))
+            if mu is None:
+                labels = as_binary_image(image, dim=self.dim).view(np.uint8)
+            else:
+                labels = as_label_image(image, n_phases=phase_mu.size, dim=self.dim)
+            sol = self.solve_mu(phase_mu[labels])
             out_mu[k], out_it[k], out_s[k] = sol.mu_eff, sol.iterations, sol.seconds
         return HomogenizationResult(out_mu, out_it, out_s, self.setup_seconds)
 
 
-def _choose_solver(solver: str | None, dim: int, n: int) -> str:
+def _check_bc(bc: str) -> str:
+    if bc not in BOUNDARY_CONDITIONS:
+        raise InputError(f"bc must be one of {', '.join(BOUNDARY_CONDITIONS)}: got {bc!r}")
+    return bc
+
+
+def _choose_solver(solver: str | None, shape: tuple[int, ...]) -> str:
     from micro.multigrid import multigrid_levels
 
-    supported = dim == 2 and multigrid_levels(n) is not None
+    dim, n = len(shape), shape[0]
+    square = len(set(shape)) == 1
+    supported = dim == 2 and square and multigrid_levels(n) is not None
     if solver is None:
         return "mg" if supported else "amg"
     if solver not in ("mg", "amg"):
         raise InputError(f"solver must be 'mg' or 'amg': got {solver!r}")
     if solver == "mg" and not supported:
         raise InputError(
-            f"the multigrid solver needs a 2D grid that halves at least once and down to at "
-            f"most 1024 nodes: got shape {(n,) * dim}"
+            f"the multigrid solver needs a square 2D grid that halves at least once and down to "
+            f"at most 1024 nodes: got shape {shape}"
         )
     return solver
 
@@ -441,8 +520,10 @@ def homogenize(
     *,
     mu_matrix: float = 1.0,
     mu_inclusion: float = 250.0,
+    mu: np.ndarray | None = None,
     rtol: float = 1e-6,
     dim: int | None = None,
+    bc: str = "periodic",
 ) -> HomogenizationResult:
     """Homogenize one image or a batch of images of one shape.
 
@@ -455,11 +536,15 @@ def homogenize(
         True = inclusion; axis k is direction x_(k+1).
     mu_matrix, mu_inclusion : float
         Relative permeabilities (defaults 1 and 250, the paper's Table 1).
+    mu : sequence of float, shape (k,), optional
+        One permeability per phase label of k-phase label images (see :class:`Homogenizer`).
     rtol : float
         CG tolerance (see :class:`Homogenizer`).
     dim : {2, 3}, optional
         Spatial dimension. Needed only for a batch of ``n`` 2D images of ``n x n`` pixels, which
-        is otherwise read as one 3D image.
+        is otherwise read as one 3D image (and for one rectangular 3D image).
+    bc : {"periodic", "dirichlet", "neumann"}
+        Boundary condition of the cell problem (see :class:`Homogenizer`).
 
     Returns
     -------
@@ -474,7 +559,7 @@ def homogenize(
             f"expected one {dim}D image or a batch of them: got an array of shape {images.shape}"
         )
     shape = images.shape[-dim:]
-    key = (tuple(shape), float(rtol))
+    key = (tuple(shape), float(rtol), _check_bc(bc))
     if key not in _CACHE:
-        _CACHE[key] = Homogenizer(shape, rtol=rtol)
-    return _CACHE[key](images, mu_matrix=mu_matrix, mu_inclusion=mu_inclusion)
+        _CACHE[key] = Homogenizer(shape, rtol=rtol, bc=bc)
+    return _CACHE[key](images, mu_matrix=mu_matrix, mu_inclusion=mu_inclusion, mu=mu)

@@ -24,7 +24,7 @@ import numpy as np
 from magnetohom.errors import InputError
 from micro.validate import as_binary_image, check_image_shape, format_values
 
-__all__ = ["IMAGE_SUFFIXES", "load_image", "load_images", "save_image"]
+__all__ = ["IMAGE_SUFFIXES", "load_image", "load_images", "read_array", "save_image"]
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,12 @@ def _load_png(path: Path) -> np.ndarray:
             elif mode in ("P", "PA"):  # palette: expand, then check the colours are grey
                 im = im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB")
             mode = im.mode
+            if mode.startswith("I;16") or mode == "I":  # 16-bit grey
+                arr = np.asarray(im).astype(np.uint16 if mode.startswith("I;16") else np.int64)
+                return arr
             if mode not in ("L", "LA", "RGB", "RGBA"):
                 raise InputError(
-                    f"{path}: PNG mode {mode!r} not supported (expected 8-bit grey or RGB)"
+                    f"{path}: PNG mode {mode!r} not supported (expected 8/16-bit grey or RGB)"
                 )
             arr = np.asarray(im)
     except UnidentifiedImageError:
@@ -128,6 +131,36 @@ def _load_tiff(path: Path) -> np.ndarray:
     return arr
 
 
+def read_array(path: str | PathLike) -> np.ndarray:
+    """The raw values of an image file: grey levels of a PNG/TIFF, the array of a ``.npy``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ``.npy``, ``.png`` (8- or 16-bit grey; RGB(A) with equal channels) or ``.tif``/``.tiff``
+        (any numeric type; 3D as a multi-page stack, page = axis 0).
+
+    Returns
+    -------
+    ndarray
+        As stored (no binarisation, no shape check).
+
+    Raises
+    ------
+    InputError
+        Unsupported suffix, unreadable file, colour or transparency.
+    FileNotFoundError
+        ``path`` does not exist.
+    """
+    path = Path(path)
+    suffix = _suffix(path)
+    if not path.is_file():
+        raise FileNotFoundError(2, "No such file", str(path))
+    if suffix == ".npy":
+        return _load_npy(path)
+    return _load_png(path) if suffix == ".png" else _load_tiff(path)
+
+
 def load_image(path: str | PathLike, *, dim: int | None = None) -> np.ndarray:
     """Load one binary microstructure image.
 
@@ -141,14 +174,14 @@ def load_image(path: str | PathLike, *, dim: int | None = None) -> np.ndarray:
 
     Returns
     -------
-    ndarray, shape (n,)*d, bool
+    ndarray, shape (n_1, ..., n_d), bool
         True = inclusion.
 
     Raises
     ------
     InputError
         Unsupported suffix, unreadable file, non-binary values (the values found are named),
-        NaN, colour, wrong dimension or a non-square/non-cubic shape.
+        NaN, colour or wrong dimension.  (Greyscale micrographs: :mod:`micro.segmentation`.)
     FileNotFoundError
         ``path`` does not exist.
     """

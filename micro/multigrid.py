@@ -129,6 +129,10 @@ class PeriodicMultigrid:
         :data:`MAX_CLUSTERS` of them (see :mod:`micro._mg_deflation`): the near-rigid motions of
         highly permeable inclusions separated by thin gaps, which the geometric coarse grids
         capture worst, no longer slow CG down.
+    singular : bool
+        The operator is the periodic one, with the constants as null space (default).  False
+        for a non-singular operator passed to :meth:`setup` (e.g. with Dirichlet rows, see
+        :mod:`micro.open_multigrid`): no mean is removed and the coarsest level is inverted.
 
     Notes
     -----
@@ -143,7 +147,13 @@ class PeriodicMultigrid:
     """
 
     def __init__(
-        self, n: int, *, nu: int = 1, coarse_nodes: int = 64, deflation: bool = True
+        self,
+        n: int,
+        *,
+        nu: int = 1,
+        coarse_nodes: int = 64,
+        deflation: bool = True,
+        singular: bool = True,
     ) -> None:
         sizes = multigrid_levels(n, coarse_nodes=coarse_nodes)
         if sizes is None:
@@ -154,6 +164,7 @@ class PeriodicMultigrid:
         if int(nu) < 1:
             raise InputError(f"nu must be >= 1: got {nu}")
         self.n, self.nu, self.deflation = int(n), int(nu), bool(deflation)
+        self.singular = bool(singular)
         self.sizes = np.array(sizes, dtype=np.int64)
         self._v_off = np.concatenate([[0], np.cumsum(self.sizes**2)]).astype(np.int64)
         total = int(self._v_off[-1])
@@ -218,7 +229,8 @@ class PeriodicMultigrid:
         """Set up for the level-0 stencil ``stencil`` (n, n, 9), float64 (copied).
 
         It must be symmetric with zero row sums and a positive centre: a periodic
-        Laplacian-type operator whose null space is the constants.
+        Laplacian-type operator whose null space is the constants (with ``singular=False``:
+        symmetric positive definite).
         """
         stencil = np.ascontiguousarray(stencil, dtype=np.float64)
         if stencil.shape != (self.n, self.n, 9):
@@ -226,6 +238,15 @@ class PeriodicMultigrid:
         _s.aos_to_quad(stencil, self._quad_stencil(0))
         self._build()
         self._use_mu = False
+
+    def deflate(self, mask: np.ndarray) -> None:
+        """After :meth:`setup`: deflate CG by the clusters of the pixels in ``mask`` (n, n) bool.
+
+        As :meth:`setup_from_mu` does at high contrast (see the class docstring).
+        """
+        self._check_ready()
+        if self.deflation:
+            self._build_deflation(np.ascontiguousarray(mask, dtype=bool))
 
     def _no_deflation(self) -> None:
         self._z_labels = np.zeros((4, self.n // 2, self.n // 2), dtype=np.int64)
@@ -275,7 +296,7 @@ class PeriodicMultigrid:
             if lev + 1 < last:
                 _s.planes_to_quad(coarse, self._quad_stencil(lev + 1))
             np.divide(1.0, S[:, 4], out=self._span(self._d_buf, 1, lev).reshape(4, m, m))
-        self._binv[:] = _dense_pseudo_inverse(self._natural_planes(last))
+        self._binv[:] = _dense_pseudo_inverse(self._natural_planes(last), singular=self.singular)
         self._ready = True
 
     # -- inspection -------------------------------------------------------------------------------
@@ -372,7 +393,7 @@ class PeriodicMultigrid:
         R, natural = self._in(r)
         Z = np.empty_like(R)
         work = [np.zeros(int(self._v_off[-1])) for _ in range(4)]
-        _c.vcycle(R, Z, *args, *work, self.nu)
+        _c.vcycle(R, Z, *args, *work, self.nu, self.singular)
         return self._out(Z, natural)
 
     def coordinate_loads(self) -> tuple[np.ndarray, np.ndarray]:
@@ -420,6 +441,7 @@ class PeriodicMultigrid:
             self._z_label,
             self._z_value,
             self._einv,
+            self.singular,
         )
         return MGSolve(self._out(X, natural), int(its), float(res), int(status))
 
@@ -479,13 +501,13 @@ def _spd_inverse(A: np.ndarray) -> np.ndarray | None:
     return np.triu(inv) + np.triu(inv, 1).T
 
 
-def _dense_pseudo_inverse(S: np.ndarray) -> np.ndarray:
+def _dense_pseudo_inverse(S: np.ndarray, *, singular: bool = True) -> np.ndarray:
     """Symmetric ``B^-1`` with ``B = A + c 11^T``: on zero-mean vectors, the pseudo-inverse of A.
 
     ``A`` is the dense matrix of the periodic stencil planes ``S`` (9, m, m) in natural order,
     symmetric positive semi-definite with the constants as null space, so ``B`` is positive
     definite, keeps the constants as an eigenvector and maps zero-mean vectors onto zero-mean
-    vectors.
+    vectors.  With ``singular`` False, ``A`` is positive definite and ``A^-1`` is returned.
     """
     m = S.shape[1]
     N = m * m
@@ -496,7 +518,7 @@ def _dense_pseudo_inverse(S: np.ndarray) -> np.ndarray:
         cols = np.roll(idx, (-di, -dj), axis=(0, 1)).ravel()
         np.add.at(A, (idx.ravel(), cols), S[k].ravel())
     A = 0.5 * (A + A.T)
-    B = A + np.trace(A) / N**2
+    B = A + np.trace(A) / N**2 if singular else A
     inv = _spd_inverse(B)
     if inv is None:
         raise SolverError("the coarsest multigrid level is not positive semi-definite")

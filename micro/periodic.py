@@ -1,8 +1,9 @@
 """Algebra of the Q1 operator on a periodic pixel/voxel grid (pure NumPy, no DOLFINx).
 
-On the periodic ``n^d`` grid (``n >= 3``) every node couples with its ``3^d`` neighbours, so
-the condensed matrix ``P^T K P`` has exactly ``3^d`` entries per row.  :class:`PeriodicPattern`
-holds that sparsity in CSR form together with, per entry, the neighbour offset encoded in base 3
+On the periodic ``n_1 x ... x n_d`` grid (every ``n_k >= 3``; square pixels) every node couples
+with its ``3^d`` neighbours, so the condensed matrix ``P^T K P`` has exactly ``3^d`` entries per
+row.  :class:`PeriodicPattern` holds that sparsity in CSR form together with, per entry, the
+neighbour offset encoded in base 3
 (digit k = offset along axis k, plus one).  The matrix is linear in the pixel values of ``mu``;
 with the *element stencil* (``(code, corner, value)`` triples: entry ``code`` of node p gets
 ``value * mu[cell p + corner]``) :func:`stencil_values` fills it with ``2^d`` array shifts.
@@ -22,6 +23,7 @@ __all__ = [
     "node_stencils",
     "offset_weights",
     "periodic_pattern",
+    "pixel_size",
     "scatter_map",
     "stencil_from_scatter",
     "stencil_values",
@@ -37,7 +39,7 @@ class PeriodicPattern:
     Attributes
     ----------
     shape : tuple of int
-        ``(n,) * d``.
+        ``(n_1, ..., n_d)``, each ``>= 3``.
     indptr, indices : ndarray, int32
         CSR structure, ``3^d`` sorted columns per row; shape ``(n^d + 1,)`` and ``(n^d 3^d,)``.
     code : ndarray, shape (n^d, 3^d), uint8
@@ -66,10 +68,11 @@ def periodic_pattern(shape: tuple[int, ...]) -> PeriodicPattern:
     Parameters
     ----------
     shape : tuple of int
-        ``(n,) * d`` with ``n >= 3`` and ``d`` in {2, 3}.
+        ``(n_1, ..., n_d)`` with every ``n_k >= 3`` and ``d`` in {2, 3}.
     """
-    d, n = len(shape), shape[0]
-    N, m = n**d, 3**d
+    d = len(shape)
+    n = np.asarray(shape, dtype=np.int64)
+    N, m = int(np.prod(n)), 3**d
     offsets = np.indices((3,) * d).reshape(d, -1).T - 1
     indptr = (np.arange(N + 1, dtype=np.int64) * m).astype(np.int32)
     indices = np.empty((N, m), dtype=np.int32)
@@ -151,43 +154,61 @@ def node_stencils(pattern: PeriodicPattern, data: np.ndarray) -> np.ndarray:
     return out
 
 
+def pixel_size(shape: tuple[int, ...]) -> float:
+    """Pixel size ``h = 1 / max(shape)``: the longest side of the cell has length 1.
+
+    For a square/cubic cell this is the unit cell ``[0, 1]^d``; a rectangular cell is
+    ``prod_k [0, n_k h]``.
+    """
+    return 1.0 / max(int(s) for s in shape)
+
+
 def offset_weights(pattern: PeriodicPattern, data: np.ndarray, axis: int) -> np.ndarray:
-    """``data`` times each entry's periodic offset along ``axis``, in units of the cell length.
+    """``data`` times each entry's periodic offset along ``axis``, in cell-length units.
 
     Row sums of the result are ``(K x_axis)`` on the periodic nodes, for the exact Q1
-    interpolant of the coordinate ``x_axis``.
+    interpolant of the coordinate ``x_axis`` (pixel size :func:`pixel_size`).
 
     Returns
     -------
     ndarray, shape (n^d, 3^d), float64
     """
-    off = pattern.offsets[:, axis].astype(np.float64) / pattern.shape[0]
+    off = pattern.offsets[:, axis].astype(np.float64) * pixel_size(pattern.shape)
     return data.reshape(pattern.code.shape) * off[pattern.code]
 
 
 def stencil_values(
-    pattern: PeriodicPattern, mu: np.ndarray, stencil: Stencil, *, stencil_n: int
+    pattern: PeriodicPattern,
+    mu: np.ndarray,
+    stencil: Stencil,
+    *,
+    stencil_n: int,
+    h: float | None = None,
 ) -> np.ndarray:
     """CSR data of the periodic operator for pixel permeabilities ``mu``.
 
     Parameters
     ----------
     mu : ndarray, shape ``pattern.shape``, float64
+        Pixel permeabilities (>= 0; a zero layer cuts the periodic connection across it).
     stencil : list of (code, corner, value)
         Element stencil for pixel size ``1 / stencil_n`` (see :func:`stencil_from_scatter`).
     stencil_n : int
         Grid size the stencil was read at; the Laplacian's element tensors scale like
         ``h^(d-2)``.
+    h : float, optional
+        Pixel size (default :func:`pixel_size` of ``pattern.shape``).
 
     Returns
     -------
     ndarray, shape (nnz,), float64
     """
-    d, n = len(pattern.shape), pattern.shape[0]
-    N, m = n**d, pattern.code.shape[1]
+    d = len(pattern.shape)
+    N, m = int(np.prod(pattern.shape)), pattern.code.shape[1]
     corners = np.indices((2,) * d).reshape(d, -1).T - 1  # cell offsets relative to a node
     shifted = [np.roll(mu, tuple(-c), axis=tuple(range(d))).ravel() for c in corners]
-    scale = (stencil_n / n) ** (d - 2)
+    h = pixel_size(pattern.shape) if h is None else float(h)
+    scale = (stencil_n * h) ** (d - 2)
     D = np.zeros((m, N))
     for code, corner, value in stencil:
         D[code] += (scale * value) * shifted[corner]
@@ -218,7 +239,7 @@ def scatter_map(pattern: PeriodicPattern, assemble, K0, node_ijk, entry_to_perio
     import scipy.sparse as sp
 
     shape = pattern.shape
-    d, n = len(shape), shape[0]
+    d, n = len(shape), np.asarray(shape, dtype=np.int64)
     rows = np.repeat(np.arange(K0.indptr.size - 1, dtype=np.int64), np.diff(K0.indptr))
     gr = node_ijk[rows].astype(np.int64)
     gq = node_ijk[K0.indices].astype(np.int64)
@@ -229,7 +250,7 @@ def scatter_map(pattern: PeriodicPattern, assemble, K0, node_ijk, entry_to_perio
         indicator = np.ones(shape, dtype=bool)
         for axis in range(d):
             sl = [slice(None)] * d
-            sl[axis] = np.arange(n) % 2 != colour[axis]
+            sl[axis] = np.arange(n[axis]) % 2 != colour[axis]
             indicator[tuple(sl)] = False
         Kc = assemble(indicator.astype(np.float64))
         # the candidate lower corner per axis with the colour's parity
@@ -241,12 +262,12 @@ def scatter_map(pattern: PeriodicPattern, assemble, K0, node_ijk, entry_to_perio
         parts_v.append(Kc.data[ok])
     A = sp.csr_matrix(
         (np.concatenate(parts_v), (np.concatenate(parts_r), np.concatenate(parts_c))),
-        shape=(pattern.nnz, n**d),
+        shape=(pattern.nnz, int(np.prod(n))),
     )
     A.sum_duplicates()
     # The map must reproduce the reference (all-ones) assembly.
     ref = np.bincount(entry_to_periodic, weights=K0.data, minlength=A.shape[0])
-    err = np.abs(A @ np.ones(n**d) - ref).max()
+    err = np.abs(A @ np.ones(A.shape[1]) - ref).max()
     if err > 1e-12 * np.abs(ref).max():
         raise RuntimeError(f"scatter map inconsistent with the assembly ({err:.2e})")
     return A
@@ -262,7 +283,7 @@ def stencil_from_scatter(pattern: PeriodicPattern, A) -> Stencil:
     ----------
     A : scipy.sparse matrix, shape (nnz, n^d)
     """
-    d, n = len(pattern.shape), pattern.shape[0]
+    d, n = len(pattern.shape), np.asarray(pattern.shape, dtype=np.int64)
     A = A.tocoo()
     m = pattern.code.shape[1]
     p, slot = np.divmod(A.row, m)

@@ -13,7 +13,15 @@ import numpy as np
 
 from magnetohom.errors import InputError
 
-__all__ = ["as_binary_image", "check_dim", "check_image_shape", "check_mu", "format_values"]
+__all__ = [
+    "as_binary_image",
+    "as_label_image",
+    "check_dim",
+    "check_image_shape",
+    "check_mu",
+    "check_phase_mu",
+    "format_values",
+]
 
 _MAX_LISTED = 8
 
@@ -33,8 +41,12 @@ def check_dim(dim: int) -> int:
     return int(dim)
 
 
-def check_image_shape(shape: tuple[int, ...], *, dim: int | None = None) -> tuple[int, ...]:
-    """Check that ``shape`` is ``(n, n)`` or ``(n, n, n)`` with ``n >= 1`` (and ``len == dim``).
+def check_image_shape(
+    shape: tuple[int, ...], *, dim: int | None = None, square: bool = False
+) -> tuple[int, ...]:
+    """Check that ``shape`` is ``(n_1, n_2)`` or ``(n_1, n_2, n_3)``, every ``n_k >= 1``.
+
+    Rectangular cells (square pixels) are accepted unless ``square=True``.
 
     Returns
     -------
@@ -44,7 +56,7 @@ def check_image_shape(shape: tuple[int, ...], *, dim: int | None = None) -> tupl
     Raises
     ------
     InputError
-        Not 2D/3D, dimension other than ``dim``, empty, or non-square/non-cubic.
+        Not 2D/3D, dimension other than ``dim``, empty, or (``square=True``) non-square.
     """
     shape = tuple(int(s) for s in shape)
     ndim = len(shape)
@@ -56,7 +68,7 @@ def check_image_shape(shape: tuple[int, ...], *, dim: int | None = None) -> tupl
         raise InputError(f"expected a {dim}D image: got a {ndim}D image of shape {shape}")
     if min(shape) == 0:
         raise InputError(f"image is empty: got shape {shape}")
-    if len(set(shape)) != 1:
+    if square and len(set(shape)) != 1:
         kind = "square" if ndim == 2 else "cubic"
         raise InputError(
             f"image must be {kind} (one pixel per element of the periodic unit cell): "
@@ -65,31 +77,8 @@ def check_image_shape(shape: tuple[int, ...], *, dim: int | None = None) -> tupl
     return shape
 
 
-def as_binary_image(array: object, *, dim: int | None = None) -> np.ndarray:
-    """Check that ``array`` is a binary square/cubic image and return it as a bool array.
-
-    Parameters
-    ----------
-    array : array_like, shape (n, n) or (n, n, n)
-        bool, or numbers that are all 0 or 1 (1 = inclusion).  8-bit files with the paper's
-        0 = inclusion / 255 = matrix convention are converted by :func:`micro.load_image`
-        before they get here.
-    dim : {2, 3}, optional
-        Required dimension; ``None`` accepts both.
-
-    Returns
-    -------
-    ndarray, shape (n,)*d, bool
-        A new C-contiguous array, True = inclusion.
-
-    Raises
-    ------
-    InputError
-        NaN or infinite entries, values other than 0/1, not 2D/3D, dimension other than
-        ``dim``, an empty image, or a non-square/non-cubic shape.
-    """
-    if dim is not None:
-        dim = check_dim(dim)
+def _numeric_array(array: object) -> np.ndarray:
+    """``array`` as a real, finite numeric ndarray (bool allowed), else :class:`InputError`."""
     try:
         arr = np.asarray(array)
     except (TypeError, ValueError) as exc:
@@ -98,14 +87,116 @@ def as_binary_image(array: object, *, dim: int | None = None) -> np.ndarray:
         raise InputError(f"image must be a bool or numeric array: got dtype {arr.dtype}")
     if np.iscomplexobj(arr):
         raise InputError(f"image must be real: got dtype {arr.dtype}")
-    check_image_shape(arr.shape, dim=dim)
-    if arr.dtype == bool:
-        return np.ascontiguousarray(arr, dtype=bool).copy()
     if np.issubdtype(arr.dtype, np.floating):
         if np.isnan(arr).any():
             raise InputError(f"image contains NaN ({int(np.isnan(arr).sum())} pixels)")
         if np.isinf(arr).any():
             raise InputError(f"image contains infinite values ({int(np.isinf(arr).sum())} pixels)")
+    return arr
+
+
+def as_label_image(
+    array: object, *, n_phases: int, dim: int | None = None, square: bool = False
+) -> np.ndarray:
+    """Check a phase-label image (labels ``0 .. n_phases-1``) and return it as uint8.
+
+    Parameters
+    ----------
+    array : array_like, shape (n_1, n_2) or (n_1, n_2, n_3)
+        bool (False = phase 0, True = phase 1) or integer-valued numbers.
+    n_phases : int
+        Number of phases ``k >= 2`` (one permeability each).
+    dim : {2, 3}, optional
+        Required dimension.
+    square : bool
+        Require a square/cubic shape.
+
+    Returns
+    -------
+    ndarray, uint8, the shape of ``array``
+        A new C-contiguous array.
+
+    Raises
+    ------
+    InputError
+        NaN/inf, non-integer or negative labels, a label ``>= n_phases`` (more phases in the
+        image than permeabilities), or a bad shape.
+    """
+    if dim is not None:
+        dim = check_dim(dim)
+    k = int(n_phases)
+    if k < 2 or k > 255:
+        raise InputError(f"number of phases must be in 2..255: got {n_phases!r}")
+    arr = _numeric_array(array)
+    check_image_shape(arr.shape, dim=dim, square=square)
+    if arr.dtype == bool:
+        return np.ascontiguousarray(arr, dtype=np.uint8)
+    values = np.unique(arr)
+    if not np.array_equal(values, np.round(values)) or values.min() < 0:
+        raise InputError(
+            f"phase labels must be integers 0..{k - 1}: found values {format_values(values)}"
+        )
+    if values.max() >= k:
+        raise InputError(
+            f"image has phase labels up to {values.max():g} but only {k} permeabilities "
+            f"were given (labels must be 0..{k - 1})"
+        )
+    return np.ascontiguousarray(arr, dtype=np.uint8)
+
+
+def check_phase_mu(mu: object) -> np.ndarray:
+    """Check one permeability per phase: at least two values, finite and > 0.
+
+    Parameters
+    ----------
+    mu : sequence of float, shape (k,)
+        Relative permeability of phase (label) ``0 .. k-1``.
+
+    Returns
+    -------
+    ndarray, shape (k,), float64
+    """
+    try:
+        arr = np.asarray(mu, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise InputError(f"permeabilities must be numbers: got {mu!r}") from None
+    if arr.size < 2:
+        raise InputError(f"give one permeability per phase, at least two: got {arr.tolist()}")
+    bad = ~np.isfinite(arr) | (arr <= 0)
+    if bad.any():
+        raise InputError(f"permeabilities must be finite and > 0: got {arr[bad][0]:g}")
+    return arr
+
+
+def as_binary_image(array: object, *, dim: int | None = None) -> np.ndarray:
+    """Check that ``array`` is a binary image and return it as a bool array.
+
+    Parameters
+    ----------
+    array : array_like, shape (n_1, n_2) or (n_1, n_2, n_3)
+        bool, or numbers that are all 0 or 1 (1 = inclusion).  8-bit files with the paper's
+        0 = inclusion / 255 = matrix convention are converted by :func:`micro.load_image`
+        before they get here.
+    dim : {2, 3}, optional
+        Required dimension; ``None`` accepts both.
+
+    Returns
+    -------
+    ndarray, shape (n_1, ..., n_d), bool
+        A new C-contiguous array, True = inclusion.
+
+    Raises
+    ------
+    InputError
+        NaN or infinite entries, values other than 0/1, not 2D/3D, dimension other than
+        ``dim`` or an empty image.
+    """
+    if dim is not None:
+        dim = check_dim(dim)
+    arr = _numeric_array(array)
+    check_image_shape(arr.shape, dim=dim)
+    if arr.dtype == bool:
+        return np.ascontiguousarray(arr, dtype=bool).copy()
     values = np.unique(arr)
     if not np.isin(values, (0, 1)).all():
         hint = ""

@@ -22,15 +22,17 @@ def line_bounds_2d(strong, contrast, e0, e1):
 
     Returns
     -------
-    blocks : (N, m1, m2, 5) float64
+    blocks : (N, m1, m2, 9) float64
         Fraction, lower and upper bound of ``mu_11``, lower and upper bound of ``mu_22`` (in
-        units of the weak permeability) of each block.
+        units of the weak permeability) of each block; then the shares of strong-strong and of
+        weak-weak pixel pairs across the block's ``+x1`` face and across its ``+x2`` face (the
+        contacts that decide a face's conductance at high contrast; periodic wrap).
     cell : (N, 5) float64
         The same for the whole cell.
     """
     n_img, n1, n2 = strong.shape
     m1, m2 = e0.size, e1.size
-    blocks = np.empty((n_img, m1, m2, 5))
+    blocks = np.empty((n_img, m1, m2, 9))
     cell = np.empty((n_img, 5))
     rows = np.zeros((n1, m2), dtype=np.int64)  # strong pixels of row i inside block column bj
     cols = np.zeros((m1, n2), dtype=np.int64)  # strong pixels of column j inside block row bi
@@ -80,6 +82,23 @@ def line_bounds_2d(strong, contrast, e0, e1):
                 blocks[k, bi, bj, 2] = li / inv_arith_row
                 blocks[k, bi, bj, 3] = harm_row / li
                 blocks[k, bi, bj, 4] = lj / inv_arith_col
+                # contacts across the +x1 face (last row of the block, first row of the next)
+                ia, ib = i1 - 1, i1 % n1
+                ss, ww = 0, 0
+                for j in range(j0, j1):
+                    a, b = strong[k, ia, j], strong[k, ib, j]
+                    ss += a & b
+                    ww += (1 - a) & (1 - b)
+                blocks[k, bi, bj, 5] = ss / lj
+                blocks[k, bi, bj, 6] = ww / lj
+                ja, jb = j1 - 1, j1 % n2
+                ss, ww = 0, 0
+                for i in range(i0, i1):
+                    a, b = strong[k, i, ja], strong[k, i, jb]
+                    ss += a & b
+                    ww += (1 - a) & (1 - b)
+                blocks[k, bi, bj, 7] = ss / li
+                blocks[k, bi, bj, 8] = ww / li
         # the whole cell: full columns and rows
         total = 0
         harm_col = 0.0

@@ -80,8 +80,8 @@ def homogenize_faces(
         Face conductances ``(B, m1, m2, 2)`` or ``(B, m1, m2, m3, 3)`` (> 0, any float dtype):
         channel ``c`` holds the conductance of the ``+x(c+1)`` face of each cell.
     tol
-        The iteration stops when every system's preconditioned residual norm has fallen by this
-        factor (or after ``max_iterations``).
+        Each system stops when its preconditioned residual norm has fallen by this factor (a
+        converged system is frozen while the others go on); all stop after ``max_iterations``.
     max_iterations
         Upper bound of conjugate-gradient iterations.
     solve_dtype
@@ -155,21 +155,25 @@ def _solve(ks, shape, *, tol, max_iterations):
     z = precondition(r)
     p = z
     rz = dot(r, z)
-    rz0 = tf.reduce_max(rz)
+    # each system stops on its own residual: one that has converged is frozen (no update), so
+    # that the iterations the others still need cannot blow it up through round-off
+    limit = tol**2 * rz
     u = tf.zeros_like(b)
 
     def cond(i, u, r, p, rz):
-        return tf.logical_and(i < max_iterations, tf.reduce_max(rz) > tol**2 * rz0)
+        return tf.logical_and(i < max_iterations, tf.reduce_any(rz > limit))
 
     def body(i, u, r, p, rz):
+        active = rz > limit
         ap = apply(p)
-        alpha = tf.math.divide_no_nan(rz, dot(p, ap))
+        alpha = tf.where(active, tf.math.divide_no_nan(rz, dot(p, ap)), tf.zeros_like(rz))
         u = u + alpha * p
         r = r - alpha * ap
         z = precondition(r)
-        rz_new = dot(r, z)
-        beta = tf.math.divide_no_nan(rz_new, rz)
-        return i + 1, u, r, z + beta * p, rz_new
+        rz_new = tf.where(active, dot(r, z), rz)
+        beta = tf.where(active, tf.math.divide_no_nan(rz_new, rz), tf.zeros_like(rz))
+        p = tf.where(active, z + beta * p, p)
+        return i + 1, u, r, p, rz_new
 
     _, u, *_ = tf.while_loop(
         cond, body, (tf.constant(0), u, r, p, rz), maximum_iterations=max_iterations

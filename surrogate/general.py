@@ -57,7 +57,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BLOCK = 8
-N_GRID, N_GLOBAL = 6, 7
+N_GRID, N_GLOBAL = 10, 7
 #: The eight symmetries of the square as (transpose, flip axis 0, flip axis 1).
 D4 = [(t, a, b) for t in (False, True) for a in (False, True) for b in (False, True)]
 
@@ -86,14 +86,20 @@ def relative_error(pred: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 def _apply_symmetry(grid, glob, bounds, op):
-    """Features of the transformed cell; ``op = (transpose, flip0, flip1)``."""
+    """Features of the transformed cell; ``op = (transpose, flip0, flip1)``.
+
+    Exact for cells whose sides the blocks divide: a flip maps blocks onto blocks, and the
+    ``+x`` face of a block onto the ``+x`` face of the block before it (hence the roll).
+    """
     transpose, flip0, flip1 = op
     if flip0:
-        grid = grid[:, ::-1]
+        grid = grid[:, ::-1].copy()
+        grid[..., 5:7] = np.roll(grid[..., 5:7], -1, axis=1)
     if flip1:
-        grid = grid[:, :, ::-1]
+        grid = grid[:, :, ::-1].copy()
+        grid[..., 7:9] = np.roll(grid[..., 7:9], -1, axis=2)
     if transpose:
-        grid = np.swapaxes(grid, 1, 2)[..., [0, 3, 4, 1, 2, 5]]
+        grid = np.swapaxes(grid, 1, 2)[..., [0, 3, 4, 1, 2, 7, 8, 5, 6, 9]]
         glob = glob[:, [0, 3, 4, 1, 2, 5, 6]] * np.array([1, 1, 1, 1, 1, 1, -1], np.float32)
         bounds = bounds[:, ::-1]
     return np.ascontiguousarray(grid), glob, bounds
@@ -140,9 +146,11 @@ def _targets(mu_norm):
 def build_general_network(*, width: int = 24, depth: int = 4, seed: int = 0):
     """The general network (Keras), fully convolutional on the block grid.
 
-    ``[grid (N, m1, m2, 6), global (N, 7)] -> [faces (N, m1, m2, 2), log_sigma (N,)]``: the
-    logits of the conductances of the ``+x1`` and ``+x2`` face of every block, and the log of the
-    network's own error estimate. :func:`_mu_tf` homogenizes the faces.
+    ``[grid (N, m1, m2, 10), global (N, 7)] -> [faces (N, m1, m2, 2), log_sigma (N, 1),
+    correction (N, 3)]``: the logits of the conductances of the ``+x1`` and ``+x2`` face of every
+    block, the log of the network's own error estimate, and a correction of the coarse solve's
+    matrix logarithm (what face conductances cannot carry: an anisotropy finer than a block).
+    :func:`_answer_tf` turns them into tensors.
 
     Parameters
     ----------
@@ -175,9 +183,10 @@ def build_general_network(*, width: int = 24, depth: int = 4, seed: int = 0):
     h = keras.layers.Concatenate(name="pooled")(
         [keras.layers.GlobalAveragePooling2D(name="gap")(x), glob]
     )
-    h = keras.layers.Dense(32, activation="gelu", name="sigma_dense")(h)
+    h = keras.layers.Dense(48, activation="gelu", name="head_dense")(h)
     log_sigma = keras.layers.Dense(1, name="log_sigma")(h)
-    return keras.Model([grid, glob], [faces, log_sigma], name="general")
+    correction = keras.layers.Dense(3, kernel_initializer="zeros", name="correction")(h)
+    return keras.Model([grid, glob], [faces, log_sigma, correction], name="general")
 
 
 #: CG tolerance and iteration limit of the coarse solve (answers; training uses 1e-4 in float32).
@@ -196,6 +205,40 @@ def _mu_tf(faces, log_c, *, tol: float = SOLVE_TOL, solve_dtype: str = "float64"
     z = tf.sigmoid(tf.cast(faces, tf.float64))
     k = tf.exp(tf.cast(log_c, tf.float64)[:, None, None, None] * z)
     return homogenize_faces(k, tol=tol, max_iterations=SOLVE_MAX_IT, solve_dtype=solve_dtype)
+
+
+def _expm_sym2(l11, l22, l12):
+    """Matrix exponential of symmetric 2x2 matrices given by their entries (TensorFlow)."""
+    import tensorflow as tf
+
+    m = 0.5 * (l11 + l22)
+    c = 0.5 * (l11 - l22)
+    q2 = c * c + l12 * l12
+    small = q2 < 1e-12
+    q = tf.sqrt(tf.where(small, tf.ones_like(q2), q2))
+    sinhc = tf.where(small, 1.0 + q2 / 6.0, tf.sinh(q) / q)
+    cosh = tf.where(small, 1.0 + q2 / 2.0, tf.cosh(q))
+    e = tf.exp(m)
+    a11 = e * (cosh + sinhc * c)
+    a22 = e * (cosh - sinhc * c)
+    a12 = e * sinhc * l12
+    return tf.stack([tf.stack([a11, a12], -1), tf.stack([a12, a22], -1)], axis=1)
+
+
+def _answer_tf(net, grid, glob, log_c, *, training=False, tol=SOLVE_TOL, solve_dtype="float64"):
+    """Normalized tensors ``mu* / mu_low`` (N, 2, 2) float64 and log error estimates (N,)."""
+    import tensorflow as tf
+
+    from surrogate.coarse_solve import logm_spd2
+
+    faces, log_sigma, corr = net([grid, glob], training=training)
+    mu = _mu_tf(faces, log_c, tol=tol, solve_dtype=solve_dtype)
+    log_mu = logm_spd2(mu)  # Mandel: L11, L22, sqrt(2) L12
+    corr = tf.cast(corr, tf.float64)
+    l11 = log_mu[:, 0] + corr[:, 0]
+    l22 = log_mu[:, 1] + corr[:, 1]
+    l12 = log_mu[:, 2] / np.sqrt(2.0) + corr[:, 2]
+    return _expm_sym2(l11, l22, l12), log_sigma[:, 0]
 
 
 def _components_tf(mu):
@@ -290,8 +333,7 @@ class GeneralModel:
 
             @tf.function
             def forward(g, h, lc):
-                faces, log_sigma = net([g, h], training=False)
-                return _mu_tf(faces, lc), log_sigma[:, 0]
+                return _answer_tf(net, g, h, lc)
 
             self._forward = forward
         mus, sig = [], []
@@ -396,6 +438,10 @@ def _load_rows(paths: Sequence[str | Path]):
     return groups
 
 
+def _subset(group: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
+    return {k: (v[mask] if isinstance(v, np.ndarray) else v) for k, v in group.items()}
+
+
 def _batches(groups, batch_size, rng, augment=True):
     """Shuffled batches of one grid shape and similar contrasts each (the coarse solve's
     iterations grow with the largest contrast of a batch), a random symmetry per batch."""
@@ -418,6 +464,7 @@ def train_general(
     out: str | Path,
     *,
     val_files: Sequence[str | Path] = (),
+    val_fraction: float = 0.0,
     epochs: int = 30,
     batch_size: int = 32,
     learning_rate: float = 2e-3,
@@ -435,6 +482,9 @@ def train_general(
     Parameters
     ----------
     train_files, val_files : sequence of paths
+    val_fraction : float
+        Share of the rows of each training file held out for validation instead (seeded by
+        ``seed``).
     out : str or Path
         Model directory.
     epochs, batch_size, learning_rate, width, seed
@@ -455,6 +505,12 @@ def train_general(
     rng = np.random.default_rng(seed)
     train = _load_rows(train_files)
     val = _load_rows(val_files) if val_files else []
+    if val_fraction > 0:
+        split_rng = np.random.default_rng(seed + 1)
+        for i, g in enumerate(train):
+            held = split_rng.random(len(g["y"])) < val_fraction
+            val.append(_subset(g, held))
+            train[i] = _subset(g, ~held)
     n_train = sum(len(g["y"]) for g in train)
     state_path = out / "train_state.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else None
@@ -476,10 +532,9 @@ def train_general(
     @tf.function
     def step(grid, glob, logc, y):
         with tf.GradientTape() as tape:
-            faces, log_sigma = net([grid, glob], training=True)
-            mu = _mu_tf(faces, logc, tol=1e-4, solve_dtype="float32")
+            mu, u = _answer_tf(net, grid, glob, logc, training=True, tol=1e-4,
+                               solve_dtype="float32")  # fmt: skip
             pred = tf.cast(_components_tf(mu), tf.float32)
-            u = log_sigma[:, 0]
             err = tf.abs(pred - y)
             fit = tf.reduce_mean(tf.reduce_sum(w * err**2, axis=1))
             size = tf.stop_gradient(tf.reduce_max(err, axis=1))
@@ -492,7 +547,12 @@ def train_general(
     best = min(history["val_mape"]) if history["val_mape"] else np.inf
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
-        losses = [float(step(*b)) for b in _batches(train, batch_size, rng)]
+        losses = []
+        for b in _batches(train, batch_size, rng):
+            losses.append(float(step(*b)))
+            if len(losses) % 50 == 0:
+                logger.info("epoch %d: %d steps, loss %.3g", epoch + 1, len(losses),
+                            np.mean(losses[-50:]))  # fmt: skip
         val_mape = _val_mape(net, val) if val else float(np.mean(losses))
         history["loss"].append(float(np.mean(losses)))
         history["val_mape"].append(val_mape)
@@ -518,6 +578,7 @@ def train_general(
         "block": BLOCK,
         "train_files": [Path(p).name for p in train_files],
         "val_files": [Path(p).name for p in val_files],
+        "val_fraction": val_fraction,
         "n_train": n_train,
         "epochs": epochs,
         "history": history,
@@ -534,8 +595,7 @@ def _val_mape(net, groups) -> float:
 
     @tf.function
     def forward(grid, glob, logc):
-        faces, _ = net([grid, glob], training=False)
-        return _mu_tf(faces, logc)
+        return _answer_tf(net, grid, glob, logc)[0]
 
     errs = []
     for g in groups:

@@ -128,7 +128,7 @@ def line_bounds(strong: np.ndarray, contrast: np.ndarray) -> np.ndarray:
         ``[:, k, 0]`` lower and ``[:, k, 1]`` upper bound of ``mu*_kk``.
     """
     _, cell = _kernel(strong, contrast, max(strong.shape[1:]))
-    return cell[:, 1:].reshape(-1, 2, 2)
+    return cell[:, 1:5].reshape(-1, 2, 2)
 
 
 def features(
@@ -145,9 +145,10 @@ def features(
 
     Returns
     -------
-    grid : ndarray of float32, shape (N, m1, m2, 6)
+    grid : ndarray of float32, shape (N, m1, m2, 10)
         Per block: strong-phase fraction, the lower and upper line bounds of ``mu_11`` and of
-        ``mu_22`` as ``log(bound) / log(c)``, and ``log10(c) / 4``.
+        ``mu_22`` as ``log(bound) / log(c)``, the shares of strong-strong and weak-weak pixel
+        pairs across the ``+x1`` and the ``+x2`` face, and ``log10(c) / 4``.
     cell : ndarray of float32, shape (N, 7)
         The same five numbers for the whole cell, ``log10(c) / 4`` and ``log(n1 / n2)``.
     bounds : ndarray of float64, shape (N, 2, 2)
@@ -157,16 +158,17 @@ def features(
     n, n1, n2 = strong.shape
     log_c = np.log(np.broadcast_to(np.asarray(contrast, np.float64), (n,)))
     t = log_c / np.log(10.0) / MAX_LOG10_CONTRAST
-    grid = np.empty((*blocks.shape[:3], 6), dtype=np.float32)
+    grid = np.empty((*blocks.shape[:3], 10), dtype=np.float32)
     grid[..., 0] = blocks[..., 0]
-    grid[..., 1:5] = _log_normalized(blocks[..., 1:], log_c[:, None, None, None])
-    grid[..., 5] = t[:, None, None]
+    grid[..., 1:5] = _log_normalized(blocks[..., 1:5], log_c[:, None, None, None])
+    grid[..., 5:9] = blocks[..., 5:9]
+    grid[..., 9] = t[:, None, None]
     glob = np.empty((n, 7), dtype=np.float32)
     glob[:, 0] = cell[:, 0]
     glob[:, 1:5] = _log_normalized(cell[:, 1:], log_c[:, None])
     glob[:, 5] = t
     glob[:, 6] = np.log(n1 / n2)
-    return grid, glob, cell[:, 1:].reshape(-1, 2, 2)
+    return grid, glob, cell[:, 1:5].reshape(-1, 2, 2)
 
 
 def check_contrast(contrast: np.ndarray) -> None:

@@ -41,6 +41,13 @@ def test_non_spd_provider_names_provider_and_sample():
     class Bad:
         dim = 2
         name = "bad"
+        resolution = None
+        geometry: dict = {}  # noqa: RUF012
+        mu_phases = None
+        n_fallback = 0
+
+        def warm_up(self, shape=None):
+            return 0.0
 
         def __call__(self, images):
             out = np.tile(np.eye(2), (len(images), 1, 1))
@@ -52,13 +59,37 @@ def test_non_spd_provider_names_provider_and_sample():
         evaluate_provider(Bad(), np.zeros((3, 8, 8), bool), dim=2)
 
 
+def test_incomplete_provider_is_refused_with_its_missing_members():
+    from macro.provider import check_provider
+
+    class Partial:
+        dim = 2
+        name = "partial"
+
+        def __call__(self, images):
+            return np.tile(np.eye(2), (len(images), 1, 1))
+
+    assert not isinstance(Partial(), ConstitutiveProvider)
+    with pytest.raises(InputError, match="lacks resolution, geometry, mu_phases, n_fallback, "
+                       "warm_up of the ConstitutiveProvider protocol"):  # fmt: skip
+        check_provider(Partial())
+
+
+def test_every_registered_provider_implements_the_protocol():
+    from macro.provider import check_provider
+
+    for name in ("fe", "analytic"):
+        p = check_provider(get_provider(name, mu_matrix=2.0, mu_inclusion=50.0, dim=2))
+        assert p.mu_phases == (2.0, 50.0) and p.n_fallback == 0 and p.resolution is None
+
+
 def test_provider_dimension_must_match():
     with pytest.raises(InputError, match="3D but the macro problem is 2D"):
         evaluate_provider(ConstantProvider(1.0, dim=3), np.zeros((1, 8, 8), bool), dim=2)
 
 
 def test_unknown_provider_lists_known():
-    with pytest.raises(InputError, match="known: fe, analytic, cnn, hybrid"):
+    with pytest.raises(InputError, match="known: fe, analytic, cnn, general, hybrid"):
         get_provider("magic")
 
 

@@ -149,13 +149,13 @@ def _bad_inputs(tmp: Path) -> list[list[str]]:
     np.save(tmp / "nonbinary.npy", np.array([[0, 3], [255, 0]]))
     np.save(tmp / "nan.npy", np.array([[0.0, np.nan], [1.0, 0.0]]))
     np.save(tmp / "dims.npy", np.zeros((2, 2, 2, 2), dtype=bool))
-    np.save(tmp / "rect.npy", np.zeros((256, 200), dtype=bool))
+    np.save(tmp / "rect.npy", np.zeros((256, 2), dtype=bool))
     np.save(tmp / "good.npy", np.eye(4, dtype=bool))
     return [
         ["bounds", str(tmp / "nonbinary.npy")],
         ["bounds", str(tmp / "nan.npy")],
         ["bounds", str(tmp / "dims.npy")],
-        ["bounds", str(tmp / "rect.npy")],
+        ["homogenize", str(tmp / "rect.npy")],
         ["bounds", str(tmp / "good.npy"), "--mu-matrix", "0"],
         ["bounds", str(tmp / "good.npy"), "--mu-inclusion", "-5"],
         ["bounds", str(tmp / "missing.png")],
@@ -182,10 +182,10 @@ def _bad_inputs(tmp: Path) -> list[list[str]]:
 
 
 _EXPECTED = [
-    "not binary: found values {0, 3, 255}",
+    "image has phase labels up to 255 but only 2 permeabilities were given",
     "NaN",
     "2D or 3D: got 4D",
-    "image must be square (one pixel per element of the periodic unit cell): got shape (256, 200)",
+    "rect.npy: image must have at least 3 pixels per side: got shape (256, 2)",
     "mu_matrix must be finite and > 0",
     "mu_inclusion must be finite and > 0",
     "no such file",

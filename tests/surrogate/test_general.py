@@ -60,9 +60,26 @@ def test_line_bounds_exact_for_laminates():
 def test_features_any_size_and_rectangular():
     images = _images(3, (40, 72))
     grid, glob, bounds = features(images, np.array([2.0, 50.0, 1e4]))
-    assert grid.shape == (3, 5, 9, 6) and glob.shape == (3, 7) and bounds.shape == (3, 2, 2)
+    assert grid.shape == (3, 5, 9, 10) and glob.shape == (3, 7) and bounds.shape == (3, 2, 2)
     assert np.all((grid[..., 1:5] >= 0) & (grid[..., 1:5] <= 1 + 1e-6))
     np.testing.assert_allclose(grid[..., 0].mean(axis=(1, 2)), images.mean(axis=(1, 2)), atol=0.02)
+
+
+@pytest.mark.parametrize("op", [(t, a, b) for t in (0, 1) for a in (0, 1) for b in (0, 1)])
+def test_feature_symmetry_matches_transformed_image(op):
+    """Features of a flipped/transposed image = the transformed features (training's D4)."""
+    from surrogate.general import _apply_symmetry
+
+    images = _images(4, (32, 48), seed=5)
+    contrast = np.array([3.0, 30.0, 300.0, 3000.0])
+    t, a, b = op
+    moved = images[:, ::-1] if a else images
+    moved = moved[:, :, ::-1] if b else moved
+    moved = np.swapaxes(moved, 1, 2) if t else moved
+    direct = features(np.ascontiguousarray(moved), contrast)
+    mapped = _apply_symmetry(*features(images, contrast), tuple(map(bool, op)))
+    for x, y in zip(direct, mapped):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
 
 
 def test_canonical_form_refuses_bad_materials():

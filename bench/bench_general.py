@@ -1,0 +1,131 @@
+"""Accuracy, error-bound coverage, fallback share and speed of the general model.
+
+Evaluates a general model (:mod:`surrogate.general`) on FE-labelled mixed datasets
+(:mod:`micro.mixed_dataset`) that it was not trained on, per morphology class, and prints
+markdown tables for ``BENCHMARKS.md``:
+
+* MAPE of the diagonal, mean off-diagonal error over ``tr(mu)/2``, worst-component relative
+  error (mean, 99th percentile, max);
+* the bound: share of answers whose FE label lies within ``rel_error_bound`` (coverage), share of
+  answers more than 5 % off that the bound does not cover, share of answers with a bound below
+  1 %, 2 % and 5 % (the ones ``--fallback fe --tolerance T`` keeps);
+* speed: answers per second of the model (features, network, coarse solve) beside the FE labels'
+  own solve time from the file, same machine.
+
+``--ood N`` first makes (or resumes) ``runs/ood256.h5``: N rows of the morphologies of
+``bench/ood_morphologies.py``, which no training set contains.
+
+Usage::
+
+    python bench/bench_general.py --model surrogate/models/general runs/mix256_test.h5 \\
+        runs/mix128_test.h5 runs/mix512_test.h5 --ood 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tensorflow  # noqa: F401  (before DOLFINx)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np
+
+
+def _table(rows, header):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _stats(name, err, diag, off, bound):
+    n = err.size
+    cover = np.mean(err <= bound + 1e-12)
+    bad = np.mean((err > 0.05) & (err > bound))
+    return [
+        name,
+        n,
+        f"{100 * diag.mean():.2f}",
+        f"{100 * off.mean():.2f}",
+        f"{100 * err.mean():.2f}",
+        f"{100 * np.quantile(err, 0.99):.1f}",
+        f"{100 * err.max():.1f}",
+        f"{100 * cover:.1f}",
+        f"{100 * bad:.1f}",
+        " / ".join(f"{100 * np.mean(bound <= t):.0f}" for t in (0.01, 0.02, 0.05)),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("files", nargs="*", type=Path)
+    ap.add_argument("--model", default="general")
+    ap.add_argument("--tta", type=int, default=None)
+    ap.add_argument("--ood", type=int, default=0, help="rows of runs/ood256.h5 to make/use")
+    ap.add_argument("--by-contrast", action="store_true", help="also a table by contrast")
+    args = ap.parse_args()
+
+    from micro.mixed_dataset import generate_mixed_dataset, load_mixed_dataset
+    from surrogate.general import GeneralModel, relative_error
+    from surrogate.registry import resolve_model
+
+    files = list(args.files)
+    if args.ood:
+        import ood_morphologies
+
+        kinds = ood_morphologies.register()
+        path = Path("runs/ood256.h5")
+        path.parent.mkdir(exist_ok=True)
+        generate_mixed_dataset(path, args.ood, shape=(256, 256), seed=777, kinds=kinds, crop=0.3)
+        files.append(path)
+    model = GeneralModel(resolve_model(args.model), tta=args.tta)
+    header = ["set", "N", "MAPE diag %", "off-diag % of tr/2", "mean err %", "p99 %", "max %",
+              "covered %", ">5 % uncovered %", "bound <= 1/2/5 % (share %)"]  # fmt: skip
+    rows, by_class, by_c = [], {}, {}
+    speed = []
+    for f in files:
+        d = load_mixed_dataset(f)
+        import h5py
+
+        with h5py.File(f, "r", locking=False) as h:
+            fe_seconds = h["solve_seconds"][:][h["done"][:]]
+        model.predict(d.images[:2], mu_matrix=d.mu_phases[:2, 0], mu_inclusion=d.mu_phases[:2, 1])
+        t0 = time.perf_counter()
+        pred = model.predict(d.images, mu_matrix=d.mu_phases[:, 0], mu_inclusion=d.mu_phases[:, 1])
+        dt = (time.perf_counter() - t0) / len(d)
+        speed.append([f.name, f"{d.images.shape[1]}x{d.images.shape[2]}",
+                      f"{1e3 * dt:.2f}", f"{1e3 * fe_seconds.mean():.1f}",
+                      f"{fe_seconds.mean() / dt:.1f}"])  # fmt: skip
+        ref = d.mu_eff
+        err = relative_error(pred.mu_eff, ref)
+        diag = 0.5 * (
+            np.abs(pred.mu_eff[:, 0, 0] / ref[:, 0, 0] - 1)
+            + np.abs(pred.mu_eff[:, 1, 1] / ref[:, 1, 1] - 1)
+        )
+        off = np.abs(pred.mu_eff[:, 0, 1] - ref[:, 0, 1]) / (0.5 * np.trace(ref, axis1=1, axis2=2))
+        rows.append(_stats(f.name, err, diag, off, pred.rel_error_bound))
+        logc = np.abs(np.log10(d.mu_phases[:, 1] / d.mu_phases[:, 0]))
+        for k in np.unique(d.kinds):
+            m = d.kinds == k
+            by_class.setdefault(k, []).append((err[m], diag[m], off[m], pred.rel_error_bound[m]))
+        for lo, hi in ((0, 1), (1, 2), (2, 3), (3, 4.01)):
+            m = (logc >= lo) & (logc < hi)
+            key = f"contrast 1e{lo}-1e{hi:.0f}"
+            by_c.setdefault(key, []).append((err[m], diag[m], off[m], pred.rel_error_bound[m]))
+    print(f"model {args.model} (tta {model.tta}, alpha {model.alpha}, beta {model.beta})\n")
+    print(_table(rows, header), "\n")
+    cls = [_stats(k, *(np.concatenate(p) for p in zip(*v))) for k, v in sorted(by_class.items())]
+    print(_table(cls, ["class", *header[1:]]), "\n")
+    if args.by_contrast:
+        con = [_stats(k, *(np.concatenate(p) for p in zip(*v))) for k, v in by_c.items()]
+        print(_table(con, ["contrast", *header[1:]]), "\n")
+    print(_table(speed, ["set", "cell", "model ms/answer", "FE label ms", "speed-up"]))
+
+
+if __name__ == "__main__":
+    main()
