@@ -12,8 +12,11 @@ markdown tables for ``BENCHMARKS.md``:
 * speed: answers per second of the model (features, network, coarse solve) beside the FE labels'
   own solve time from the file, same machine.
 
-``--ood N`` first makes (or resumes) ``runs/ood256.h5``: N rows of the morphologies of
-``bench/ood_morphologies.py``, which no training set contains.
+``--ood-cal N`` / ``--ood-test N`` first make (or resume) ``runs/ood_cal256.h5`` (spinodal,
+cracks, distorted checkerboards; for ``magnetohom calibrate-general``) and ``runs/ood_test256.h5``
+(two-scale fields, sandstone, dendrites; evaluated here): N rows each of morphologies of
+``bench/ood_morphologies.py``, which no training set contains; the test classes are in no
+calibration set either.
 
 Usage::
 
@@ -66,7 +69,8 @@ def main() -> None:
     ap.add_argument("files", nargs="*", type=Path)
     ap.add_argument("--model", default="general")
     ap.add_argument("--tta", type=int, default=None)
-    ap.add_argument("--ood", type=int, default=0, help="rows of runs/ood256.h5 to make/use")
+    ap.add_argument("--ood-cal", type=int, default=0, help="make runs/ood_cal256.h5 (N rows)")
+    ap.add_argument("--ood-test", type=int, default=0, help="make and use runs/ood_test256.h5")
     ap.add_argument("--by-contrast", action="store_true", help="also a table by contrast")
     args = ap.parse_args()
 
@@ -75,14 +79,21 @@ def main() -> None:
     from surrogate.registry import resolve_model
 
     files = list(args.files)
-    if args.ood:
+    if args.ood_cal or args.ood_test:
         import ood_morphologies
 
-        kinds = ood_morphologies.register()
-        path = Path("runs/ood256.h5")
-        path.parent.mkdir(exist_ok=True)
-        generate_mixed_dataset(path, args.ood, shape=(256, 256), seed=777, kinds=kinds, crop=0.3)
-        files.append(path)
+        ood_morphologies.register()
+        Path("runs").mkdir(exist_ok=True)
+        for n, name, seed, kinds in (
+            (args.ood_cal, "ood_cal256", 501, ("ood_spinodal", "ood_cracks", "ood_checker")),
+            (args.ood_test, "ood_test256", 502,
+             ("ood_multiscale", "ood_sandstone", "ood_dendrites")),
+        ):  # fmt: skip
+            if n:
+                path = Path(f"runs/{name}.h5")
+                generate_mixed_dataset(path, n, shape=(256, 256), seed=seed, kinds=kinds)
+        if args.ood_test:
+            files.append(Path("runs/ood_test256.h5"))
     model = GeneralModel(resolve_model(args.model), tta=args.tta)
     header = ["set", "N", "MAPE diag %", "off-diag % of tr/2", "mean err %", "p99 %", "max %",
               "covered %", ">5 % uncovered %", "bound <= 1/2/5 % (share %)"]  # fmt: skip

@@ -75,6 +75,17 @@ __all__ = [
     "generate_dataset",
     "homogenize",
     "load_dataset",
+    # saturating materials (issue 22), loaded on first use:
+    "ArctanLaw",
+    "CellDescriptors",
+    "FrohlichKennellyLaw",
+    "LinearLaw",
+    "NonlinearCellResult",
+    "NonlinearHomogenizer",
+    "TableLaw",
+    "describe_cells",
+    "generate_nl_dataset",
+    "load_nl_dataset",
 ]
 
 _LAZY = {
@@ -93,6 +104,16 @@ _LAZY = {
     "Dataset": "micro.dataset_io",
     "FEProvider": "micro.providers",
     "AnalyticProvider": "micro.providers",
+    "ArctanLaw": "micro.phase_laws",
+    "FrohlichKennellyLaw": "micro.phase_laws",
+    "LinearLaw": "micro.phase_laws",
+    "TableLaw": "micro.phase_laws",
+    "NonlinearHomogenizer": "micro.nonlinear",
+    "NonlinearCellResult": "micro.nonlinear",
+    "CellDescriptors": "micro.nonlinear",
+    "describe_cells": "micro.nonlinear",
+    "generate_nl_dataset": "micro.dataset_nl",
+    "load_nl_dataset": "micro.dataset_nl",
 }
 
 

@@ -138,6 +138,64 @@ class BoomerAMGCG:
         K = sp.csr_matrix((data, self.pattern.indices, self.pattern.indptr), shape=(N, N))
         return rhs, phi, [K @ p for p in phi], iterations
 
+    def solve(
+        self,
+        data: np.ndarray,
+        b: np.ndarray,
+        *,
+        threshold: float,
+        preconditioner_data: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, int]:
+        """Solve ``K x = b`` for one right-hand side (its mean removed), from a zero guess.
+
+        Parameters
+        ----------
+        data : ndarray, shape (nnz,), float64
+            CSR data of ``K`` in the pattern's structure (set up again on every call).
+        preconditioner_data : ndarray, shape (nnz,), optional
+            CSR data of a spectrally equivalent matrix to build BoomerAMG from instead of ``K``
+            (e.g. an isotropic approximation of a tensor-coefficient operator, whose positive
+            off-diagonal couplings can make BoomerAMG indefinite).
+        b : ndarray, shape (n^d,), float64
+        threshold : float
+            Stop when the unpreconditioned residual norm is at most this (absolute).
+
+        Returns
+        -------
+        x : ndarray, shape (n^d,), zero-mean
+        iterations : int
+
+        Raises
+        ------
+        SolverError
+            If CG diverges or reaches its iteration limit.
+        """
+        self._mat.setValuesCSR(self.pattern.indptr, self.pattern.indices, data)
+        self._mat.assemble()
+        if preconditioner_data is None:
+            self._ksp.setOperators(self._mat)
+        else:
+            if getattr(self, "_pmat", None) is None:
+                self._pmat = self._mat.duplicate()
+                self._pmat.setNullSpace(self._nullspace)
+            self._pmat.setValuesCSR(self.pattern.indptr, self.pattern.indices, preconditioner_data)
+            self._pmat.assemble()
+            self._ksp.setOperators(self._mat, self._pmat)
+        self._b.array[:] = b
+        self._nullspace.remove(self._b)
+        self._x.set(0.0)
+        self._ksp.setTolerances(rtol=1e-300, atol=float(threshold))
+        self._ksp.solve(self._b, self._x)
+        reason = self._ksp.getConvergedReason()
+        its = int(self._ksp.getIterationNumber())
+        if reason <= 0:
+            raise SolverError(
+                f"CG did not converge on a {self.shape} cell (PETSc reason {reason}, {its} "
+                f"iterations, residual {self._ksp.getResidualNorm():.3e})"
+            )
+        x = self._x.array.copy()
+        return x - x.mean(), its
+
 
 def _cg_boomeramg(comm, rtol: float, max_it: int, options: dict[str, str], prefix: str):
     """A PETSc KSP: CG with BoomerAMG, stopping on the unpreconditioned residual norm."""

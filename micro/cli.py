@@ -1,4 +1,4 @@
-"""``magnetohom generate | bounds | homogenize | segment | rve | dataset``: the micro command line.
+"""``magnetohom generate | bounds | homogenize | segment | rve | dataset | dataset-nl``: micro CLI.
 
 Examples::
 
@@ -10,8 +10,10 @@ Examples::
     magnetohom segment micrograph.png -o out/phases.png --mu 1,50,1000
     magnetohom rve big.png --sizes 16,32,64,128 -o out/rve
     mpirun -n 2 magnetohom dataset out/train.h5 -n 500 --vf-max 0.5
+    magnetohom dataset-nl out/nl.h5 -n 100 --inclusion-law arctan:1000,1.6 --vf-min 0.3
 
-``segment`` and ``rve`` live in :mod:`micro.cli_micrograph`.  Each command has its own
+``segment`` and ``rve`` live in :mod:`micro.cli_micrograph`, ``dataset-nl`` in
+:mod:`micro.cli_nonlinear`.  Each command has its own
 ``_add_<name>(subparsers)`` function that builds its parser and sets
 ``handler=``; the handlers import what they need lazily.  Errors are raised as
 :class:`magnetohom.errors.InputError` and reported by :mod:`magnetohom.cli` (exit code 2).
@@ -28,6 +30,7 @@ import numpy as np
 
 from magnetohom.errors import InputError
 from micro.cli_micrograph import _add_rve, _add_segment  # noqa: F401  (found by register)
+from micro.cli_nonlinear import _add_dataset_nl  # noqa: F401  (found by register)
 from micro.phase_args import fractions_text as _fractions_text
 from micro.phase_args import run_batch
 
@@ -37,7 +40,7 @@ log = logging.getLogger(__name__)
 
 #: Commands in the order they appear in ``magnetohom --help``.  A command whose
 #: ``_add_<name>`` function is not (yet) defined in this module is skipped.
-_COMMANDS = ("generate", "bounds", "homogenize", "segment", "rve", "dataset")
+_COMMANDS = ("generate", "bounds", "homogenize", "segment", "rve", "dataset", "dataset_nl")
 
 _FORMAT_SUFFIX = {"npy": ".npy", "png": ".png", "tiff": ".tif"}
 

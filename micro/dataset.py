@@ -60,6 +60,7 @@ __all__ = [
     "default_vf_range",
     "generate_dataset",
     "load_dataset",
+    "run_dataset",
     "sample_rng",
 ]
 
@@ -373,11 +374,23 @@ def generate_dataset(
         log_every=log_every,
     )
     sampler = _Sampler(opts, spawn_seeds(int(base_seed), int(n_samples)))
+    return run_dataset(path, opts, sampler, _open, comm=comm, progress=progress, t0=t0)
+
+
+def run_dataset(path: Path, opts: dict[str, Any], sampler, open_file, *, comm, progress, t0):
+    """Create or resume ``path`` and label its unfinished samples on the ranks of ``comm``.
+
+    The driver shared by :func:`generate_dataset` and :func:`micro.dataset_nl.
+    generate_nl_dataset`: ``open_file(path, opts, sampler) -> (writer, first SVE or None)``
+    on rank 0, ``sampler.label(i, sve=None)`` -> the message of :mod:`micro.dataset_parallel`.
+    ``opts`` needs ``n_samples`` and ``log_every``.
+    """
+    n_samples, log_every = int(opts["n_samples"]), int(opts["log_every"])
     writer = first = todo = None
     error: BaseException | None = None
     if comm.rank == 0:
         try:
-            writer, first = _open(path, opts, sampler)
+            writer, first = open_file(path, opts, sampler)
             todo = np.flatnonzero(~writer.done)
         except Exception as exc:
             error = exc

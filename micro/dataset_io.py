@@ -261,8 +261,8 @@ class DatasetFile:
         log.info("dataset %s: %d of %d samples done", path, done.sum(), done.size)
         return cls(path, f, spec, done)
 
-    @staticmethod
-    def _create(path: Path, spec: DatasetSpec, seeds: np.ndarray, targets: np.ndarray) -> None:
+    @classmethod
+    def _create(cls, path: Path, spec: DatasetSpec, seeds: np.ndarray, targets: np.ndarray) -> None:
         n, d, r = spec.n_samples, spec.dim, spec.resolution
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -286,11 +286,17 @@ class DatasetFile:
                 f.create_dataset("done", data=np.zeros(n, dtype=bool))
                 f.create_dataset("iterations", data=np.zeros((n, d), dtype=np.int32))
                 f.create_dataset("solve_seconds", data=np.full(n, np.nan))
+                cls._create_extra(f, spec)
                 f.attrs.update(spec.attrs())
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
         log.info("dataset %s: created for %d samples of %s", path, n, (r,) * d)
+
+    @staticmethod
+    def _create_extra(f: h5py.File, spec: DatasetSpec) -> None:
+        """Hook for files with more labels (:mod:`micro.dataset_nl`): create their arrays,
+        contiguous and written in full, in the temporary file before it is renamed."""
 
     def write_sample(
         self,

@@ -10,9 +10,11 @@ sample indices are dealt round-robin over the ranks by the caller (:mod:`micro.d
   without waiting, so a worker never idles while rank 0 is busy solving.
 
 Messages are tuples: ``("ok", i, image uint8 (n,)*d, mu_eff (d, d), iterations (d,), seconds,
-volume_fraction)`` or ``("error", i, is_input_error, text)``. A sample that fails (on any rank)
-is reported and stays unfinished; the run goes on with the others, and rank 0 knows exactly how
-many messages to expect, so a failure never leaves a rank waiting. With one rank nothing is
+volume_fraction[, extra])`` (``extra``: a dict of further labels, passed to ``write_sample`` as
+keywords, for files with more labels such as :mod:`micro.dataset_nl`) or
+``("error", i, is_input_error, text)``. A sample that fails (on any rank) is reported and
+stays unfinished; the run goes on with the others, and rank 0 knows exactly how many messages
+to expect, so a failure never leaves a rank waiting. With one rank nothing is
 sent, and only :class:`MagnetohomError` is caught (other exceptions are bugs and propagate).
 
 Progress (rank 0): a tqdm bar when asked or when stderr is a terminal, and an INFO log line every
@@ -136,9 +138,15 @@ def run_writer(
 
     def handle(msg: tuple) -> None:
         if msg[0] == "ok":
-            _, i, image, mu, its, seconds, vf = msg
+            _, i, image, mu, its, seconds, vf, *extra = msg
             writer.write_sample(
-                i, image=image, mu_eff=mu, iterations=its, seconds=seconds, volume_fraction=vf
+                i,
+                image=image,
+                mu_eff=mu,
+                iterations=its,
+                seconds=seconds,
+                volume_fraction=vf,
+                **(extra[0] if extra else {}),
             )
             progress.step()
         else:

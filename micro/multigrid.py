@@ -242,11 +242,17 @@ class PeriodicMultigrid:
     def deflate(self, mask: np.ndarray) -> None:
         """After :meth:`setup`: deflate CG by the clusters of the pixels in ``mask`` (n, n) bool.
 
-        As :meth:`setup_from_mu` does at high contrast (see the class docstring).
+        As :meth:`setup_from_mu` does at high contrast (see the class docstring), e.g. for the
+        tangent of a nonlinear cell problem with ``mask`` its highly permeable pixels; replaces
+        any earlier deflation of this set-up.
         """
         self._check_ready()
-        if self.deflation:
-            self._build_deflation(np.ascontiguousarray(mask, dtype=bool))
+        mask = np.ascontiguousarray(mask, dtype=bool)
+        if mask.shape != (self.n, self.n):
+            raise InputError(f"mask has shape {mask.shape}, expected {(self.n, self.n)}")
+        self._no_deflation()
+        if self.deflation and mask.any() and not mask.all():
+            self._build_deflation(mask)
 
     def _no_deflation(self) -> None:
         self._z_labels = np.zeros((4, self.n // 2, self.n // 2), dtype=np.int64)

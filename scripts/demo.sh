@@ -27,8 +27,12 @@ echo "   (a small demo model: see surrogate/models/default for the full-size one
 $MH train "$OUT/data.h5" -o "$OUT/model" --epochs ${DEMO_EPOCHS:-40} --quiet
 $MH evaluate "$OUT/model" "$OUT/data.h5" -o "$OUT/figures"
 
-echo "== 4. CNN predictions for the SVEs of step 1 (pretrained model shipped in the package)"
-$MH predict "$OUT"/sves/*.npy || echo "(no pretrained model shipped yet)"
+echo "== 4. predictions for the SVEs of step 1 (pretrained models shipped in the package):"
+echo "   the general model (any image and materials, an error bound per answer), with FE where"
+echo "   the bound exceeds 2 %, and the specialist for the paper's disks"
+$MH predict "$OUT"/sves/*.npy --mu-matrix 2 --mu-inclusion 1000
+$MH predict "$OUT"/sves/*.npy --mu-matrix 2 --mu-inclusion 1000 --fallback fe --tolerance 0.02
+$MH predict "$OUT"/sves/*.npy --model disks
 
 echo "== 5. FE² magnetic shield: CNN and analytic providers against the full FE² reference"
 $MH macro --demo shield --size tiny --resolution 64 --compare --providers fe,analytic -o "$OUT/shield"

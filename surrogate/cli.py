@@ -27,10 +27,11 @@ __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``train``, ``ensemble``, ``evaluate`` and ``predict`` commands."""
+    """Add the ``train``, ``ensemble``, ``evaluate``, ``train-law`` and ``predict`` commands."""
     _add_train(subparsers)
     _add_ensemble(subparsers)
     _add_evaluate(subparsers)
+    _add_train_law(subparsers)
     from surrogate.predict_cli import add_predict
 
     add_predict(subparsers, _import_tensorflow)
@@ -311,4 +312,52 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"{name:>10} {e:9.3f} {r:9.5f}{note}")
     for f in figures:
         print(f"wrote {f}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# train-law
+
+
+def _add_train_law(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train-law",
+        help="train the learned convex effective law on a nonlinear dataset (dataset-nl)",
+        description="Train surrogate.convex_law on DATASET (from 'magnetohom dataset-nl'), "
+        "holding out --test-fraction of the microstructures; prints the held-out errors of B "
+        "(relative to |B|) and of the tangent, and writes the law to OUT.",
+    )
+    p.add_argument("dataset", metavar="DATASET.h5", help="nonlinear dataset")
+    p.add_argument("-o", "--out", required=True, metavar="OUT", help="law directory")
+    p.add_argument("--epochs", type=int, default=300, help="epochs (default 300)")
+    p.add_argument("--terms", type=int, default=16, help="saturating terms (default 16)")
+    p.add_argument("--test-fraction", type=float, default=0.2, help="held out (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="split and initialisation seed")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=_train_law)
+
+
+def _train_law(args: argparse.Namespace) -> int:
+    _import_tensorflow(args)
+    from dataclasses import asdict
+
+    from magnetohom.errors import InputError
+    from surrogate.convex_law import ConvexLawOptions, train_convex_law
+
+    if args.epochs < 1 or args.terms < 1:
+        raise InputError(f"epochs and terms must be >= 1: got {args.epochs}, {args.terms}")
+    opts = ConvexLawOptions(terms=args.terms, epochs=args.epochs, seed=args.seed)
+    law, summary = train_convex_law(
+        args.dataset, options=opts, test_fraction=args.test_fraction, rng=args.seed
+    )
+    out = law.save(args.out)
+    if args.json:
+        print(json.dumps({**asdict(summary), "out": str(out)}))
+        return 0
+    print(
+        f"{out}: held-out B error mean {100 * summary.b_error_mean:.2f} %, max "
+        f"{100 * summary.b_error_max:.2f} %; tangent mean {100 * summary.tangent_error_mean:.2f}"
+        f" %, max {100 * summary.tangent_error_max:.2f} % ({summary.n_train} train / "
+        f"{summary.n_test} test microstructures, {summary.seconds:.0f} s)"
+    )
     return 0

@@ -816,10 +816,6 @@ class GeneralProvider:
     def _fe(self, images: np.ndarray) -> np.ndarray:
         from micro.homogenization import homogenize
 
-        if images.shape[1] != images.shape[2]:
-            raise InputError(
-                f"FE fallback takes square cells: got {images.shape[1]} x {images.shape[2]}"
-            )
         res = homogenize(
             images,
             mu_matrix=self.mu_matrix,

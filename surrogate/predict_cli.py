@@ -73,6 +73,9 @@ def add_predict(subparsers: argparse._SubParsersAction, handler_prelude) -> None
         help="coarse-solve specialist models: also cells of other sides (same weights)",
     )
     p.add_argument("--json", action="store_true", help="one JSON object per image and line")
+    from micro.phase_args import add_phase_arguments
+
+    add_phase_arguments(p, mu=False)  # greyscale images: --threshold, --invert, --preview
 
     def handler(args: argparse.Namespace) -> int:
         handler_prelude(args)
@@ -81,17 +84,23 @@ def add_predict(subparsers: argparse._SubParsersAction, handler_prelude) -> None
     p.set_defaults(handler=handler)
 
 
-def _read(path: str) -> np.ndarray:
-    """The image(s) of one file as bool ``(N, n1, ...)`` (a ``.npy`` may hold a batch)."""
+def _read(path: str, args: argparse.Namespace) -> np.ndarray:
+    """The image(s) of one file as bool ``(N, n1, ...)`` (a ``.npy`` may hold a batch).
+
+    Greyscale PNG/TIFF files are segmented into two phases (Otsu, or ``--threshold``; the
+    darker phase is the inclusion unless ``--invert``), with a preview under ``--preview``.
+    """
     p = Path(path)
     if p.is_dir():
         raise InputError(f"{path} is a directory, not an image file")
     if not p.exists():
         raise InputError(f"{path}: no such file")
     if p.suffix.lower() != ".npy":
-        from micro.imageio import load_image
+        from micro.phase_args import phases_from_args, write_preview
 
-        return np.asarray(load_image(path))[None]
+        seg, _ = phases_from_args(path, args)
+        write_preview(seg, path, args)
+        return np.asarray(seg.labels).astype(bool)[None]
     try:
         arr = np.load(p, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -139,7 +148,7 @@ def _predict(args: argparse.Namespace) -> int:
     order: list[tuple[str, int]] = []
     for f in args.files:
         try:
-            batch = _as_batch(_read(f), dim, f)
+            batch = _as_batch(_read(f, args), dim, f)
             if hasattr(provider, "check"):
                 provider.check(batch)
         except InputError as exc:

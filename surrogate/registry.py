@@ -110,5 +110,14 @@ def is_general(name_or_path: str | Path | None) -> bool:
 
 
 def load_model(name_or_path: str | Path | None = None) -> ModelBundle:
-    """Load a model by registry name or path; see :func:`surrogate.bundle.load_bundle`."""
+    """Load a model by registry name or path; see :func:`surrogate.bundle.load_bundle`.
+
+    A general model (:mod:`surrogate.general`) is not a bundle of specialist networks: asking for
+    one here is an :class:`InputError` that says where it is used.
+    """
+    if is_general(name_or_path):
+        raise InputError(
+            f"model {str(name_or_path)!r} is a general model: use it through `magnetohom predict` "
+            "or surrogate.general.GeneralProvider (macro: --provider general or hybrid)"
+        )
     return load_bundle(resolve_model(name_or_path))

@@ -167,6 +167,10 @@ def test_predict_cli_general(tiny_general, tmp_path):
     for i, img in enumerate(images):
         files.append(tmp_path / f"img{i}.npy")
         np.save(files[-1], img)
+    rect = tmp_path / "rect.npy"  # rectangular cells: the model and the FE fallback take them
+    np.save(rect, _images(1, (32, 48), seed=3)[0])
+    images = [*images, np.load(rect)]
+    files.append(rect)
     bad = tmp_path / "bad.npy"
     np.save(bad, np.full((32, 32), 0.5))
     res = _cli(*files, bad, "--model", tiny_general, "--mu-matrix", 5, "--mu-inclusion",
@@ -196,6 +200,23 @@ def test_predict_cli_rectangular_cells(tiny_general, tmp_path):
     row = json.loads(res.stdout)
     mu = np.asarray(row["mu_eff"])
     assert mu.shape == (2, 2) and np.all(np.linalg.eigvalsh(mu) > 0) and row["source"] == "cnn"
+
+
+def test_predict_cli_segments_greyscale_micrographs(tiny_general, tmp_path):
+    """A noisy 8-bit greyscale image is segmented (Otsu) and answered like its binary image."""
+    from PIL import Image
+
+    binary = _images(1, (48, 48), seed=9)[0]
+    rng = np.random.default_rng(0)
+    grey = np.where(binary, 60.0, 200.0) + rng.normal(0, 8, binary.shape)  # dark = inclusion
+    Image.fromarray(np.clip(grey, 0, 255).astype(np.uint8)).save(tmp_path / "micro.png")
+    np.save(tmp_path / "binary.npy", binary)
+    res = _cli(tmp_path / "micro.png", tmp_path / "binary.npy", "--model", tiny_general, "--json",
+               "--preview", tmp_path / "prev")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    a, b = (json.loads(line) for line in res.stdout.splitlines())
+    np.testing.assert_allclose(a["mu_eff"], b["mu_eff"], rtol=1e-12)
+    assert (tmp_path / "prev" / "micro_phases.png").is_file()
 
 
 def test_predict_cli_refuses_other_materials_for_a_specialist(tiny_model, tmp_path):

@@ -1,0 +1,561 @@
+"""A learned effective law of saturating composites, convex in the field by construction.
+
+The network gives the effective coenergy density of a microstructure as a function of the
+macroscopic field, in units of the composite's knee field ``H_k*`` (:func:`micro.dataset_nl.
+effective_knee_field`): with ``h = H_bar / H_k*``,
+
+    psi*(H_bar) / (mu_0 H_k*^2) = 1/2 |h|^2 + sum_k beta_k phi_k(|A_k h|^2),
+    phi_k'(q) = 1/2 (1 + q^p_k)^(-1/(2 p_k)),   phi_k(0) = 0,
+
+the vacuum part plus ``K`` saturating terms along learned projections; their magnetization
+``m(s) = s (1 + s^(2p))^(-1/(2p))`` (``s = |A_k h|``) saturates gradually (``p = 1``) or with a
+sharp knee (``p = 2``; composites whose nearly touching inclusions saturate together bend
+faster than any mix of ``p = 1`` terms).  ``phi_k`` is convex and increasing in ``s >= 0`` with
+unit curvature at 0 and bounded slope, so every term is convex in ``h`` (a convex increasing
+function of a norm),
+the magnetization ``B/mu_0 - H`` stays bounded (saturation), and the Hessian at ``h = 0`` is
+``I + sum_k beta_k A_k^T A_k``.  The weights ``beta_k > 0`` (softplus) and raw matrices ``Â_k``
+come from a small MLP of image features (volume fraction and the linear ``mu*``); the
+projections are normalized as ``A_k = Â_k L^-T R^T`` with ``L L^T = sum_k beta_k Â_k^T Â_k``
+and ``R R^T = mu* - I`` (Cholesky), so that
+
+    d^2 psi* / dH_bar^2 (0) = mu_0 mu*     exactly, for every set of weights:
+
+the small-field limit is the linear law.  ``B_bar = dpsi*/dH_bar`` is the closed-form gradient
+(``sum_k 2 beta_k phi_k'(q_k) A_k^T A_k h``), the tangent ``d^2 psi*/dH_bar^2`` its automatic
+derivative (a gradient tape's batch Jacobian); the tangent is symmetric positive definite for
+every input (``mu_0 I`` plus positive semidefinite terms), and ``psi*`` itself is evaluated with
+``phi_k(q) = q/2 2F1(1/(2p), 1/p; 1 + 1/p; -q^p)`` (scipy).
+
+:class:`ConvexLaw` holds the network, trains on :func:`micro.dataset_nl.load_nl_dataset` data
+(:func:`train_convex_law`), saves and loads itself; :class:`ConvexLawProvider` binds it to the
+microstructures of a set of points (quadrature points) and answers ``H -> (B, tangent)``,
+batched, flagging (or refusing, or answering from the cell problem) fields beyond the trained
+range.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from magnetohom.errors import InputError
+from micro.phase_laws import MU0
+
+__all__ = [
+    "ConvexLaw",
+    "ConvexLawOptions",
+    "ConvexLawProvider",
+    "LawEvaluation",
+    "TrainSummary",
+    "dataset_cells",
+    "evaluate_convex_law",
+    "law_features",
+    "train_convex_law",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConvexLawOptions:
+    """Architecture and training options.
+
+    Attributes
+    ----------
+    terms : int
+        Number ``K`` of saturating terms.
+    hidden : tuple of int
+        Widths of the feature MLP.
+    epochs, batch_size : int
+    learning_rate : float
+        Adam, decayed by cosine to 1 % over the epochs.
+    tangent_weight : float
+        Weight of the relative tangent error in the loss (the flux error has weight 1).
+    seed : int
+    """
+
+    terms: int = 16
+    hidden: tuple[int, ...] = (32, 32)
+    epochs: int = 200
+    batch_size: int = 256
+    learning_rate: float = 5e-3
+    tangent_weight: float = 0.1
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LawEvaluation:
+    """The learned law at a batch of points.
+
+    Attributes
+    ----------
+    B : ndarray, shape (N, d), float64, T
+    tangent : ndarray, shape (N, d, d), float64, H/m (SPD)
+    coenergy : ndarray, shape (N,), float64, J/m^3
+    in_range : ndarray, shape (N,), bool
+        ``|H| <= max_field * H_k*`` (inside the trained range).
+    """
+
+    B: np.ndarray
+    tangent: np.ndarray
+    coenergy: np.ndarray
+    in_range: np.ndarray
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """Accuracy of a trained law on held-out samples.
+
+    Attributes
+    ----------
+    b_error_max, b_error_mean : float
+        ``|B_pred - B| / |B|`` over the held-out points (relative to each point's ``|B_bar|``).
+    tangent_error_max, tangent_error_mean : float
+        ``||T_pred - T||_F / ||T||_F``.
+    n_train, n_test : int
+        Samples (microstructures) in each part.
+    seconds : float
+        Training wall time.
+    """
+
+    b_error_max: float
+    b_error_mean: float
+    tangent_error_max: float
+    tangent_error_mean: float
+    n_train: int
+    n_test: int
+    seconds: float
+
+
+def law_features(cells) -> np.ndarray:
+    """Image features of the network, from :class:`micro.nonlinear.CellDescriptors`.
+
+    Returns
+    -------
+    ndarray, shape (N, 4 + 3 d (d + 1) / 2), float64
+        ``[f, log(tr(M)/d), upper triangle of M / (tr(M)/d)]`` for ``M = mu* - I`` and the
+        same (log of the mean eigenvalue, normalized upper triangle) of the two field
+        concentration moments.
+    """
+    mu = np.asarray(cells.mu_lin, dtype=np.float64)
+    d = mu.shape[-1]
+    iu = np.triu_indices(d)
+    parts = [np.asarray(cells.volume_fraction, dtype=np.float64).reshape(-1, 1)]
+    for T in (mu - np.eye(d), cells.moments[:, 0], cells.moments[:, 1]):
+        t = np.maximum(np.trace(T, axis1=-2, axis2=-1) / d, 1e-300)
+        parts += [np.log(t)[:, None], (T / t[:, None, None])[:, iu[0], iu[1]]]
+    return np.concatenate(parts, axis=1)
+
+
+def _check_mu(mu_lin: np.ndarray, d: int) -> np.ndarray:
+    mu = np.asarray(mu_lin, dtype=np.float64)
+    if mu.ndim != 3 or mu.shape[1:] != (d, d):
+        raise InputError(f"mu_lin must have shape (N, {d}, {d}): got {mu.shape}")
+    try:
+        np.linalg.cholesky(mu - np.eye(d))
+    except np.linalg.LinAlgError:
+        raise InputError(
+            "mu_lin - I must be positive definite (a composite that magnetizes)"
+        ) from None
+    return mu
+
+
+class ConvexLaw:
+    """The input-convex effective coenergy network (see the module docstring).
+
+    Parameters
+    ----------
+    dim : {2, 3}
+    laws : (PhaseLaw, PhaseLaw)
+        Matrix and inclusion laws of the training data (they define ``H_k*``).
+    max_field : float
+        Trained range of ``|H_bar| / H_k*``.
+    options : ConvexLawOptions, optional
+    """
+
+    def __init__(self, dim: int, laws, max_field: float, options: ConvexLawOptions | None = None):
+        import keras
+
+        if dim not in (2, 3):
+            raise InputError(f"dim must be 2 or 3: got {dim}")
+        self.dim, self.laws, self.max_field = int(dim), tuple(laws), float(max_field)
+        self.options = options or ConvexLawOptions()
+        o, d = self.options, self.dim
+        keras.utils.set_random_seed(int(o.seed))
+        n_feat = 4 + 3 * (d * (d + 1) // 2)
+        layers = [keras.Input((n_feat,), dtype="float64")]
+        for width in o.hidden:
+            layers.append(keras.layers.Dense(width, activation="softplus", dtype="float64"))
+        layers.append(
+            keras.layers.Dense(
+                o.terms * (1 + d * d),
+                dtype="float64",
+                kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+            )
+        )
+        self.mlp = keras.Sequential(layers)
+        rng = np.random.default_rng(o.seed)
+        # fixed offsets of the raw projections: terms with spread scales and orientations
+        # (onsets of saturation over 2.5 decades of field), each term starting with an equal
+        # share of the small-field Hessian (beta_k ~ 1 / scale_k^2)
+        # ridge-like projections u u^T + 0.1 I: saturation that depends on the direction
+        # (chains of nearly touching inclusions saturate first along their axis)
+        scales = np.geomspace(0.1, 30.0, o.terms)
+        rng.shuffle(scales)
+        if d == 2:
+            theta = np.pi * (np.arange(o.terms) + rng.random(o.terms)) / o.terms
+            u = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+        else:
+            u = rng.normal(size=(o.terms, 3))
+            u /= np.linalg.norm(u, axis=1, keepdims=True)
+        self._A0 = scales[:, None, None] * (u[:, :, None] * u[:, None, :] + 0.1 * np.eye(d))
+        self._b0 = np.log(np.expm1(1.0 / scales**2))
+        # knee sharpness of each term: 1 (gradual) and 2 (sharp), alternating
+        self._sharp = np.where(np.arange(o.terms) % 2 == 0, 1.0, 2.0)
+        self._feat_mean = np.zeros(n_feat)
+        self._feat_std = np.ones(n_feat)
+
+    # -- the network ---------------------------------------------------------------------------
+    def _flux(self, h, feats, R):
+        """Normalized ``b = dpsi/dh`` (B, d) and the terms' ``beta`` and ``q`` (B, K), from
+        ``h`` (B, d), features (B, F) and ``R = chol(mu* - I)`` (B, d, d)."""
+        import tensorflow as tf
+
+        K, d = self.options.terms, self.dim
+        out = self.mlp((feats - self._feat_mean) / self._feat_std)
+        beta = tf.nn.softplus(out[:, :K] + tf.constant(self._b0)) + 1e-12
+        Ahat = tf.reshape(out[:, K:], (-1, K, d, d)) + tf.constant(self._A0)
+        S = tf.einsum("bk,bkij,bkil->bjl", beta, Ahat, Ahat) + 1e-10 * tf.eye(d, dtype=tf.float64)
+        L = tf.linalg.cholesky(S)
+        C = tf.linalg.triangular_solve(L, tf.linalg.matrix_transpose(R), lower=True, adjoint=True)
+        z = tf.einsum("bij,bj->bi", C, h)
+        y = tf.einsum("bkij,bj->bki", Ahat, z)
+        q = tf.reduce_sum(y * y, axis=-1)
+        sharp = tf.constant(self._sharp == 2)
+        qp = tf.where(sharp, q * q, q)
+        dphi = 0.5 * tf.pow(1.0 + qp, tf.constant(-0.5 / self._sharp))  # phi'(q), (B, K)
+        # d/dh sum_k beta_k phi(|Ahat_k C h|^2) = sum_k 2 beta_k phi'(q_k) C^T Ahat_k^T y_k
+        g = tf.einsum("bk,bkji,bkj->bi", 2.0 * beta * dphi, Ahat, y)
+        return h + tf.einsum("bji,bj->bi", C, g), beta, q
+
+    def _derivatives(self, h, feats, R, *, tangent: bool = True):
+        """``beta``, ``q``, ``b`` and (autodiff) the tangent ``db/dh`` (B, d, d)."""
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(h)
+            b, beta, q = self._flux(h, feats, R)
+        t = tape.batch_jacobian(b, h) if tangent else None
+        return beta, q, b, t
+
+    def _coenergy(self, h: np.ndarray, beta: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Normalized ``psi`` (N,): ``|h|^2 / 2 + sum_k beta_k phi_k(q_k)``."""
+        from scipy.special import hyp2f1
+
+        p = self._sharp[None, :]
+        phi = 0.5 * q * hyp2f1(0.5 / p, 1.0 / p, 1.0 + 1.0 / p, -(q**p))
+        return 0.5 * np.einsum("bi,bi->b", h, h) + np.einsum("bk,bk->b", beta, phi)
+
+    def _inputs(self, H, cells):
+        d = self.dim
+        H = np.asarray(H, dtype=np.float64)
+        mu = _check_mu(cells.mu_lin, d)
+        if H.ndim != 2 or H.shape[1] != d or len(H) != len(mu):
+            raise InputError(
+                f"H must have shape (N, {d}) for N = {len(mu)} described cells: got {H.shape}"
+            )
+        if not np.all(np.isfinite(H)):
+            raise InputError("H contains NaN or inf")
+        knee = self.knee_fields(cells)
+        R = np.linalg.cholesky(mu - np.eye(d))
+        return H / knee[:, None], law_features(cells), R, knee
+
+    def knee_fields(self, cells) -> np.ndarray:
+        """``H_k*`` per point, A/m, shape (N,), of :class:`micro.nonlinear.CellDescriptors`."""
+        from micro.dataset_nl import effective_knee_field
+
+        return np.array(
+            [
+                effective_knee_field(m, self.laws, f)
+                for m, f in zip(cells.mu_lin, cells.volume_fraction, strict=True)
+            ]
+        )
+
+    def evaluate(self, H: np.ndarray, cells) -> LawEvaluation:
+        """``B``, tangent and coenergy at fields ``H`` (N, d), A/m, of the microstructures
+        described by ``cells`` (:class:`micro.nonlinear.CellDescriptors`, N of them)."""
+        import tensorflow as tf
+
+        h, feats, R, knee = self._inputs(H, cells)
+        if getattr(self, "_compiled", None) is None:
+            d, F = self.dim, feats.shape[1]
+            spec = [
+                tf.TensorSpec((None, d), tf.float64),
+                tf.TensorSpec((None, F), tf.float64),
+                tf.TensorSpec((None, d, d), tf.float64),
+            ]
+            self._compiled = tf.function(self._derivatives, input_signature=spec)
+        beta, q, b, t = self._compiled(tf.constant(h), tf.constant(feats), tf.constant(R))
+        psi = self._coenergy(h, beta.numpy(), q.numpy())
+        scale = MU0 * knee
+        return LawEvaluation(
+            B=b.numpy() * scale[:, None],
+            tangent=0.5 * (t.numpy() + np.swapaxes(t.numpy(), 1, 2)) * MU0,
+            coenergy=psi * scale * knee,
+            in_range=np.linalg.norm(h, axis=1) <= self.max_field * (1 + 1e-12),
+        )
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``config.json`` and ``weights.weights.h5`` into ``directory``."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        config = {
+            "dim": self.dim,
+            "laws": [law.to_dict() for law in self.laws],
+            "max_field": self.max_field,
+            "options": asdict(self.options),
+            "A0": self._A0.tolist(),
+            "b0": self._b0.tolist(),
+            "sharp": self._sharp.tolist(),
+            "feat_mean": self._feat_mean.tolist(),
+            "feat_std": self._feat_std.tolist(),
+        }
+        (out / "config.json").write_text(json.dumps(config, indent=1))
+        self.mlp.save_weights(str(out / "weights.weights.h5"))
+        return out
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> ConvexLaw:
+        """A law written by :meth:`save`."""
+        from micro.phase_laws import law_from_dict
+
+        path = Path(directory)
+        try:
+            config = json.loads((path / "config.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"not a convex-law directory: {path} ({exc})") from None
+        opts = config["options"]
+        opts["hidden"] = tuple(opts["hidden"])
+        law = cls(
+            config["dim"],
+            [law_from_dict(x) for x in config["laws"]],
+            config["max_field"],
+            ConvexLawOptions(**opts),
+        )
+        law._A0 = np.asarray(config["A0"])
+        law._b0 = np.asarray(config["b0"])
+        law._sharp = np.asarray(config["sharp"])
+        law._feat_mean = np.asarray(config["feat_mean"])
+        law._feat_std = np.asarray(config["feat_std"])
+        law.mlp.load_weights(str(path / "weights.weights.h5"))
+        return law
+
+
+def _arrays(ds, cells, idx):
+    """Normalized training arrays of samples ``idx`` of an NLDataset, flattened over fields."""
+    K = ds.field.shape[1]
+    knee = ds.knee_field[idx]
+    h = ds.field[idx] / knee[:, None, None]
+    b = ds.flux[idx] / (MU0 * knee[:, None, None])
+    t = ds.tangent[idx] / MU0
+    sub = cells.take(idx)
+    d = sub.mu_lin.shape[-1]
+    feats = np.repeat(law_features(sub), K, axis=0)
+    R = np.repeat(np.linalg.cholesky(sub.mu_lin - np.eye(d)), K, axis=0)
+    return h.reshape(-1, d), feats, R, b.reshape(-1, d), t.reshape(-1, d, d)
+
+
+def dataset_cells(ds):
+    """:class:`micro.nonlinear.CellDescriptors` of every sample of an NLDataset."""
+    from micro.nonlinear import describe_cells
+
+    return describe_cells(ds.base.images, ds.laws)
+
+
+def train_convex_law(
+    dataset,
+    *,
+    test_fraction: float = 0.2,
+    options: ConvexLawOptions | None = None,
+    rng: np.random.Generator | int | None = 0,
+) -> tuple[ConvexLaw, TrainSummary]:
+    """Train a :class:`ConvexLaw` on a nonlinear dataset; report held-out accuracy.
+
+    Parameters
+    ----------
+    dataset : micro.dataset_nl.NLDataset or path-like
+    test_fraction : float
+        Share of the microstructures held out (never trained on).
+    options : ConvexLawOptions, optional
+    rng : numpy Generator, int or None
+        Split of the samples.
+
+    Returns
+    -------
+    (ConvexLaw, TrainSummary)
+    """
+    import tensorflow as tf
+
+    from micro.dataset_nl import load_nl_dataset
+
+    ds = dataset if hasattr(dataset, "field") else load_nl_dataset(dataset)
+    options = options or ConvexLawOptions()
+    if not 0 < test_fraction < 1:
+        raise InputError(f"test_fraction must be in (0, 1): got {test_fraction}")
+    n = len(ds)
+    if n < 2:
+        raise InputError(f"need at least 2 finished samples to train and test: got {n}")
+    perm = np.random.default_rng(rng).permutation(n)
+    n_test = max(1, int(round(test_fraction * n)))
+    test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+    max_field = float(ds.base.attrs["max_field"])
+    law = ConvexLaw(ds.base.dim, ds.laws, max_field, options)
+    cells = dataset_cells(ds)
+    h, feats, R, b, t = _arrays(ds, cells, train)
+    law._feat_mean = feats.mean(axis=0)
+    law._feat_std = np.maximum(feats.std(axis=0), 1e-3)
+    m = len(h)
+    steps = options.epochs * int(np.ceil(m / options.batch_size))
+    import keras
+
+    schedule = keras.optimizers.schedules.CosineDecay(options.learning_rate, steps, alpha=0.01)
+    opt = keras.optimizers.Adam(schedule)
+    variables = law.mlp.trainable_variables
+    tw = float(options.tangent_weight)
+
+    @tf.function(reduce_retracing=True)
+    def step(hb, fb, Rb, bb, tb):
+        with tf.GradientTape() as tape:
+            _, _, bp, tp = law._derivatives(hb, fb, Rb, tangent=tw > 0)
+            lb = tf.reduce_sum((bp - bb) ** 2, -1) / tf.reduce_sum(bb**2, -1)
+            loss = tf.reduce_mean(lb)
+            if tw > 0:
+                lt = tf.reduce_sum((tp - tb) ** 2, (-2, -1)) / tf.reduce_sum(tb**2, (-2, -1))
+                loss = loss + tw * tf.reduce_mean(lt)
+        grads = tape.gradient(loss, variables)
+        opt.apply_gradients(zip(grads, variables, strict=True))
+        return loss
+
+    order_rng = np.random.default_rng(options.seed)
+    t0 = time.perf_counter()
+    for epoch in range(options.epochs):
+        order = order_rng.permutation(m)
+        losses = []
+        for s in range(0, m, options.batch_size):
+            j = order[s : s + options.batch_size]
+            losses.append(float(step(h[j], feats[j], R[j], b[j], t[j])))
+        if epoch % 20 == 0 or epoch == options.epochs - 1:
+            log.info("convex law: epoch %d, loss %.3e", epoch, np.mean(losses))
+    seconds = time.perf_counter() - t0
+    errors = evaluate_convex_law(law, ds, test, cells=cells)
+    summary = TrainSummary(
+        b_error_max=float(errors["b"].max()),
+        b_error_mean=float(errors["b"].mean()),
+        tangent_error_max=float(errors["tangent"].max()),
+        tangent_error_mean=float(errors["tangent"].mean()),
+        n_train=int(train.size),
+        n_test=int(test.size),
+        seconds=seconds,
+    )
+    log.info("convex law: %s", summary)
+    return law, summary
+
+
+def evaluate_convex_law(law: ConvexLaw, ds, idx=None, *, cells=None) -> dict[str, np.ndarray]:
+    """Relative errors of ``law`` on samples ``idx`` (default all) of an NLDataset.
+
+    Parameters
+    ----------
+    cells : micro.nonlinear.CellDescriptors, optional
+        Of all samples of ``ds`` (computed when not given).
+
+    Returns
+    -------
+    dict
+        ``"b"``: ``|B_pred - B| / |B|`` per point, shape (M K,); ``"tangent"``: relative
+        Frobenius error per point; ``"field"``: ``|H| / H_k*`` per point.
+    """
+    idx = np.arange(len(ds)) if idx is None else np.asarray(idx)
+    cells = dataset_cells(ds) if cells is None else cells
+    K, d = ds.field.shape[1], ds.base.dim
+    H = ds.field[idx].reshape(-1, d)
+    ev = law.evaluate(H, cells.take(np.repeat(idx, K)))
+    B = ds.flux[idx].reshape(-1, d)
+    T = ds.tangent[idx].reshape(-1, d, d)
+    return {
+        "b": np.linalg.norm(ev.B - B, axis=1) / np.linalg.norm(B, axis=1),
+        "tangent": np.linalg.norm(ev.tangent - T, axis=(1, 2)) / np.linalg.norm(T, axis=(1, 2)),
+        "field": np.linalg.norm(H, axis=1) / np.repeat(ds.knee_field[idx], K),
+    }
+
+
+class ConvexLawProvider:
+    """The learned law bound to the microstructures of ``N`` points: ``H -> (B, tangent)``.
+
+    Parameters
+    ----------
+    law : ConvexLaw
+    cells : micro.nonlinear.CellDescriptors
+        The points' microstructures (:func:`micro.nonlinear.describe_cells`: the linear cell
+        problem once per microstructure).
+    on_range : {"raise", "flag", "fallback"}
+        Fields beyond ``law.max_field`` knee fields: raise :class:`InputError`, answer and
+        count them in :attr:`out_of_range`, or answer from the nonlinear cell problem
+        (needs ``images``).
+    images : ndarray, shape (N, n, ..., n), bool, optional
+        The microstructures, for ``on_range="fallback"``.
+    """
+
+    def __init__(
+        self, law: ConvexLaw, cells, *, on_range: str = "raise", images: np.ndarray | None = None
+    ) -> None:
+        if on_range not in ("raise", "flag", "fallback"):
+            raise InputError(f"on_range must be 'raise', 'flag' or 'fallback': got {on_range!r}")
+        if on_range == "fallback" and images is None:
+            raise InputError("on_range='fallback' needs the images")
+        _check_mu(cells.mu_lin, law.dim)
+        self.law, self.cells, self.on_range = law, cells, on_range
+        self.images = None if images is None else np.asarray(images, dtype=bool)
+        self.out_of_range = 0
+        self.fallbacks = 0
+        self._cell: Any = None
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+    def __call__(self, H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``B`` (N, d) in T and ``dB/dH`` (N, d, d) in H/m at the fields ``H`` (N, d), A/m."""
+        ev = self.law.evaluate(H, self.cells)
+        bad = np.flatnonzero(~ev.in_range)
+        if bad.size == 0:
+            return ev.B, ev.tangent
+        if self.on_range == "raise":
+            i = int(bad[0])
+            knee = self.law.knee_fields(self.cells.take(slice(i, i + 1)))[0]
+            raise InputError(
+                f"point {i}: |H| = {np.linalg.norm(H[i]) / knee:.3g} knee fields is beyond "
+                f"the learned law's range ({self.law.max_field:g}); use on_range='fallback'"
+            )
+        self.out_of_range += int(bad.size)
+        if self.on_range == "flag":
+            return ev.B, ev.tangent
+        from micro.nonlinear import NonlinearHomogenizer
+
+        B, T = ev.B.copy(), ev.tangent.copy()
+        for i in bad:
+            image = self.images[i]
+            if self._cell is None or self._cell.shape != image.shape:
+                self._cell = NonlinearHomogenizer(image.shape)
+            res = self._cell.solve(image, self.law.laws, np.asarray(H[i], dtype=np.float64))
+            B[i], T[i] = res.B, res.tangent
+            self.fallbacks += 1
+        return B, T

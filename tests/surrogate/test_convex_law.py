@@ -1,0 +1,148 @@
+"""The learned convex effective law (surrogate.convex_law): convexity, SPD, limits, provider."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from magnetohom.errors import InputError
+from micro.nonlinear import CellDescriptors
+from micro.phase_laws import MU0, ArctanLaw, LinearLaw
+from surrogate.convex_law import ConvexLaw, ConvexLawOptions, ConvexLawProvider
+
+LAWS = (LinearLaw(1.0), ArctanLaw(1000.0, 1.6))
+
+
+def _random_law(dim: int, seed: int = 0) -> ConvexLaw:
+    law = ConvexLaw(dim, LAWS, 6.0, ConvexLawOptions(terms=5, hidden=(8,), seed=seed))
+    rng = np.random.default_rng(seed)
+    law.mlp.set_weights([rng.normal(size=w.shape) for w in law.mlp.get_weights()])
+    return law
+
+
+def _random_points(dim: int, n: int, rng) -> CellDescriptors:
+    A = rng.normal(size=(n, dim, dim))
+    mu = np.eye(dim) + A @ np.swapaxes(A, 1, 2) + 0.05 * np.eye(dim)
+    G = rng.normal(size=(n, 2, dim, dim))
+    mom = G @ np.swapaxes(G, -1, -2) + 0.01 * np.eye(dim)
+    return CellDescriptors(mu, rng.uniform(0.1, 0.6, n), mom)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_convex_spd_and_small_field_limit(dim):
+    rng = np.random.default_rng(1)
+    law = _random_law(dim)
+    cells = _random_points(dim, 64, rng)
+    knee = law.knee_fields(cells)
+    H = (
+        rng.normal(size=(64, dim))
+        * knee[:, None]
+        * rng.choice([0.0, 1e-3, 1.0, 10.0, 1e3], 64)[:, None]
+    )
+    ev = law.evaluate(H, cells)
+    assert np.linalg.eigvalsh(ev.tangent).min() > 0
+    # the tangent never drops below mu_0 (vacuum) and B . H >= mu_0 |H|^2
+    assert np.linalg.eigvalsh(ev.tangent / MU0).min() > 1 - 1e-9
+    zero = law.evaluate(np.zeros((64, dim)), cells)
+    np.testing.assert_allclose(zero.tangent / MU0, cells.mu_lin, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(zero.B, 0.0, atol=1e-30)
+    # convex along random lines: second differences of the coenergy, monotone B
+    t = np.linspace(0, 1, 21)
+    for i in range(8):
+        a, b = rng.normal(size=(2, dim)) * 3 * knee[i]
+        Hl = a + t[:, None] * (b - a)
+        e = law.evaluate(Hl, cells.take(np.full(21, i)))
+        w = e.coenergy
+        assert np.all(w[:-2] - 2 * w[1:-1] + w[2:] >= -1e-10 * np.abs(w).max())
+        assert np.all(np.einsum("kd,kd->k", np.diff(e.B, axis=0), np.diff(Hl, axis=0)) >= 0)
+
+
+def test_autodiff_matches_finite_differences():
+    rng = np.random.default_rng(2)
+    law = _random_law(2, seed=3)
+    cells = _random_points(2, 4, rng)
+    knee = law.knee_fields(cells)
+    H = rng.normal(size=(4, 2)) * knee[:, None]
+    ev = law.evaluate(H, cells)
+    for k in range(2):
+        e = np.zeros((4, 2))
+        e[:, k] = 1e-5 * knee
+        p, m = law.evaluate(H + e, cells), law.evaluate(H - e, cells)
+        np.testing.assert_allclose((p.coenergy - m.coenergy) / (2 * e[:, k]), ev.B[:, k], rtol=1e-6)
+        np.testing.assert_allclose(
+            (p.B - m.B) / (2 * e[:, k : k + 1]), ev.tangent[:, :, k], rtol=1e-5
+        )
+
+
+def test_save_load_and_provider_range(tmp_path):
+    law = _random_law(2)
+    law.save(tmp_path / "law")
+    again = ConvexLaw.load(tmp_path / "law")
+    rng = np.random.default_rng(4)
+    cells = _random_points(2, 3, rng)
+    H = rng.normal(size=(3, 2)) * 1e4
+    np.testing.assert_allclose(again.evaluate(H, cells).B, law.evaluate(H, cells).B)
+    far = H.copy()
+    far[1] = 100 * law.knee_fields(cells)[1]
+    with pytest.raises(InputError, match="beyond the learned law's range"):
+        ConvexLawProvider(law, cells)(far)
+    flag = ConvexLawProvider(law, cells, on_range="flag")
+    B, T = flag(far)
+    assert flag.out_of_range == 1 and B.shape == (3, 2) and T.shape == (3, 2, 2)
+    with pytest.raises(InputError, match="needs the images"):
+        ConvexLawProvider(law, cells, on_range="fallback")
+    with pytest.raises(InputError, match="positive definite"):
+        eye = np.repeat(np.eye(2)[None], 3, 0)
+        ConvexLawProvider(law, CellDescriptors(eye, cells.volume_fraction, cells.moments))
+
+
+def test_fallback_answers_from_the_cell_problem():
+    from micro.nonlinear import NonlinearHomogenizer, describe_cells
+
+    n = 16
+    g = np.indices((n, n)) + 0.5 - n / 2
+    image = (g**2).sum(0) < (0.3 * n) ** 2
+    nh = NonlinearHomogenizer((n, n))
+    cells = describe_cells(image[None], LAWS, homogenizer=nh)
+    np.testing.assert_allclose(
+        cells.mu_lin[0], nh.solve(image, LAWS, np.zeros(2)).tangent / MU0, rtol=1e-12
+    )
+    law = _random_law(2)
+    H = np.array([[50.0, 0.0]]) * law.knee_fields(cells)[:, None]
+    prov = ConvexLawProvider(law, cells, on_range="fallback", images=image[None])
+    B, T = prov(H)
+    ref = nh.solve(image, LAWS, H[0])
+    np.testing.assert_allclose(B[0], ref.B, rtol=1e-8)
+    assert prov.fallbacks == 1
+
+
+def test_training_smoke(tmp_path, capsys):
+    from micro.dataset_nl import generate_nl_dataset, load_nl_dataset
+    from surrogate.convex_law import train_convex_law
+
+    path = tmp_path / "nl.h5"
+    generate_nl_dataset(
+        path,
+        n_samples=3,
+        matrix_law=LAWS[0],
+        inclusion_law=LAWS[1],
+        size=32,
+        radius=2.5,
+        vf_range=(0.3, 0.4),
+        n_directions=2,
+        n_magnitudes=3,
+    )
+    ds = load_nl_dataset(path)
+    law, summary = train_convex_law(
+        ds, options=ConvexLawOptions(terms=4, hidden=(8,), epochs=2), test_fraction=0.34
+    )
+    assert summary.n_test == 1 and summary.n_train == 2
+    assert np.isfinite(summary.b_error_mean) and law.max_field == 6.0
+    from magnetohom.cli import main
+
+    out = tmp_path / "law"
+    args = ["train-law", str(path), "-o", str(out), "--epochs", "1", "--terms", "2"]
+    assert main([*args, "--test-fraction", "0.34"]) == 0
+    assert "held-out B error" in capsys.readouterr().out
+    assert ConvexLaw.load(out).options.terms == 2
+    assert main([*args, "--test-fraction", "2"]) == 2
