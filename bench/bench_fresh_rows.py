@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import tensorflow  # noqa: F401  (before h5py/dolfinx, see README)
 
-    from surrogate.data import load_labeled
+    from surrogate.data import held_out_rows, load_labeled
     from surrogate.provider import CNNProvider
 
     provider = CNNProvider(args.model, spread_threshold=None)
@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     diag = np.arange(d)
     err = 100.0 * np.abs(pred[:, diag, diag] - mu[:, diag, diag]) / mu[:, diag, diag]
     n = len(mu)
-    val = np.array(split["val_rows"], dtype=int)
-    test = np.array(split["test_rows"], dtype=int)
+    held = held_out_rows(split, data.indices)  # file rows -> positions in the labeled arrays
+    val = np.flatnonzero(np.isin(data.indices, held["val"]))
+    test = np.flatnonzero(np.isin(data.indices, held["test"]))
     val, test = val[val < n], test[test < n]
     train = np.setdiff1d(np.arange(n), np.r_[val, test])
     print(f"{args.model} on {args.data}: MAPE % of the diagonal (± standard error)")

@@ -103,6 +103,15 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"unknown provider {args.provider!r}; known: {known}")
     if args.resolution is not None and args.resolution < 4:
         raise InputError(f"--resolution must be >= 4: got {args.resolution}")
+    if args.outdir:
+        from magnetohom.paths import check_output_dir
+
+        check_output_dir(args.outdir)
+    wanted = args.providers.split(",") if args.compare else [args.provider]
+    if {n.strip() for n in wanted} - {"fe", "analytic", ""}:  # surrogate providers: TensorFlow
+        from magnetohom.quiet import import_tensorflow
+
+        import_tensorflow(getattr(args, "verbose", 0))  # before DOLFINx, its start-up lines gone
     import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
 
     from mpi4py import MPI
@@ -149,6 +158,12 @@ def run(args: argparse.Namespace) -> int:
     opts.update(per_provider.get(args.provider, {}))
     provider = get_provider(args.provider, **opts)
     res = provider_resolution(provider)
+    if args.resolution is not None and res is not None and res != args.resolution:
+        raise InputError(
+            f"--resolution {args.resolution} does not fit provider {args.provider}: its model "
+            f"takes SVEs of {res} px per side; leave --resolution out or choose a model of "
+            f"that size"
+        )
     if res is not None:
         problem.material = problem.material.matched_to(res, provider_geometry(provider))
     result = problem.solve(provider)

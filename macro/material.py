@@ -20,6 +20,7 @@ Fields (all map coordinates ``(N, gdim)`` float64 in metres to ``(N,)`` float64 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,20 @@ def _check_fraction(value: float, what: str) -> float:
     v = float(value)
     if not (np.isfinite(v) and 0.0 <= v <= 1.0):
         raise InputError(f"{what} must be a volume fraction in [0, 1]: got {value!r}")
+    return v
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _positive(value: Any, what: str) -> float:
+    """``value`` as a finite float > 0, else :class:`InputError` naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise InputError(f"{what} must be a number: got {value!r}")
+    v = float(value)
+    if not (math.isfinite(v) and v > 0.0):
+        raise InputError(f"{what} must be finite and > 0: got {value!r}")
     return v
 
 
@@ -274,14 +289,35 @@ class Material:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "volume_fraction", as_fraction_field(self.volume_fraction))
-        if self.dim not in (2, 3):
+        if isinstance(self.dim, bool) or self.dim not in (2, 3):
             raise InputError(f"dim must be 2 or 3: got {self.dim!r}")
-        if self.resolution is not None and int(self.resolution) < 4:
-            raise InputError(f"SVE resolution must be >= 4 pixels: got {self.resolution}")
+        if self.resolution is not None and (
+            not _is_int(self.resolution) or int(self.resolution) < 4
+        ):
+            raise InputError(
+                f"SVE resolution must be an integer >= 4 pixels: got {self.resolution!r}"
+            )
         if self.radius is not None and self.radius_range is not None:
             raise InputError("give radius or radius_range, not both")
-        if int(self.seed) < 0:
-            raise InputError(f"seed must be >= 0: got {self.seed}")
+        if not _is_int(self.seed) or int(self.seed) < 0:
+            raise InputError(f"seed must be an integer >= 0: got {self.seed!r}")
+        if not isinstance(self.overlap, bool | np.bool_):
+            raise InputError(f"overlap must be True or False: got {self.overlap!r}")
+        for name in ("mu_matrix", "mu_inclusion"):
+            object.__setattr__(self, name, _positive(getattr(self, name), name))
+        if self.radius is not None:
+            object.__setattr__(self, "radius", _positive(self.radius, "radius"))
+        if self.radius_range is not None:
+            try:
+                lo, hi = self.radius_range
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"radius_range must be (rmin, rmax): got {self.radius_range!r}"
+                ) from None
+            lo, hi = _positive(lo, "radius_range"), _positive(hi, "radius_range")
+            if lo > hi:
+                raise InputError(f"radius_range must have rmin <= rmax: got {self.radius_range!r}")
+            object.__setattr__(self, "radius_range", (lo, hi))
 
     def with_resolution(self, resolution: int) -> Material:
         """A copy with another SVE size."""

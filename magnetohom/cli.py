@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
 from magnetohom import __version__
-from magnetohom.errors import MagnetohomError
+from magnetohom.errors import MagnetohomError, os_reason
 from magnetohom.mpl import ignore_axes3d_warning
+from magnetohom.quiet import set_up_logging
 
 __all__ = ["build_parser", "main"]
 
@@ -60,8 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    set_up_logging(args.verbose)
     ignore_axes3d_warning()  # for the whole run: TensorFlow imports pyplot too
     try:
         return int(args.handler(args) or 0)
@@ -70,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except FileNotFoundError as exc:
         print(f"magnetohom {args.command}: error: no such file: {exc.filename}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system refused: permissions, read-only, a file as dir...
+        print(f"magnetohom {args.command}: error: {os_reason(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"magnetohom {args.command}: interrupted", file=sys.stderr)

@@ -7,7 +7,9 @@ problem and the offending value, e.g. ``"image is not binary: found values {0, 3
 
 from __future__ import annotations
 
-__all__ = ["InputError", "MagnetohomError", "SampleError", "SolverError"]
+import errno
+
+__all__ = ["InputError", "MagnetohomError", "SampleError", "SolverError", "os_reason"]
 
 
 class MagnetohomError(Exception):
@@ -30,3 +32,38 @@ class SampleError(InputError):
 
 class SolverError(MagnetohomError, RuntimeError):
     """A numerical solve diverged or did not converge; no numbers are returned."""
+
+
+_REASONS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.ENOTDIR: "a part of the path is a file, not a directory",
+    errno.EISDIR: "is a directory",
+    errno.EEXIST: "a file is in the way",
+    errno.ENOENT: "no such file or directory",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
+
+def os_reason(exc: OSError) -> str:
+    """One line for an :class:`OSError`: ``"permission denied: out/model"`` and the like.
+
+    Parameters
+    ----------
+    exc : OSError
+
+    Returns
+    -------
+    str
+        The reason (from ``errno`` where known, else the first line of the message) and the
+        file it concerns, if the exception names one.
+    """
+    reason = _REASONS.get(exc.errno or -1)
+    if reason is None:
+        text = exc.strerror or str(exc) or type(exc).__name__
+        reason = (text.strip().splitlines() or [type(exc).__name__])[0]
+    name = exc.filename
+    return f"{reason}: {name}" if name is not None else reason

@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
         for name, status in rows:
             sys.stdout.write(f"{name:<{width}}  {status}\n")
         return 0
+    from magnetohom.paths import check_output_dir
+
+    check_output_dir(args.outdir or f"study_{cfg.name}", "study directory")
     pipe = run_study(cfg, args.outdir, stages=args.stages, force=args.force, command=sys.argv)
     report = pipe.root / "report" / "report.md"
     if report.exists():

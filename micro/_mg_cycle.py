@@ -3,23 +3,23 @@ transfers, the V-cycle and the (deflated) multigrid-preconditioned CG.
 
 Layouts and conventions are those of :mod:`micro._mg_setup`.  A hierarchy lives in flat
 buffers with per-level offsets, so that a whole CG solve with its V-cycles is one compiled
-call.  Kernels are single-threaded and cached on disk.
+call.  Kernels are single-threaded and cached on disk (see :mod:`micro._jit_cache`).
 """
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
+from micro._jit_cache import group_njit
 from micro._mg_deflation import az_subtract, azt_dot, small_matvec, z_add, zt_dot
-from micro._mg_setup import _jit, _wrap, from_quad, to_quad
+from micro._mg_setup import MG_FILES, _jit, _wrap, from_quad, to_quad
 from micro._mg_smooth import apply_mu, apply_quad, colour_sweep, colour_sweep_mu
 
 __all__ = ["pcg", "vcycle"]
 
 # reductions: reassociation lets LLVM vectorise the sums (deterministic for a given build)
-_jit_sum = nb.njit(
-    cache=True, nogil=True, boundscheck=False, error_model="numpy", fastmath={"contract", "reassoc"}
+_jit_sum = group_njit(
+    MG_FILES, nogil=True, boundscheck=False, error_model="numpy", fastmath={"contract", "reassoc"}
 )
 
 

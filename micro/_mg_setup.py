@@ -20,13 +20,16 @@ colour-``(ci, cj)`` node has colour ``((ci + di) & 1, (cj + dj) & 1)`` at quad s
 
 Inner loops run over ``J`` with unit stride and index row views only by ``J`` or ``J - 1`` (the
 periodic wrap is done outside), so that LLVM vectorises them.  Kernels are single-threaded and
-cached on disk.
+cached on disk (keyed on the sources of all ``_mg_*`` modules, :mod:`micro._jit_cache`).
 """
 
 from __future__ import annotations
 
-import numba as nb
+from pathlib import Path
+
 import numpy as np
+
+from micro._jit_cache import group_njit
 
 __all__ = [
     "aos_to_quad",
@@ -40,9 +43,16 @@ __all__ = [
     "to_quad",
 ]
 
+#: The source files of the multigrid kernels, which call each other: their on-disk cache is
+#: keyed on all of them (:mod:`micro._jit_cache`), so that an edit of one never leaves a stale
+#: caller in the cache.
+MG_FILES = tuple(
+    Path(__file__).with_name(f"_mg_{name}.py") for name in ("setup", "smooth", "cycle", "deflation")
+)
+
 # the compile options of every multigrid kernel (the other _mg_* modules import this)
-_jit = nb.njit(
-    cache=True, nogil=True, boundscheck=False, error_model="numpy", fastmath={"contract"}
+_jit = group_njit(
+    MG_FILES, nogil=True, boundscheck=False, error_model="numpy", fastmath={"contract"}
 )
 
 

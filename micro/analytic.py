@@ -15,6 +15,9 @@ dimension ``dim`` (2 or 3), and return float64 arrays of the broadcast shape (0-
   ``b = f ((d-1) mu_i - mu_m) + (1-f) ((d-1) mu_m - mu_i)``.  In 2D at ``f = 1/2`` it gives
   Keller–Dykhne's ``sqrt(mu_m mu_i)``.
 
+The ``*_formula`` functions are the same formulas without validation, in plain arithmetic:
+they also evaluate TensorFlow tensors, and :mod:`surrogate.bounds` is made of them.
+
 For k phases, :func:`phase_bounds` gives the Wiener and Hashin–Shtrikman bounds from the phase
 fractions and permeabilities.
 """
@@ -22,6 +25,7 @@ fractions and permeabilities.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -33,11 +37,15 @@ __all__ = [
     "PhaseBounds",
     "estimates",
     "hashin_shtrikman",
+    "hashin_shtrikman_formula",
     "maxwell_garnett",
+    "maxwell_garnett_formula",
     "phase_bounds",
     "reuss",
     "self_consistent",
+    "self_consistent_formula",
     "voigt",
+    "wiener_formula",
 ]
 
 
@@ -66,9 +74,62 @@ def _out(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)[()]
 
 
+# -- the formulas, once ---------------------------------------------------------------------
+# Plain arithmetic (+ - * / and ** 0.5) without validation: they evaluate numpy arrays and
+# TensorFlow tensors alike (``f`` of any shape, the phase permeabilities scalars), so that the
+# surrogate's output layer (``surrogate.bounds``) uses these very formulas inside its graph.
+
+
+def wiener_formula(f: Any, mu_matrix: Any, mu_inclusion: Any) -> tuple[Any, Any]:
+    """Reuss (harmonic) and Voigt (arithmetic) means ``(lower, upper)``; no validation."""
+    lower = 1.0 / (f / mu_inclusion + (1.0 - f) / mu_matrix)
+    upper = f * mu_inclusion + (1.0 - f) * mu_matrix
+    return lower, upper
+
+
+def maxwell_garnett_formula(f: Any, mu_matrix: Any, mu_inclusion: Any, *, dim: int) -> Any:
+    """Maxwell–Garnett (inclusions in the matrix); no validation.
+
+    ``mu_m (mu_i + (d-1) mu_m + (d-1) f (mu_i - mu_m)) / (mu_i + (d-1) mu_m - f (mu_i - mu_m))``.
+    """
+    k = dim - 1
+    d_mu = mu_inclusion - mu_matrix
+    return (
+        mu_matrix
+        * (mu_inclusion + k * mu_matrix + k * f * d_mu)
+        / (mu_inclusion + k * mu_matrix - f * d_mu)
+    )
+
+
+def hashin_shtrikman_formula(
+    f: Any, mu_matrix: float, mu_inclusion: float, *, dim: int
+) -> tuple[Any, Any]:
+    """Hashin–Shtrikman bounds ``(lower, upper)`` for scalar phase permeabilities; no
+    validation: Maxwell–Garnett with the lower-μ (lower bound) or higher-μ phase as host."""
+    as_matrix = maxwell_garnett_formula(f, mu_matrix, mu_inclusion, dim=dim)
+    as_inclusion = maxwell_garnett_formula(1.0 - f, mu_inclusion, mu_matrix, dim=dim)
+    if mu_matrix <= mu_inclusion:
+        return as_matrix, as_inclusion
+    return as_inclusion, as_matrix
+
+
+def _sc_terms(f: Any, mu_matrix: Any, mu_inclusion: Any, k: float) -> tuple[Any, Any]:
+    """``b`` and ``sqrt(b^2 + 4 k mu_i mu_m)`` of the self-consistent quadratic."""
+    b = f * (k * mu_inclusion - mu_matrix) + (1.0 - f) * (k * mu_matrix - mu_inclusion)
+    return b, (b * b + 4.0 * k * mu_inclusion * mu_matrix) ** 0.5
+
+
+def self_consistent_formula(f: Any, mu_matrix: Any, mu_inclusion: Any, *, dim: int) -> Any:
+    """Self-consistent (Bruggeman) estimate ``(b + sqrt(b^2 + 4 (d-1) mu_i mu_m)) / (2 (d-1))``;
+    no validation (:func:`self_consistent` avoids its cancellation for ``b < 0``)."""
+    k = float(dim - 1)
+    b, root = _sc_terms(f, mu_matrix, mu_inclusion, k)
+    return (b + root) / (2.0 * k)
+
+
 def _mg(f: np.ndarray, mm: np.ndarray, mi: np.ndarray, k: int) -> np.ndarray:
     """Maxwell–Garnett with ``k = d - 1`` (no validation)."""
-    return mm * (mi + k * mm + k * f * (mi - mm)) / (mi + k * mm - f * (mi - mm))
+    return maxwell_garnett_formula(f, mm, mi, dim=k + 1)
 
 
 def voigt(f, mu_matrix, mu_inclusion, *, dim: int = 2) -> np.ndarray:
@@ -86,7 +147,7 @@ def voigt(f, mu_matrix, mu_inclusion, *, dim: int = 2) -> np.ndarray:
     ndarray, float64, broadcast shape of the arguments (``np.float64`` for scalar arguments)
     """
     f, mm, mi, _ = _args(f, mu_matrix, mu_inclusion, dim)
-    return _out((1.0 - f) * mm + f * mi)
+    return _out(wiener_formula(f, mm, mi)[1])
 
 
 def reuss(f, mu_matrix, mu_inclusion, *, dim: int = 2) -> np.ndarray:
@@ -95,7 +156,7 @@ def reuss(f, mu_matrix, mu_inclusion, *, dim: int = 2) -> np.ndarray:
     Arguments and result as in :func:`voigt`.
     """
     f, mm, mi, _ = _args(f, mu_matrix, mu_inclusion, dim)
-    return _out(1.0 / ((1.0 - f) / mm + f / mi))
+    return _out(wiener_formula(f, mm, mi)[0])
 
 
 def maxwell_garnett(f, mu_matrix, mu_inclusion, *, dim: int = 2) -> np.ndarray:
@@ -137,8 +198,7 @@ def self_consistent(f, mu_matrix, mu_inclusion, *, dim: int = 2) -> np.ndarray:
     """
     f, mm, mi, dim = _args(f, mu_matrix, mu_inclusion, dim)
     k = float(dim - 1)
-    b = f * (k * mi - mm) + (1.0 - f) * (k * mm - mi)
-    root = np.sqrt(b * b + 4.0 * k * mi * mm)
+    b, root = _sc_terms(f, mm, mi, k)
     # positive root (b + root) / (2k), written without cancellation for b < 0
     with np.errstate(divide="ignore", invalid="ignore"):
         pos = (b + root) / (2.0 * k)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from magnetohom.errors import InputError
+from magnetohom.paths import check_output_dir, check_output_file
 from micro.cli_micrograph import _add_rve, _add_segment  # noqa: F401  (found by register)
 from micro.cli_nonlinear import _add_dataset_nl  # noqa: F401  (found by register)
 from micro.phase_args import fractions_text as _fractions_text
@@ -110,6 +111,9 @@ def _add_generate(subparsers: argparse._SubParsersAction) -> None:
         metavar="OUTDIR_or_FILE",
         help="output directory (files sve_0000.<ext>, ...) or, with -n 1, a file name",
     )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace image files that exist (else refused)"
+    )
     p.set_defaults(handler=_run_generate)
 
 
@@ -141,6 +145,11 @@ def _run_generate(args: argparse.Namespace) -> int:
     paths = _output_paths(Path(args.out), args.n, args.format)
     if args.dim == 3 and paths[0].suffix.lower() == ".png":
         raise InputError("PNG holds 2D images only; use --format tiff or npy for 3D")
+    check_output_dir(paths[0].parent) if len(paths) > 1 else check_output_file(paths[0])
+    existing = [p for p in paths if p.exists() or p.is_symlink()]
+    if existing and not args.overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise InputError(f"{existing[0]} exists{more}; pass --overwrite to replace it")
     base = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy)
     if args.seed is None:
         log.info("base seed %d", base)
@@ -310,7 +319,8 @@ def _run_homogenize(args: argparse.Namespace) -> int:
         d = seg.dim
         comps = [(i, j) for i in range(d) for j in range(i, d)]
         if state["dim"] != d:
-            head = "".join(f"{f'mu_{i + 1}{j + 1}':>12}" for i, j in comps)
+            # a space before each 12-wide field: "-1.23457e+06" never touches its left
+            head = "".join(f" {f'mu_{i + 1}{j + 1}':>12}" for i, j in comps)
             print(
                 f"{'file':<30} {'shape':>12} {'phase fractions':>16} {'bc':>9}{head} "
                 f"{'CG its':>10} {'s':>8}"
@@ -319,7 +329,7 @@ def _run_homogenize(args: argparse.Namespace) -> int:
         shape = "x".join(str(v) for v in seg.labels.shape)
         for bc in bcs:
             t = res.tensors[bc]
-            vals = "".join(f"{t[i, j]:>12.6g}" for i, j in comps)
+            vals = "".join(f" {t[i, j]:>12.6g}" for i, j in comps)
             its = "/".join(str(int(i)) for i in res.iterations[bc])
             print(
                 f"{name!s:<30} {shape:>12} {_fractions_text(fractions):>16} {bc:>9}{vals} "

@@ -8,7 +8,8 @@ Reproducibility
 Sample ``i`` depends only on ``base_seed`` and ``i``: ``seed[i]`` is child ``i`` of
 ``SeedSequence(base_seed).spawn`` (:func:`micro.generate.spawn_seeds`), and
 ``rng = np.random.default_rng(seed[i])`` first draws the target volume fraction uniformly in
-``vf_range``, then generates the SVE (:func:`micro.generate.generate_sve` with that ``rng``,
+``vf_range``, then generates the SVE (:func:`micro.generate.generate_sve` with that ``rng`` and
+the window :func:`vf_tolerance`, +-0.005 unless one inclusion is a large share of the cell,
 called again with the same, advanced ``rng`` if the random sequential addition misses the target,
 up to 5 times). The file therefore does not depend on the number of ranks or on restarts.
 
@@ -52,7 +53,7 @@ from micro.generate import (
     max_volume_fraction,
     spawn_seeds,
 )
-from micro.validate import check_dim, check_mu
+from micro.validate import check_contrast, check_dim, check_mu
 
 __all__ = [
     "Dataset",
@@ -62,12 +63,18 @@ __all__ = [
     "load_dataset",
     "run_dataset",
     "sample_rng",
+    "vf_tolerance",
 ]
 
 log = logging.getLogger(__name__)
 
 _GENERATE_TRIES = 5
 _VF_DEFAULT = (0.05, 0.6)
+#: Volume-fraction window of the samples: +-0.005 of the target (generate_sve's default), or
+#: 0.6 of the share of the smallest inclusion in the cell where that is wider (a non-overlapping
+#: class's pixel fractions come in steps of about that share), at most _VF_TOL_MAX.
+_VF_TOL = 0.005
+_VF_TOL_MAX = 0.03
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,46 @@ def sample_rng(seed: int, vf_range: tuple[float, float]) -> tuple[np.random.Gene
     return rng, float(rng.uniform(vf_range[0], vf_range[1]))
 
 
+def vf_tolerance(dim: int, size: int, rmin: float) -> float:
+    """The ``tol`` of :func:`micro.generate.generate_sve` for the samples of a dataset.
+
+    With inclusions of radius ``rmin`` on ``size**dim`` pixels, adding one changes the
+    fraction by about its share ``s = ball(rmin) / size**dim`` (201 px of 128^2 for r = 8:
+    0.0123). A window of ``+-0.005`` misses every target between two steps whatever the seed,
+    so the window is ``max(0.005, 0.6 s)``: every target is reachable.
+
+    Parameters
+    ----------
+    dim : {2, 3}
+    size : int
+        Pixels per side.
+    rmin : float
+        Smallest radius, pixels.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    InputError
+        One inclusion is so large a share of the cell that the window would exceed
+        +-0.03: such a cell cannot hold samples near their targets.
+    """
+    ball = math.pi * rmin**2 if dim == 2 else 4.0 / 3.0 * math.pi * rmin**3
+    share = ball / float(size) ** dim
+    tol = max(_VF_TOL, 0.6 * share)
+    if tol > _VF_TOL_MAX:
+        kind = "disk" if dim == 2 else "sphere"
+        raise InputError(
+            f"one {kind} of radius {rmin:g} is {share:.3f} of a cell of {size} pixels per side: "
+            f"volume fractions come in steps of about that, too coarse for a dataset; use a "
+            f"size of at least {math.ceil((ball * 0.6 / _VF_TOL_MAX) ** (1 / dim))} or a "
+            "smaller radius"
+        )
+    return tol
+
+
 class _Sampler:
     """Makes and labels sample ``i`` (one per rank; the Homogenizer is built on first use)."""
 
@@ -160,6 +207,7 @@ class _Sampler:
                     radius_range=o["radius_range"],
                     overlap=o["overlap"],
                     rng=rng,
+                    tol=o["vf_tol"],
                 )
             except InputError as exc:
                 if "not reached" not in str(exc) or attempt == _GENERATE_TRIES - 1:
@@ -215,8 +263,8 @@ def _check_options(**o: Any) -> dict[str, Any]:
             f"for this class ({limit:g})"
         )
     o["vf_range"] = (lo, hi)
-    check_mu(o["mu_matrix"], o["mu_inclusion"])
-    o["mu_matrix"], o["mu_inclusion"] = float(o["mu_matrix"]), float(o["mu_inclusion"])
+    o["mu_matrix"], o["mu_inclusion"] = check_mu(o["mu_matrix"], o["mu_inclusion"])
+    check_contrast(o["mu_matrix"], o["mu_inclusion"])
     seed = o["base_seed"]
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise InputError(f"base_seed must be an integer >= 0: got {seed!r}")
@@ -240,6 +288,18 @@ def _check_options(**o: Any) -> dict[str, Any]:
         raise InputError(
             f"radius must be a number and radius_range (rmin, rmax): got {radius!r}, {rr!r}"
         ) from None
+    rmin = (
+        o["radius_range"][0]
+        if o["radius_range"] is not None
+        else DEFAULT_RADIUS[o["dim"]]
+        if o["radius"] is None
+        else o["radius"]
+    )
+    side = DEFAULT_SIZE[o["dim"]] if size is None else int(size)
+    if 0 < 2 * rmin < side:  # else generate_sve names the bad value
+        o["vf_tol"] = vf_tolerance(o["dim"], side, rmin)
+    else:
+        o["vf_tol"] = _VF_TOL
     return o
 
 

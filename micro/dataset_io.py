@@ -14,15 +14,25 @@ Crash safety (a writer may be SIGKILLed at any moment):
 * a sample is written as image and labels, ``flush``, then ``done[i] = True``, ``flush``: a
   kill loses at most the sample in flight, never marks an unfinished sample as done.
 
+Corruption: the image chunks carry HDF5's fletcher32 checksum and every row a CRC-32 of its
+image and labels (``checksum``; files made since issue 23), and every finished row is verified
+when a file is resumed or read (checksums; image decodes, is binary and matches its volume
+fraction; label finite, symmetric, within the Wiener bounds).
+A resume recomputes the rows that fail; :func:`load_dataset` refuses them.
+
 Only one process may write a file (HDF5 file locking refuses a second one); in MPI runs rank 0
 owns it (see :mod:`micro.dataset`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
+import zlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +42,7 @@ import h5py
 import numpy as np
 
 from magnetohom import __version__
-from magnetohom.errors import InputError
+from magnetohom.errors import InputError, os_reason
 
 __all__ = [
     "FORMAT",
@@ -154,16 +164,128 @@ def _decode(value: Any) -> Any:
 
 
 def _open_h5(path: Path, mode: str) -> h5py.File:
+    """``h5py.File(path, mode)``; every failure as an :class:`InputError` that names its cause."""
+    if path.is_dir():
+        raise InputError(f"dataset {path} is a directory, not a file")
     try:
         return h5py.File(path, mode)
     except OSError as exc:
         text = str(exc)
-        if "lock" in text:
+        if "errno = 13" in text or "errno = 30" in text or isinstance(exc, PermissionError):
+            how = "for writing" if mode != "r" else "for reading"
+            raise InputError(
+                f"dataset {path} cannot be opened {how}: permission denied or read-only "
+                "file system"
+            ) from None
+        if "truncated file" in text:
+            raise InputError(
+                f"dataset {path} is truncated ({path.stat().st_size} bytes; an interrupted "
+                "copy?): move it away to start a new one"
+            ) from None
+        if "unable to lock file" in text or "errno = 11" in text:
             raise InputError(f"dataset {path} is open in another process ({text})") from None
         raise InputError(
             f"dataset {path} is unreadable: corrupt or not an HDF5 file ({text}); "
             "move it away to start a new one"
         ) from None
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn what HDF5 raises on a damaged file (anywhere: metadata, attributes, chunks) into
+    ``InputError("dataset PATH is damaged: ...")``; our own InputErrors pass unchanged."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (OSError, KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise InputError(
+            f"dataset {path} is damaged: {_first_line(exc)}; move it away to start a new one"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _row_crc(
+    image: np.ndarray, mu: np.ndarray, vf: float, iterations: np.ndarray, seconds: float
+) -> int:
+    """CRC-32 of one finished row as stored (image uint8, mu_eff, vf, iterations, seconds)."""
+    crc = zlib.crc32(np.ascontiguousarray(image, dtype=np.uint8).tobytes())
+    crc = zlib.crc32(np.ascontiguousarray(mu, dtype=np.float64).tobytes(), crc)
+    crc = zlib.crc32(np.float64(vf).tobytes(), crc)
+    crc = zlib.crc32(np.ascontiguousarray(iterations, dtype=np.int32).tobytes(), crc)
+    return zlib.crc32(np.float64(seconds).tobytes(), crc)
+
+
+def _row_problem(
+    images: h5py.Dataset, row: int, mu: np.ndarray, vf: float, mu_m: float, mu_i: float
+) -> tuple[str | None, np.ndarray | None]:
+    """Why finished row ``row`` cannot be trusted (None if it can), and its image.
+
+    The image must decode (gzip, and the fletcher32 checksum of files made since it was
+    added), hold only 0/1 and match the stored volume fraction; the label must be finite,
+    symmetric and, like any homogenized tensor, have its eigenvalues within the Wiener bounds
+    (harmonic and arithmetic means of the pixels' permeabilities).
+    """
+    try:
+        image = images[row]
+    except (OSError, ValueError, RuntimeError) as exc:
+        return f"image unreadable ({_first_line(exc)})", None
+    if image.size and int(image.max()) > 1:
+        return "image holds values other than 0 and 1", None
+    f = float(np.count_nonzero(image)) / image.size
+    if not math.isfinite(vf) or abs(f - vf) > 1e-9:
+        return f"image ({f:.6f}) does not match its stored volume fraction ({vf:.6g})", None
+    if not np.all(np.isfinite(mu)):
+        return "label mu_eff is not finite", None
+    scale = float(np.abs(mu).max())
+    if float(np.abs(mu - mu.T).max()) > 1e-8 * scale:
+        return "label mu_eff is not symmetric", None
+    ev = np.linalg.eigvalsh(mu)
+    lower = 1.0 / (f / mu_i + (1.0 - f) / mu_m)
+    upper = f * mu_i + (1.0 - f) * mu_m
+    if ev.min() < lower * (1 - 1e-6) or ev.max() > upper * (1 + 1e-6):
+        return (
+            f"label mu_eff (eigenvalues {ev.min():.6g} .. {ev.max():.6g}) outside the Wiener "
+            f"bounds [{lower:.6g}, {upper:.6g}]"
+        ), None
+    return None, image
+
+
+def _verify_rows(
+    f: h5py.File, rows: np.ndarray, *, keep: bool = False
+) -> tuple[dict[int, str], np.ndarray | None]:
+    """Check finished rows (:func:`_row_problem`): ``{row: reason}`` of the bad ones and, with
+    ``keep``, the images of all rows (uint8, bad rows zero)."""
+    mu_m = float(_decode(f.attrs.get("mu_matrix", math.nan)))
+    mu_i = float(_decode(f.attrs.get("mu_inclusion", math.nan)))
+    images = f["images"]
+    mu = np.asarray(f["mu_eff"][...])
+    vf = np.asarray(f["volume_fraction"][...])
+    crc = np.asarray(f["checksum"][...]) if "checksum" in f else None  # files since issue 23
+    its = np.asarray(f["iterations"][...])
+    secs = np.asarray(f["solve_seconds"][...])
+    out = np.zeros((rows.size, *images.shape[1:]), dtype=np.uint8) if keep else None
+    bad: dict[int, str] = {}
+    for k, row in enumerate(rows.tolist()):
+        reason, image = _row_problem(images, row, mu[row], float(vf[row]), mu_m, mu_i)
+        if reason is None and crc is not None:
+            if _row_crc(image, mu[row], vf[row], its[row], secs[row]) != int(crc[row]):
+                reason = "row checksum mismatch (image or labels changed on disk)"
+        if reason is not None:
+            bad[row] = reason
+        elif out is not None:
+            out[k] = image
+    return bad, out
+
+
+def _describe(bad: dict[int, str], n_done: int) -> str:
+    first = min(bad)
+    return f"{len(bad)} of {n_done} finished samples fail verification (first: row {first}: " + (
+        f"{bad[first]})"
+    )
 
 
 def _check_layout(f: h5py.File, path: Path) -> tuple[int, int]:
@@ -211,7 +333,9 @@ class DatasetFile:
         Finished samples (kept in step with the file by :meth:`write_sample`).
     """
 
-    def __init__(self, path: Path, f: h5py.File, spec: DatasetSpec, done: np.ndarray) -> None:
+    def __init__(
+        self, path: Path, f: h5py.File | None, spec: DatasetSpec, done: np.ndarray
+    ) -> None:
         self.path, self.spec, self.done = path, spec, done
         self._f = f
 
@@ -234,17 +358,26 @@ class DatasetFile:
             Per-sample seeds (:func:`micro.generate.spawn_seeds`); checked on resume.
         target_volume_fraction : ndarray, shape (n_samples,), float64
 
+        Finished rows of an existing file are verified (image checksum and decoding, image vs
+        volume fraction, label finite and within the Wiener bounds); rows that fail are marked
+        unfinished (a warning names them) and so recomputed. A finished, verified file is only
+        read (so it may be read-only).
+
         Raises
         ------
         InputError
-            The file exists but is unreadable, locked, not a dataset, or was made with other
-            parameters (the message names each difference).
+            The file exists but is unreadable, truncated, locked, not a dataset, not writable
+            when there is work to do, or was made with other parameters (the message names
+            each difference).
         """
         path = Path(path)
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             cls._create(path, spec, seeds, target_volume_fraction)
-        f = _open_h5(path, "r+")
-        try:
+            return cls(path, _open_h5(path, "r+"), spec, np.zeros(spec.n_samples, dtype=bool))
+        with (
+            _open_h5(path, "r") as f,
+            _reading(path),
+        ):  # read-only: a finished file needs no writing
             _check_layout(f, path)
             diff = spec.mismatches(f.attrs)
             if diff:
@@ -255,19 +388,33 @@ class DatasetFile:
             if not np.array_equal(f["seed"][...], seeds):
                 raise InputError(f"dataset {path} holds other per-sample seeds than base_seed")
             done = np.asarray(f["done"][...], dtype=bool)
-        except BaseException:
-            f.close()
-            raise
+            bad, _ = _verify_rows(f, np.flatnonzero(done))
         log.info("dataset %s: %d of %d samples done", path, done.sum(), done.size)
+        if done.all() and not bad:
+            return cls(path, None, spec, done)
+        f = _open_h5(path, "r+")
+        if bad:
+            log.warning("dataset %s: %s; recomputing them", path, _describe(bad, int(done.sum())))
+            rows = np.array(sorted(bad))
+            done[rows] = False
+            f["done"][rows] = False
+            f.flush()
         return cls(path, f, spec, done)
 
     @classmethod
     def _create(cls, path: Path, spec: DatasetSpec, seeds: np.ndarray, targets: np.ndarray) -> None:
         n, d, r = spec.n_samples, spec.dim, spec.resolution
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with h5py.File(tmp, "w") as f:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create dataset {path}: {os_reason(exc)}") from None
+        try:
+            try:
+                f = h5py.File(tmp, "w")
+            except OSError as exc:
+                raise InputError(f"cannot create dataset {path}: {os_reason(exc)}") from None
+            with f:
                 f.create_dataset(
                     "images",
                     shape=(n,) + (r,) * d,
@@ -276,6 +423,7 @@ class DatasetFile:
                     compression="gzip",
                     compression_opts=4,
                     shuffle=True,
+                    fletcher32=True,  # a checksum per chunk: corruption is detected on read
                     fillvalue=0,
                 )
                 # contiguous and written in full now: later writes are in place
@@ -286,6 +434,7 @@ class DatasetFile:
                 f.create_dataset("done", data=np.zeros(n, dtype=bool))
                 f.create_dataset("iterations", data=np.zeros((n, d), dtype=np.int32))
                 f.create_dataset("solve_seconds", data=np.full(n, np.nan))
+                f.create_dataset("checksum", data=np.zeros(n, dtype=np.uint32))
                 cls._create_extra(f, spec)
                 f.attrs.update(spec.attrs())
             os.replace(tmp, path)
@@ -322,11 +471,18 @@ class DatasetFile:
             Measured on the pixels.
         """
         f = self._f
-        f["images"][index] = np.asarray(image, dtype=np.uint8)
+        if f is None:
+            raise RuntimeError(f"dataset {self.path} is complete and was opened read-only")
+        image = np.asarray(image, dtype=np.uint8)
+        mu_eff = np.asarray(mu_eff, dtype=np.float64)
+        iterations = np.asarray(iterations, dtype=np.int32)
+        f["images"][index] = image
         f["mu_eff"][index] = mu_eff
-        f["iterations"][index] = np.asarray(iterations, dtype=np.int32)
+        f["iterations"][index] = iterations
         f["solve_seconds"][index] = seconds
         f["volume_fraction"][index] = volume_fraction
+        if "checksum" in f:
+            f["checksum"][index] = _row_crc(image, mu_eff, volume_fraction, iterations, seconds)
         f.flush()
         f["done"][index] = True
         f.flush()
@@ -335,6 +491,8 @@ class DatasetFile:
     def update_statistics(self, *, ranks: int) -> None:
         """Store solver statistics over the done samples as attributes."""
         f, done = self._f, self.done
+        if f is None:  # opened read-only: finished and verified, nothing was written
+            return
         attrs: dict[str, Any] = {"n_done": int(done.sum()), "ranks_last_run": int(ranks)}
         if done.any():
             seconds = f["solve_seconds"][...][done]
@@ -351,7 +509,7 @@ class DatasetFile:
 
     def close(self) -> None:
         """Flush and close the file."""
-        if self._f.id.valid:
+        if self._f is not None and self._f.id.valid:
             self._f.close()
 
     def __enter__(self) -> DatasetFile:
@@ -408,17 +566,6 @@ class Dataset:
         return int(self.attrs["n_samples"])
 
 
-def _read_rows(dset: h5py.Dataset, idx: np.ndarray) -> np.ndarray:
-    """Rows ``idx`` (sorted, unique) of ``dset``, reading contiguous runs at once."""
-    out = np.empty((idx.size, *dset.shape[1:]), dtype=dset.dtype)
-    if idx.size == 0:
-        return out
-    breaks = np.flatnonzero(np.diff(idx) != 1) + 1
-    for run in np.split(np.arange(idx.size), breaks):
-        out[run[0] : run[-1] + 1] = dset[idx[run[0]] : idx[run[-1]] + 1]
-    return out
-
-
 def load_dataset(path: str | os.PathLike, *, require_labels: bool = True) -> Dataset:
     """Read the finished samples of a dataset file.
 
@@ -437,19 +584,27 @@ def load_dataset(path: str | os.PathLike, *, require_labels: bool = True) -> Dat
     FileNotFoundError
         No such file.
     InputError
-        Unreadable, locked by a writer, not a dataset, or (``require_labels``) no labels.
+        Unreadable, truncated, locked by a writer, not a dataset, damaged (a finished row whose
+        image does not decode or match its volume fraction, or whose label is not finite or
+        outside the Wiener bounds), or (``require_labels``) no labels.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(2, "No such file", str(path))
-    with _open_h5(path, "r") as f:
+    with _open_h5(path, "r") as f, _reading(path):
         _check_layout(f, path)
         done = np.asarray(f["done"][...], dtype=bool)
         idx = np.flatnonzero(done)
         if require_labels and idx.size == 0:
             raise InputError(f"dataset {path} has no labels (0 of {done.size} samples done)")
         arrays = {name: np.asarray(f[name][...])[idx] for name in _ARRAYS[1:] if name != "done"}
-        images = _read_rows(f["images"], idx).astype(bool)
+        bad, rows = _verify_rows(f, idx, keep=True)
+        if bad:
+            raise InputError(
+                f"dataset {path} is damaged: {_describe(bad, idx.size)}; rerun 'magnetohom "
+                "dataset' with its parameters to recompute them"
+            )
+        images = rows.astype(bool)
         attrs = {k: _decode(v) for k, v in f.attrs.items()}
     log.info("dataset %s: read %d of %d samples", path, idx.size, done.size)
     return Dataset(

@@ -15,6 +15,7 @@ Every loaded array goes through :func:`micro.validate.as_binary_image` (square/c
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
 from os import PathLike
 from pathlib import Path
@@ -56,11 +57,23 @@ def _grey_to_binary(grey: np.ndarray, path: Path) -> np.ndarray:
     return grey == _INCLUSION_GREY
 
 
+def _unreadable(path: Path, kind: str, exc: BaseException) -> InputError:
+    """``cannot read PATH as KIND: reason`` (an empty file named as such)."""
+    try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        empty = False
+    if empty:
+        return InputError(f"cannot read {path} as {kind}: the file is empty (0 bytes)")
+    text = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return InputError(f"cannot read {path} as {kind}: {text}")
+
+
 def _load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
-    except ValueError as exc:  # object arrays, corrupt headers
-        raise InputError(f"cannot read {path} as a .npy array: {exc}") from None
+    except (ValueError, EOFError, OSError) as exc:  # object arrays, empty, truncated, corrupt
+        raise _unreadable(path, "a .npy array", exc) from None
 
 
 def _load_png(path: Path) -> np.ndarray:
@@ -82,8 +95,10 @@ def _load_png(path: Path) -> np.ndarray:
                     f"{path}: PNG mode {mode!r} not supported (expected 8/16-bit grey or RGB)"
                 )
             arr = np.asarray(im)
-    except UnidentifiedImageError:
-        raise InputError(f"cannot read {path} as a PNG image") from None
+    except InputError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise _unreadable(path, "a PNG image", exc) from None
     return _drop_colour(arr, path, channels=mode not in ("L",))
 
 
@@ -119,8 +134,8 @@ def _load_tiff(path: Path) -> np.ndarray:
                 series = tif.series[0]
                 arr = series.asarray()
                 axes = series.axes
-    except (tifffile.TiffFileError, ValueError, IndexError) as exc:
-        raise InputError(f"cannot read {path} as a TIFF image: {exc}") from None
+    except Exception as exc:  # a damaged file fails anywhere in the parser: all input errors
+        raise _unreadable(path, "a TIFF image", exc) from None
     if "S" in axes and axes.endswith("S"):  # samples per pixel (RGB) last
         arr = _drop_colour(arr, path, channels=True)
     arr = np.squeeze(arr) if arr.ndim > 3 else arr
@@ -153,6 +168,8 @@ def read_array(path: str | PathLike) -> np.ndarray:
         ``path`` does not exist.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not an image file")
     suffix = _suffix(path)
     if not path.is_file():
         raise FileNotFoundError(2, "No such file", str(path))
@@ -186,6 +203,8 @@ def load_image(path: str | PathLike, *, dim: int | None = None) -> np.ndarray:
         ``path`` does not exist.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not an image file")
     suffix = _suffix(path)
     if not path.is_file():
         raise FileNotFoundError(2, "No such file", str(path))
@@ -228,20 +247,28 @@ def save_image(path: str | PathLike, image: np.ndarray) -> Path:
     path = Path(path)
     suffix = _suffix(path)
     img = as_binary_image(image)
+    if suffix == ".png" and img.ndim != 2:
+        raise InputError(f"PNG holds 2D images only: got shape {img.shape}; use .tif for 3D")
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not an image file")
     path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".npy":
-        np.save(path, img)
-        return path
-    grey = np.where(img, _INCLUSION_GREY, _MATRIX_GREY).astype(np.uint8)
-    if suffix == ".png":
-        if img.ndim != 2:
-            raise InputError(f"PNG holds 2D images only: got shape {img.shape}; use .tif for 3D")
-        from PIL import Image
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:  # a temporary file beside it, renamed: never a half-written image at ``path``
+        if suffix == ".npy":
+            with open(tmp, "wb") as fh:
+                np.save(fh, img)
+        else:
+            grey = np.where(img, _INCLUSION_GREY, _MATRIX_GREY).astype(np.uint8)
+            if suffix == ".png":
+                from PIL import Image
 
-        Image.fromarray(grey, mode="L").save(path)
-    else:
-        import tifffile
+                Image.fromarray(grey, mode="L").save(tmp, format="PNG")
+            else:
+                import tifffile
 
-        tifffile.imwrite(path, grey, photometric="minisblack")
+                tifffile.imwrite(tmp, grey, photometric="minisblack")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     log.debug("wrote %s (%s)", path, img.shape)
     return path

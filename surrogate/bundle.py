@@ -34,12 +34,14 @@ __all__ = [
     "FORMAT",
     "ModelBundle",
     "at_resolution",
+    "check_member_file",
     "copy_layer_weights",
     "load_bundle",
     "merge_bundles",
     "moves_to",
     "read_metadata",
     "save_bundle",
+    "why_not_moves",
     "write_json",
 ]
 
@@ -99,14 +101,19 @@ class ModelBundle:
 
     @property
     def name(self) -> str:
-        return str(self.metadata.get("name", self.path.name))
+        """The name the user knows the model by: its directory's name (``default``,
+        ``out/model`` -> ``model``), not the run name recorded in the metadata."""
+        return self.path.name or str(self.path)
 
 
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temporary file + rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _json_default(obj: Any) -> Any:
@@ -153,6 +160,38 @@ def save_bundle(
     return path
 
 
+def check_member_file(file: Path, model: Path) -> None:
+    """Refuse a member that is not a complete ``.keras`` archive (truncated, empty, not zip).
+
+    A ``.keras`` file is a zip archive with ``config.json`` and the weights; every entry's CRC
+    is checked, so a truncated or damaged copy is named here instead of failing later in Keras
+    (with "File not found") or being packed into an ensemble.
+
+    Raises
+    ------
+    InputError
+        ``cannot read model MODEL: member NAME is ...``.
+    """
+    import zipfile
+
+    where = f"cannot read model {model}: member file {file.name}"
+    if not file.is_file():
+        raise InputError(f"{where} is missing")
+    try:
+        with zipfile.ZipFile(file) as z:
+            names = set(z.namelist())
+            damaged = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        size = file.stat().st_size
+        raise InputError(
+            f"{where} is truncated or not a .keras file ({size} bytes: {exc})"
+        ) from None
+    if damaged is not None:
+        raise InputError(f"{where} is damaged (CRC error in {damaged})")
+    if "config.json" not in names:
+        raise InputError(f"{where} is not a Keras model archive (no config.json)")
+
+
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """Read and check ``metadata.json`` of a model directory.
 
@@ -183,7 +222,8 @@ def load_bundle(path: str | Path) -> ModelBundle:
     Raises
     ------
     InputError
-        ``cannot read model PATH: ...`` if the metadata or a member file is missing or corrupt.
+        ``cannot read model PATH: ...`` if the metadata or a member file is missing or corrupt,
+        or a member has NaN or infinite weights (its outputs would be silently clipped).
     """
     import keras
 
@@ -198,8 +238,7 @@ def load_bundle(path: str | Path) -> ModelBundle:
     members = []
     for name in meta["members"]:
         file = path / name
-        if not file.exists():
-            raise InputError(f"cannot read model {path}: member file {name} is missing")
+        check_member_file(file, path)
         try:
             members.append(keras.saving.load_model(file, compile=False))
         except Exception as exc:  # zip, h5 or deserialization errors of all kinds
@@ -207,6 +246,13 @@ def load_bundle(path: str | Path) -> ModelBundle:
             raise InputError(f"cannot read model {file}: {type(exc).__name__}: {msg}") from None
     if not members:
         raise InputError(f"cannot read model {path}: no members listed")
+    for name, model in zip(meta["members"], members):
+        for w in model.weights:
+            if not np.all(np.isfinite(np.asarray(w))):
+                raise InputError(
+                    f"cannot read model {path}: member {name} has non-finite weights "
+                    f"({w.path if hasattr(w, 'path') else w.name})"
+                )
     expected = (meta["resolution"],) * int(meta["dim"]) + (1,)
     for name, model in zip(meta["members"], members):
         if tuple(model.input_shape[1:]) != expected:
@@ -245,7 +291,9 @@ def merge_bundles(
     Parameters
     ----------
     out
-        Directory to write; must not be one of ``sources``. Replaced if it exists.
+        Directory to write; must not be one of ``sources``. If it exists it must be empty or
+        an ensemble of the same sources (then it is replaced); another model is refused.
+        Written under a temporary name and renamed, so a failure leaves nothing behind.
     sources
         Two or more model directories (single models or ensembles).
     command
@@ -284,11 +332,49 @@ def merge_bundles(
             )
     for p, meta in zip(paths, metas):
         for name in meta["members"]:
-            if not (p / name).is_file():
-                raise InputError(f"cannot read model {p}: member file {name} is missing")
-    tmp = out.with_name(f".{out.name}.tmp")
+            check_member_file(p / name, p)
+    _check_ensemble_out(out, paths)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        _write_ensemble(tmp, out, paths, metas, command)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("joined models %s into %s", ", ".join(map(str, paths)), out)
+    return out
+
+
+def _check_ensemble_out(out: Path, paths: Sequence[Path]) -> None:
+    """``out`` may be replaced only if absent, an empty directory, or an ensemble of the same
+    sources (a rerun of the same command); never another model or a file."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise InputError(f"ensemble output {out} exists and is not a directory")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    try:
+        meta = read_metadata(out)
+    except InputError:
+        raise InputError(
+            f"ensemble output {out} exists and is not a model directory; choose another -o"
+        ) from None
+    sources = [str(s.get("path")) for s in (meta.get("training") or {}).get("sources") or []]
+    if sources != [str(p) for p in paths]:
+        made = meta.get("command") or "not made by magnetohom ensemble"
+        raise InputError(
+            f"ensemble output {out} holds another model ({made}); remove it or choose another -o"
+        )
+
+
+def _write_ensemble(
+    tmp: Path, out: Path, paths: Sequence[Path], metas: Sequence[dict], command: str | None
+) -> None:
+    """The ensemble directory's contents, written into ``tmp``."""
     tmp.mkdir(parents=True)
+    first = metas[0]
     names: list[str] = []
     history: list[Any] = []
     sources_info = []
@@ -330,11 +416,6 @@ def merge_bundles(
     }
     write_json(tmp / "metadata.json", meta)
     write_json(tmp / "history.json", {"members": history})
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    logger.info("joined %d member(s) of %d models into %s", len(names), len(paths), out)
-    return out
 
 
 def copy_layer_weights(source: Any, model: Any, *, skip: Sequence[str] = ()) -> None:
@@ -366,6 +447,32 @@ def copy_layer_weights(source: Any, model: Any, *, skip: Sequence[str] = ()) -> 
         layer.set_weights(src.get_weights())
 
 
+def why_not_moves(bundle: ModelBundle, resolution: int) -> str | None:
+    """Why ``bundle``'s weights cannot serve cells of side ``resolution`` (None if they can).
+
+    Returns
+    -------
+    str or None
+        One clause for an error message: the preset, the head, the stem that does not divide
+        the side (an odd side for a stem of 2), or too few blocks.
+    """
+    from surrogate.models import auto_stem, model_options
+
+    if bundle.preset != "default":
+        return f"a {bundle.preset}-preset network is tied to its cell size"
+    opts = model_options("default", bundle.metadata.get("model_options") or {})
+    if opts.head != "solve":
+        return "only coarse-solve models (head='solve') move to another cell size"
+    stem = opts.stem if opts.stem is not None else auto_stem(bundle.resolution, bundle.dim)
+    if opts.stem is None and auto_stem(resolution, bundle.dim) != stem:
+        return f"its automatic stem ({stem}) would change at {resolution} px"
+    if resolution % stem:
+        return f"{resolution} px is not a multiple of its stem ({stem} px per block)"
+    if resolution // stem < 3:
+        return f"{resolution} px gives fewer than 3 blocks of {stem} px per side"
+    return None
+
+
 def moves_to(bundle: ModelBundle, resolution: int) -> bool:
     """Whether ``bundle``'s weights serve cells of side ``resolution`` as well.
 
@@ -374,14 +481,7 @@ def moves_to(bundle: ModelBundle, resolution: int) -> bool:
     blocks per side. The inclusions keep their size in pixels, so a larger cell is more of the
     same material (:func:`at_resolution`).
     """
-    from surrogate.models import auto_stem, model_options
-
-    if bundle.preset != "default":
-        return False
-    opts = model_options("default", bundle.metadata.get("model_options") or {})
-    stem = opts.stem if opts.stem is not None else auto_stem(bundle.resolution, bundle.dim)
-    same = opts.stem is not None or auto_stem(resolution, bundle.dim) == stem
-    return opts.head == "solve" and same and resolution % stem == 0 and resolution // stem >= 3
+    return why_not_moves(bundle, resolution) is None
 
 
 def at_resolution(bundle: ModelBundle, resolution: int) -> ModelBundle:
@@ -400,10 +500,11 @@ def at_resolution(bundle: ModelBundle, resolution: int) -> ModelBundle:
     resolution = int(resolution)
     if resolution == bundle.resolution:
         return bundle
-    if not moves_to(bundle, resolution):
+    why = why_not_moves(bundle, resolution)
+    if why is not None:
         raise InputError(
-            f"model {bundle.name!r} takes cells of {bundle.resolution} px only (only "
-            "coarse-solve models, head='solve', move to a cell size whose side the stem divides)"
+            f"model {bundle.name!r} cannot take cells of {resolution} px (trained on "
+            f"{bundle.resolution} px): {why}"
         )
     meta = dict(bundle.metadata)
     members = []

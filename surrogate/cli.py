@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import sys
-import warnings
 from typing import Any
 
 from magnetohom.errors import InputError
@@ -129,40 +126,33 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _parse_options(items: list[str]) -> dict[str, Any]:
+    """``--option KEY=VALUE`` items as a dict; VALUE is JSON, or a bare word taken as a string.
+
+    A VALUE that starts like JSON (``[``, ``{``, ``"``, a digit, a sign) but does not parse is
+    an error, not a string: ``filters=[16,`` must not reach the model builder.
+    """
     opts: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise InputError(f"--option expects KEY=VALUE, got {item!r}")
         try:
             opts[key] = json.loads(value)
-        except ValueError:
+        except ValueError as exc:
+            text = value.strip()
+            if not text or text[0] in '[{"-+.0123456789':
+                raise InputError(f"--option {key}: {value!r} is not valid JSON ({exc})") from None
             opts[key] = value
     return opts
 
 
 def _import_tensorflow(args: argparse.Namespace) -> None:
-    """Import TensorFlow first (before anything that may load DOLFINx), quietly.
+    """Import TensorFlow first (before anything that may load DOLFINx), quietly unless ``-v``
+    (:func:`magnetohom.quiet.import_tensorflow`)."""
+    from magnetohom.quiet import import_tensorflow
 
-    TensorFlow 2.21 writes start-up lines to the stderr file descriptor before its logging is
-    set up (``TF_CPP_MIN_LOG_LEVEL`` does not reach them); they are discarded unless ``-v``.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if "tensorflow" in sys.modules or getattr(args, "verbose", 0):
-        import tensorflow
-
-        return
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    import_tensorflow(getattr(args, "verbose", 0))
 
 
 def _command_of(args: argparse.Namespace) -> str:
@@ -196,6 +186,9 @@ def _command_of(args: argparse.Namespace) -> str:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from magnetohom.paths import check_output_dir
+
+    check_output_dir(args.out, "model directory")
     _import_tensorflow(args)
     from surrogate.training import train
 
@@ -255,9 +248,11 @@ def _add_ensemble(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _ensemble(args: argparse.Namespace) -> int:
+    from magnetohom.paths import check_output_dir
     from surrogate.bundle import merge_bundles, read_metadata
     from surrogate.registry import resolve_model
 
+    check_output_dir(args.out, "ensemble output")
     sources = [resolve_model(m) for m in args.models]
     command = shlex.join(["magnetohom", "ensemble", "-o", args.out, *args.models])
     out = merge_bundles(args.out, sources, command=command)
@@ -293,6 +288,10 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.out:
+        from magnetohom.paths import check_output_dir
+
+        check_output_dir(args.out, "figure directory")
     _import_tensorflow(args)
     from surrogate.evaluation import evaluate
 

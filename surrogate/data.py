@@ -50,9 +50,11 @@ __all__ = [
     "TargetTransform",
     "concat_labeled",
     "file_sha256",
+    "held_out_rows",
     "image_digests",
     "load_extra_training",
     "load_labeled",
+    "rows_digest",
     "split_indices",
 ]
 
@@ -147,6 +149,12 @@ def load_labeled(path: str | Path, *, max_samples: int | None = None) -> Labeled
         If it is not an HDF5 dataset of this project, or holds no finished, finite label.
     """
     path = Path(path)
+    if max_samples is not None and (
+        isinstance(max_samples, bool)
+        or not isinstance(max_samples, int | np.integer)
+        or max_samples < 1
+    ):
+        raise InputError(f"max_samples must be an integer >= 1, got {max_samples!r}")
     if not path.exists():
         raise FileNotFoundError(2, "No such file", str(path))
     from micro.dataset_io import load_dataset  # h5py; lazily, to keep this module light
@@ -289,15 +297,61 @@ class Split:
     seed: int
 
     def to_dict(self, indices: np.ndarray) -> dict[str, Any]:
-        """JSON form: the seed, the sizes and the file rows of the held-out samples."""
+        """JSON form: the seed, the sizes and digests of the file rows of the held-out samples
+        (:func:`rows_digest`; :func:`held_out_rows` recomputes the rows from the dataset)."""
         return {
             "seed": int(self.seed),
             "n_train": int(self.train.size),
             "n_val": int(self.val.size),
             "n_test": int(self.test.size),
-            "val_rows": [int(i) for i in indices[self.val]],
-            "test_rows": [int(i) for i in indices[self.test]],
+            "val_rows_sha256": rows_digest(indices[self.val]),
+            "test_rows_sha256": rows_digest(indices[self.test]),
         }
+
+
+def rows_digest(rows: Any) -> str:
+    """SHA-256 of sorted file rows as little-endian int64 (what metadata records of a split)."""
+    arr = np.sort(np.asarray(rows, dtype="<i8").ravel())
+    return hashlib.sha256(arr.tobytes()).hexdigest()
+
+
+def held_out_rows(split: dict[str, Any], indices: np.ndarray) -> dict[str, np.ndarray]:
+    """The file rows of a model's validation and test samples in its training dataset.
+
+    Parameters
+    ----------
+    split : dict
+        ``metadata["split"]``: with ``val_rows``/``test_rows`` lists (older models) or with
+        their digests (the split is recomputed from ``seed`` and the sizes, then checked).
+    indices : ndarray
+        File rows of the labeled samples of the training dataset, ascending (the same file:
+        the caller has compared its SHA-256).
+
+    Returns
+    -------
+    dict
+        ``{"val": rows, "test": rows}``, int64 arrays.
+
+    Raises
+    ------
+    InputError
+        The recomputed rows do not match the recorded digests.
+    """
+    if "val_rows" in split:
+        return {k: np.asarray(split[f"{k}_rows"], dtype=np.int64) for k in ("val", "test")}
+    n = int(split["n_train"]) + int(split["n_val"]) + int(split["n_test"])
+    if n > indices.size:
+        raise InputError(
+            f"the model was trained on {n} labeled samples; the file has {indices.size}"
+        )
+    again = split_indices(n, seed=int(split["seed"]))
+    rows = {"val": indices[:n][again.val], "test": indices[:n][again.test]}
+    for k, r in rows.items():
+        if rows_digest(r) != split.get(f"{k}_rows_sha256"):
+            raise InputError(
+                f"the {k} rows recomputed from the split seed do not match the model's record"
+            )
+    return {k: r.astype(np.int64) for k, r in rows.items()}
 
 
 def split_indices(

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from magnetohom.errors import InputError
-from surrogate.data import file_sha256, load_labeled
+from surrogate.data import file_sha256, held_out_rows, load_labeled
 from surrogate.tensors import component_indices, component_names, components
 
 __all__ = ["SPLITS", "Evaluation", "evaluate", "mape", "r2_score"]
@@ -114,13 +114,10 @@ def _select(meta: dict[str, Any], rows: np.ndarray, same_data: bool, split: str)
     """Positions (into ``rows``) of the samples of ``split``."""
     if split == "all" or not same_data:
         return np.arange(rows.size)
-    info = meta.get("split") or {}
-    held = {k: set(info.get(f"{k}_rows", [])) for k in ("val", "test")}
+    held = held_out_rows(meta.get("split") or {}, rows)
     if split == "train":
-        mask = np.array([r not in held["val"] and r not in held["test"] for r in rows])
-    else:
-        mask = np.array([r in held[split] for r in rows])
-    return np.flatnonzero(mask)
+        return np.flatnonzero(~np.isin(rows, np.concatenate([held["val"], held["test"]])))
+    return np.flatnonzero(np.isin(rows, held[split]))
 
 
 def evaluate(
@@ -174,6 +171,14 @@ def evaluate(
             f"dataset has {data.dim}D images of {data.resolution} px; "
             f"model {provider.bundle.name!r} "
             f"takes {provider.dim}D images of {provider.resolution} px"
+        )
+    bundle = provider.bundle
+    asked = (bundle.mu_matrix, bundle.mu_inclusion)
+    if not np.allclose((data.mu_matrix, data.mu_inclusion), asked, rtol=1e-9, atol=0):
+        raise InputError(
+            f"dataset {dataset_path} is labelled for mu_matrix {data.mu_matrix:g}, mu_inclusion "
+            f"{data.mu_inclusion:g}; model {bundle.name!r} predicts mu_eff for mu_matrix "
+            f"{asked[0]:g}, mu_inclusion {asked[1]:g}: its errors would be meaningless"
         )
     sha = file_sha256(dataset_path)
     trained_on = meta.get("dataset") or {}

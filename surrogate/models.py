@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -183,12 +184,42 @@ def model_options(
         raise InputError(
             f"unknown option(s) {unknown} for preset {preset!r}; known: {sorted(fields)}"
         )
-    for key in ("filters", "dense", "kernel_sizes"):
-        if key in values:
-            values[key] = tuple(int(v) for v in values[key])
+    types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+    for key, value in values.items():
+        values[key] = _option_value(key, value, types[key])
     opts = cls(**values)
     _validate(opts)
     return opts
+
+
+def _option_value(key: str, value: Any, annotation: str) -> Any:
+    """``value`` checked against the option's annotation (``int | None``, ``tuple[int, ...]``,
+    ``float``, ``str``, ``bool``); tuples from lists. Raises :class:`InputError` naming it."""
+    if value is None and "None" in annotation:
+        return None
+    if annotation.startswith("tuple"):
+        if isinstance(value, list | tuple) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            return tuple(int(v) for v in value)
+        raise InputError(f"option {key} must be a list of integers, e.g. [16, 32]: got {value!r}")
+    if annotation.startswith("bool"):
+        if isinstance(value, bool):
+            return value
+        raise InputError(f"option {key} must be true or false: got {value!r}")
+    if annotation.startswith("int"):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise InputError(f"option {key} must be an integer: got {value!r}")
+    if annotation.startswith("float"):
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        raise InputError(f"option {key} must be a finite number: got {value!r}")
+    if annotation.startswith("str"):
+        if isinstance(value, str):
+            return value
+        raise InputError(f"option {key} must be a string: got {value!r}")
+    return value
 
 
 def _validate(opts: DefaultOptions | PaperOptions) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -47,9 +48,9 @@ from magnetohom.errors import InputError
 from surrogate.bundle import (
     ModelBundle,
     copy_layer_weights,
-    moves_to,
     read_metadata,
     save_bundle,
+    why_not_moves,
 )
 from surrogate.checkpoint import finished_model, member_dir, remove_checkpoints
 from surrogate.data import (
@@ -63,7 +64,7 @@ from surrogate.data import (
 )
 from surrogate.fit import EpochHook, train_member
 
-__all__ = ["TrainResult", "TrainingPlan", "train", "training_plan"]
+__all__ = ["TrainResult", "TrainingPlan", "model_reference", "train", "training_plan"]
 
 logger = logging.getLogger(__name__)
 
@@ -147,11 +148,17 @@ def training_plan(preset: str, **overrides: Any) -> TrainingPlan:
     if unknown:
         raise InputError(f"unknown training setting(s) {unknown}")
     plan = dataclasses.replace(base, **{k: v for k, v in overrides.items() if v is not None})
-    if plan.epochs < 1 or plan.batch_size < 1 or plan.learning_rate <= 0:
+    for name in ("epochs", "batch_size", "fine_tune_epochs"):
+        value = getattr(plan, name)
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise InputError(f"{name} must be an integer, got {value!r}")
+    if plan.epochs < 1 or plan.batch_size < 1:
         raise InputError(
-            f"epochs, batch size and learning rate must be positive, got {plan.epochs}, "
-            f"{plan.batch_size}, {plan.learning_rate}"
+            f"epochs and batch size must be >= 1, got {plan.epochs} and {plan.batch_size}"
         )
+    lr = plan.learning_rate
+    if not (isinstance(lr, int | float | np.floating) and math.isfinite(lr) and lr > 0):
+        raise InputError(f"learning rate must be finite and > 0, got {lr!r}")
     if plan.schedule not in ("plateau", "cosine"):
         raise InputError(f"schedule must be 'plateau' or 'cosine', got {plan.schedule!r}")
     if plan.fine_tune_epochs < 0:
@@ -290,12 +297,20 @@ def train(
     if out.suffix == ".keras" or (out.exists() and not out.is_dir()):
         raise InputError(f"output {out} must be a directory (the model directory to write)")
 
+    training_plan(  # bad numbers (epochs 0, learning rate NaN, ...) before reading any data
+        preset or "default",
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        fine_tune_epochs=fine_tune_epochs,
+        loss=loss,
+    )
     data = load_labeled(dataset_path, max_samples=max_samples)
     sha = file_sha256(dataset_path)
     init_bundle, preset, model_opts = _resolve_init(init, preset, options, data)
     plan = training_plan(
         preset,
-        epochs=epochs or (100 if init is not None else None),
+        epochs=epochs if epochs is not None else (100 if init is not None else None),
         batch_size=batch_size,
         learning_rate=learning_rate,
         augment=augment,
@@ -307,8 +322,8 @@ def train(
         raise InputError(f"too few labeled samples ({len(data)}) to train")
     extras = load_extra_training(extra_train, data, split, dataset_sha256=sha)
     train_data = concat_labeled([data.subset(split.train), *(x for x, _ in extras)])
-    extra_info = [
-        {"path": str(x.path.resolve()), "sha256": x_sha, "n_labeled": len(x)} for x, x_sha in extras
+    extra_info = [  # names, not machine paths: the digest identifies the file
+        {"path": x.path.name, "sha256": x_sha, "n_labeled": len(x)} for x, x_sha in extras
     ]
     del extras  # their images are in train_data now
     target = TargetTransform.fit(plan.target, train_data.mu_eff)
@@ -321,7 +336,7 @@ def train(
         "preset": preset,
         "model_options": _jsonable(model_opts_obj),
         "plan": _plan_fingerprint(plan),
-        "init": None if init_bundle is None else str(init_bundle.path.resolve()),
+        "init": None if init_bundle is None else model_reference(init_bundle),
         "freeze": freeze,
         "ensemble": int(ensemble),
         "seed": int(seed),
@@ -396,7 +411,7 @@ def train(
 
     vf_train = train_data.volume_fraction
     dataset_info: dict[str, Any] = {
-        "path": str(dataset_path.resolve()),
+        "path": dataset_path.name,  # its name; the digest identifies the file
         "sha256": sha,
         "n_samples": info.n_total,
         "n_labeled": int(indices.size),
@@ -446,6 +461,18 @@ def train(
     )
 
 
+def model_reference(bundle: Any) -> str:
+    """How metadata names an initial model: its registry name for a shipped model, else its
+    directory's name and the SHA-256 of its ``metadata.json`` (no machine paths)."""
+    from surrogate.registry import MODELS_DIR
+
+    path = Path(bundle.path).resolve()
+    if path.parent == MODELS_DIR.resolve():
+        return path.name
+    digest = file_sha256(path / "metadata.json")
+    return f"{path.name} (metadata sha256 {digest[:16]})"
+
+
 def _component_names(dim: int, target: TargetTransform) -> list[str]:
     from surrogate.tensors import component_names
 
@@ -488,12 +515,16 @@ def _resolve_init(
         )
     if options:
         raise InputError("model options cannot be changed when starting from an initial model")
-    if bundle.dim != data.dim or (
-        bundle.resolution != data.resolution and not moves_to(bundle, data.resolution)
-    ):
+    why = (
+        "another dimension"
+        if bundle.dim != data.dim
+        else why_not_moves(bundle, data.resolution)
+        if bundle.resolution != data.resolution
+        else None
+    )
+    if why is not None:
         raise InputError(
             f"initial model takes {bundle.dim}D images of {bundle.resolution} px, the dataset has "
-            f"{data.dim}D images of {data.resolution} px (only coarse-solve models, "
-            "head='solve', move to another cell size whose side the stem divides)"
+            f"{data.dim}D images of {data.resolution} px ({why})"
         )
     return bundle, bundle.preset, dict(bundle.metadata.get("model_options") or {})

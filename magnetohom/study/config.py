@@ -476,7 +476,9 @@ def load_config(config: str | Path) -> StudyConfig:
                 f"(shipped: {', '.join(SHIPPED)})"
             )
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"config {path} is not a text (UTF-8 TOML) file") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"config {path}: invalid TOML: {exc}") from None
     return parse_config(data, source=str(path))

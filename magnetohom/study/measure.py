@@ -162,7 +162,7 @@ def _learning_curve(
     names = [lc_name(f) for f in lc.fractions] + [full]
     n_max = max(int(round(f * cfg.data2d.get("mono").n_samples)) for f in lc.fractions)
     # rows >= n_max were seen by no learning-curve model; the full model held them out
-    rows = np.asarray(_test_rows(ctx, full), dtype=np.int64)
+    rows = _test_rows(ctx, full, np.asarray(ds.index, dtype=np.int64))
     rows = rows[rows >= n_max]
     if rows.size == 0:
         raise RuntimeError("learning curve: no held-out samples beyond the largest fraction")
@@ -192,11 +192,15 @@ def _learning_curve(
     return out
 
 
-def _test_rows(ctx: StageContext, stage: str) -> list[int]:
+def _test_rows(ctx: StageContext, stage: str, indices: np.ndarray) -> np.ndarray:
+    """File rows of the test split of the model of ``stage`` (``indices``: labeled rows of its
+    training file)."""
     import json
 
+    from surrogate.data import held_out_rows
+
     meta = json.loads((ctx.root / ctx.results[stage]["model_dir"] / "metadata.json").read_text())
-    return list(meta["split"]["test_rows"])
+    return held_out_rows(meta["split"], indices)["test"]
 
 
 def _time_call(fn: Any, repeats: int) -> float:

@@ -9,7 +9,6 @@ TensorFlow on all). h5py and TensorFlow are imported before anything loads DOLFI
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -69,10 +68,10 @@ def run_study(
     Pipeline
         With the final state (``pipeline.results()``).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow  # noqa: F401  (before DOLFINx)
+    from magnetohom.quiet import import_tensorflow
 
-    # isort: split
+    import_tensorflow(int(logging.getLogger().level < logging.WARNING))  # quiet unless -v
+
     import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
 
     from magnetohom.study.environment import collect

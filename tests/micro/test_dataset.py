@@ -330,3 +330,154 @@ def test_cli_homogenize_json(reference, tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0 and "mu_11" in proc.stdout and str(files[1]) in proc.stdout
+
+
+@pytest.mark.parametrize(("size", "n", "seed"), [(128, 300, 3), (64, 100, 0), (96, 60, 0)])
+def test_every_target_is_reachable_for_accepted_sizes(size, n, seed):
+    """128^2 with radius-8 disks: fractions come in steps of 0.012, so a +-0.005 window
+    missed sample 148 of seed 3 whatever the retries; 64^2 failed outright."""
+    from micro.dataset import _check_options, _Sampler, vf_tolerance
+    from micro.generate import spawn_seeds
+
+    opts = _check_options(
+        n_samples=n, dim=2, size=size, radius=None, radius_range=None, overlap=False,
+        vf_range=None, base_seed=seed, mu_matrix=1.0, mu_inclusion=250.0, rtol=None,
+        log_every=10,
+    )  # fmt: skip
+    tol = vf_tolerance(2, size, 8.0)
+    assert 0.005 <= tol <= 0.03
+    sampler = _Sampler(opts, spawn_seeds(seed, n))
+    for i in range(n):
+        sve = sampler.sve(i)
+        assert abs(sve.volume_fraction - sve.target_volume_fraction) <= tol + 1e-12
+
+
+def test_default_size_keeps_the_paper_window():
+    from micro.dataset import vf_tolerance
+
+    assert vf_tolerance(2, 256, 8.0) == 0.005 and vf_tolerance(3, 101, 5.0) == 0.005
+
+
+def test_too_small_cell_is_refused_upfront(tmp_path):
+    with pytest.raises(InputError, match="steps of about") as info:
+        generate_dataset(tmp_path / "s.h5", **{**OPTS, "size": 48, "radius": 8.0})
+    assert "at least 64" in str(info.value)
+    assert not (tmp_path / "s.h5").exists()
+
+
+def _flip_image_chunk(path: Path, row: int) -> None:
+    """Flip 256 bytes (or the whole chunk if smaller) in the middle of row ``row``'s chunk."""
+    with h5py.File(path, "r") as f:
+        info = f["images"].id.get_chunk_info_by_coord((row, 0, 0))
+    data = bytearray(path.read_bytes())
+    start = info.byte_offset + max(0, info.size // 2 - 128)
+    stop = min(start + 256, info.byte_offset + info.size)
+    data[start:stop] = bytes(b ^ 0xFF for b in data[start:stop])
+    path.write_bytes(bytes(data))
+
+
+def test_corrupted_chunk_is_detected_and_recomputed_on_resume(reference, tmp_path, caplog):
+    """A flipped chunk used to give '12/12 samples done, nothing new to do' and crash train."""
+    path = tmp_path / "flipped.h5"
+    shutil.copy(reference, path)
+    _flip_image_chunk(path, 5)
+    with pytest.raises(InputError, match=r"damaged: 1 of 12 finished samples .*row 5"):
+        load_dataset(path)
+    summary = generate_dataset(path, **OPTS)
+    assert (summary.n_done, summary.n_new) == (N, 1)
+    assert "row 5" in caplog.text and "recomputing" in caplog.text
+    after, ref = load_dataset(path), load_dataset(reference)
+    np.testing.assert_array_equal(after.images, ref.images)
+    np.testing.assert_allclose(after.mu_eff, ref.mu_eff, rtol=1e-10)
+
+
+@pytest.mark.parametrize("bad", [np.nan, 1e6, -1.0])
+def test_implausible_done_label_is_detected(reference, tmp_path, bad):
+    path = tmp_path / "nan.h5"
+    shutil.copy(reference, path)
+    with h5py.File(path, "r+") as f:
+        f["mu_eff"][3, 0, 0] = bad
+    with pytest.raises(InputError, match="row 3: label mu_eff"):
+        load_dataset(path)
+    assert generate_dataset(path, **OPTS).n_new == 1
+    np.testing.assert_allclose(load_dataset(path).mu_eff, load_dataset(reference).mu_eff)
+
+
+def test_new_files_carry_chunk_checksums(reference):
+    with h5py.File(reference, "r") as f:
+        assert f["images"].fletcher32
+
+
+def test_truncated_and_empty_files_are_named_and_left_alone(reference, tmp_path):
+    trunc = tmp_path / "trunc.h5"
+    trunc.write_bytes(reference.read_bytes()[:2000])
+    with pytest.raises(InputError, match="truncated"):  # was "open in another process"
+        generate_dataset(trunc, **OPTS)
+    with pytest.raises(InputError, match="truncated"):
+        load_dataset(trunc)
+    empty = tmp_path / "empty.h5"
+    empty.touch()
+    with pytest.raises(InputError, match="not an HDF5 file"):
+        generate_dataset(empty, **OPTS)
+    assert empty.stat().st_size == 0  # an 800-byte HDF5 was left in its place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.h5", "trunc.h5"]
+    with pytest.raises(InputError, match="is a directory"):
+        load_dataset(tmp_path)
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_sigkill_two_ranks_then_resume_loses_nothing(reference, tmp_path):
+    """Kill an 'mpirun -n 2' run mid-way, resume on 2 ranks: 0 samples lost, duplicated or
+    changed against the uninterrupted serial file."""
+    path = tmp_path / "killed2.h5"
+    script = tmp_path / "child.py"
+    script.write_text(textwrap.dedent(_KILLED_CHILD).replace("{opts}", repr(OPTS)))
+    cmd = ["mpirun", "-n", "2", "--oversubscribe", sys.executable, str(script), str(path)]
+    proc = subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT, start_new_session=True
+    )
+    killed = False
+    deadline = time.monotonic() + 300
+    for line in proc.stderr:
+        if f" 4/{N} done" in line:
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed = True
+            break
+        assert time.monotonic() < deadline, "child too slow"
+    proc.wait(timeout=60)
+    proc.stderr.close()
+    assert killed
+    for _ in range(120):  # the ranks die a moment after mpirun; until then the file is locked
+        try:
+            f = h5py.File(path, "r")
+        except BlockingIOError:
+            time.sleep(0.5)
+            continue
+        with f:
+            done = f["done"][...]
+            mu_before = f["mu_eff"][...]
+            seconds_before = f["solve_seconds"][...]
+        break
+    n_before = int(done.sum())
+    assert 4 <= n_before < N
+    resume = ["mpirun", "-n", "2", "--oversubscribe", _magnetohom(), "dataset", str(path)]
+    run = subprocess.run(
+        resume + _cli_opts(), capture_output=True, text=True, env=_env(), timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert f"{N}/{N} samples done, {N - n_before} new" in run.stdout
+    after, ref = load_dataset(path), load_dataset(reference)
+    assert after.index.tolist() == list(range(N))  # none lost, none twice
+    np.testing.assert_array_equal(after.mu_eff[done], mu_before[done])  # kept, not redone
+    np.testing.assert_array_equal(after.solve_seconds[done], seconds_before[done])
+    np.testing.assert_array_equal(after.images, ref.images)
+    np.testing.assert_array_equal(after.volume_fraction, ref.volume_fraction)
+    np.testing.assert_allclose(after.mu_eff, ref.mu_eff, rtol=1e-8)
+
+
+def test_contrast_beyond_double_precision_is_refused_before_any_file(tmp_path):
+    """--mu-inclusion 1e15 stored wrong labels as done."""
+    with pytest.raises(InputError, match="contrast"):
+        generate_dataset(tmp_path / "c.h5", **{**OPTS, "mu_inclusion": 1e15})
+    assert list(tmp_path.iterdir()) == []

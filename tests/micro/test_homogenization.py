@@ -189,6 +189,43 @@ def test_bad_mu_fields_raise(field, match):
         Homogenizer((8, 8)).solve_mu(field)
 
 
+@pytest.mark.parametrize("max_it", [-1, 0, 2.5, True])
+def test_bad_iteration_limit_raises(max_it):
+    """max_it=-1 used to mean no limit."""
+    with pytest.raises(InputError, match="max_it"):
+        Homogenizer((8, 8), max_it=max_it)
+
+
+@pytest.mark.parametrize("contrast", [1e11, 1e15, 1e16])
+def test_contrast_beyond_double_precision_raises_input_error(contrast):
+    """1e15 used to give wrong labels with exit 0, 1e16 'coarsest level not PSD'."""
+    image = random_disks(64, 40, 6, seed=4)
+    with pytest.raises(InputError, match="contrast"):
+        Homogenizer(image.shape).solve_mu(np.where(image, contrast, MU_M))
+
+
+@pytest.mark.parametrize("solver", ["mg", "amg"])
+def test_high_contrast_label_is_right_or_raises(solver):
+    """Up to 1e10 a tensor is returned only if its energy and flux averages agree (to 1e-4);
+    those returned match the high-contrast limit (reached by 1e6) to that tolerance (1e14
+    used to give 2.39 / 2.55 instead of 1.97 / 2.13, 1e15 3.19 / 4.44)."""
+    from micro.generate import generate_sve
+    from micro.homogenization import GAP_TOLERANCE
+
+    image = generate_sve(dim=2, size=64, volume_fraction=0.3, rng=1).image  # not percolating
+    h = Homogenizer(image.shape, solver=solver)
+    limit = h.solve_mu(np.where(image, 1e6, MU_M)).mu_eff
+    for contrast in (1e8, 1e9, 1e10):
+        try:
+            sol = h.solve_mu(np.where(image, contrast, MU_M))
+        except SolverError as exc:
+            assert "contrast" in str(exc)
+            continue
+        gap = np.abs(np.diag(sol.mu_eff - sol.flux_mu_eff)).max() / np.abs(sol.mu_eff).max()
+        assert gap <= GAP_TOLERANCE
+        np.testing.assert_allclose(sol.mu_eff, limit, rtol=1e-4, atol=1e-4 * limit.max())
+
+
 @pytest.mark.parametrize("shape", [(8, 2), (4,), (2, 2), (4, 4, 4, 4)])
 def test_bad_shapes_raise(shape):
     with pytest.raises(InputError):

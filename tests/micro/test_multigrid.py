@@ -1,5 +1,7 @@
 """Checks of the periodic black-box multigrid (micro.multigrid) and its use in Homogenizer."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -269,3 +271,43 @@ def test_bad_inputs_raise(element):
         mg.setup(np.zeros((16, 16, 9)))  # no positive centre
     with pytest.raises(RuntimeError):
         mg.solve(np.ones((16, 16)), threshold=1e-8, max_it=5)
+
+
+def test_multigrid_kernel_cache_is_keyed_on_all_their_sources(tmp_path):
+    """numba keyed each cached kernel on its own file only: a caller in _mg_cycle kept a
+    stale copy of an edited _mg_smooth kernel. Every kernel now carries the group's stamp."""
+    import numba
+
+    from micro import _mg_cycle, _mg_deflation, _mg_setup, _mg_smooth
+    from micro._jit_cache import group_njit, group_stamp
+
+    stamps = set()
+    for module in (_mg_setup, _mg_smooth, _mg_cycle, _mg_deflation):
+        kernels = [
+            v for v in vars(module).values() if isinstance(v, numba.core.dispatcher.Dispatcher)
+        ]
+        assert kernels, module
+        for k in kernels:
+            if k.__module__ != module.__name__:
+                continue
+            stamps.add(k._cache._impl.locator.get_source_stamp())
+    assert stamps == {("magnetohom-group", group_stamp(_mg_setup.MG_FILES))}
+    assert {p.name for p in _mg_setup.MG_FILES} == {
+        p.name for p in Path(_mg_setup.__file__).parent.glob("_mg_*.py")
+    }
+    # the stamp follows the contents of every file of a group
+    a, b = tmp_path / "a.py", tmp_path / "b.py"
+    a.write_text("x = 1\n")
+    b.write_text("y = 2\n")
+    before = group_stamp([a, b])
+    b.write_text("y = 3\n")
+    from micro import _jit_cache
+
+    _jit_cache._STAMPS.clear()
+    assert group_stamp([a, b]) != before
+
+    @group_njit([a, b])
+    def twice(x):
+        return 2 * x
+
+    assert twice(3) == 6

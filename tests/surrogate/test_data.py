@@ -11,10 +11,19 @@ from magnetohom.errors import InputError
 from surrogate.data import (
     TargetTransform,
     concat_labeled,
+    held_out_rows,
     image_digests,
     load_labeled,
+    rows_digest,
     split_indices,
 )
+
+
+def _plausible(images: np.ndarray, w: float, mu_i: float = 250.0) -> np.ndarray:
+    """Isotropic labels a fraction ``w`` of the way from the Reuss to the Voigt bound."""
+    f = images.reshape(len(images), -1).mean(axis=1)
+    lower, upper = 1 / (f / mu_i + (1 - f)), f * mu_i + (1 - f)
+    return (lower + w * (upper - lower))[:, None, None] * np.eye(images.ndim - 1)
 
 
 def test_only_finished_finite_samples_are_used(tmp_path):
@@ -23,6 +32,10 @@ def test_only_finished_finite_samples_are_used(tmp_path):
     mu = np.stack([np.eye(2) * (1.5 + i) for i in range(6)])
     mu[2] = np.nan
     done = np.array([1, 1, 1, 0, 1, 1], bool)
+    # a finished row with a NaN label is a damaged file, not a sample to skip (issue 23)
+    with pytest.raises(InputError, match="row 2: label mu_eff is not finite"):
+        load_labeled(write_dataset(tmp_path / "nan.h5", images, mu, done=done))
+    done[2] = False
     path = write_dataset(tmp_path / "d.h5", images, mu, done=done)
     data = load_labeled(path)
     assert list(data.indices) == [0, 1, 4, 5]
@@ -37,17 +50,18 @@ def test_only_finished_finite_samples_are_used(tmp_path):
 def test_labeled_data_of_two_files_join(tmp_path):
     rng = np.random.default_rng(1)
     a_img, b_img = rng.random((4, 8, 8)) < 0.3, rng.random((3, 8, 8)) < 0.6
-    a = load_labeled(write_dataset(tmp_path / "a.h5", a_img, np.stack([np.eye(2)] * 4)))
-    b = load_labeled(write_dataset(tmp_path / "b.h5", b_img, np.stack([2 * np.eye(2)] * 3)))
+    a_mu, b_mu = _plausible(a_img, 0.1), _plausible(b_img, 0.2)  # within the Wiener bounds
+    a = load_labeled(write_dataset(tmp_path / "a.h5", a_img, a_mu))
+    b = load_labeled(write_dataset(tmp_path / "b.h5", b_img, b_mu))
     ab = concat_labeled([a, b])
     assert len(ab) == 7 and ab.path == a.path and ab.n_total == 7
     np.testing.assert_array_equal(ab.images, np.concatenate([a_img, b_img]))
     np.testing.assert_array_equal(ab.indices, [0, 1, 2, 3, 0, 1, 2])
-    np.testing.assert_allclose(ab.mu_eff[4:], 2 * np.eye(2)[None].repeat(3, axis=0))
+    np.testing.assert_allclose(ab.mu_eff[4:], b_mu)
     np.testing.assert_allclose(ab.volume_fraction[4:], b_img.mean(axis=(1, 2)))
     assert concat_labeled([a]) is a
     c = load_labeled(
-        write_dataset(tmp_path / "c.h5", a_img[:, ::2, ::2], np.stack([np.eye(2)] * 4))
+        write_dataset(tmp_path / "c.h5", a_img[:, ::2, ::2], _plausible(a_img[:, ::2, ::2], 0.1))
     )
     with pytest.raises(InputError, match=r"images of shape \(4, 4\) do not join"):
         concat_labeled([a, c])
@@ -86,7 +100,15 @@ def test_split_is_deterministic_and_disjoint():
     )
     assert not np.array_equal(s.test, split_indices(100, seed=4).test)
     d = s.to_dict(np.arange(100) * 2)
-    assert d["n_test"] == 15 and d["test_rows"] == [int(2 * i) for i in s.test]
+    assert d["n_test"] == 15 and d["test_rows_sha256"] == rows_digest(2 * s.test)
+    assert "test_rows" not in d  # digests, not 15 % of the file's rows (issue 23)
+    held = held_out_rows(d, np.arange(100) * 2)
+    np.testing.assert_array_equal(held["test"], 2 * s.test)
+    np.testing.assert_array_equal(held["val"], 2 * s.val)
+    with pytest.raises(InputError, match="do not match"):
+        held_out_rows({**d, "seed": 4}, np.arange(100) * 2)
+    legacy = {"val_rows": [1, 2], "test_rows": [3]}  # models saved before issue 23
+    assert held_out_rows(legacy, np.arange(10))["test"].tolist() == [3]
     with pytest.raises(InputError):
         split_indices(2, seed=0)
 

@@ -10,6 +10,7 @@ import pytest
 from conftest import TINY
 
 from magnetohom.errors import InputError
+from surrogate.data import held_out_rows, load_labeled
 from surrogate.evaluation import evaluate
 from surrogate.models import conv_layers
 from surrogate.provider import CNNProvider
@@ -46,7 +47,9 @@ def test_end_to_end(tiny_model, tiny_dataset, tiny_images, tmp_path):
     ev = evaluate(out, tiny_dataset)
     assert ev.split == "test" and ev.n == meta["split"]["n_test"]
     assert ev.mape.shape == (3,) and np.all(np.isfinite(ev.mape)) and ev.mape[0] < 50
-    assert sorted(ev.rows) == sorted(meta["split"]["test_rows"])
+    own = load_labeled(tiny_dataset)
+    assert sorted(ev.rows) == held_out_rows(meta["split"], own.indices)["test"].tolist()
+    assert "val_rows" not in meta["split"] and "/" not in meta["dataset"]["path"]
     mu = CNNProvider(out)(tiny_images[:5])
     assert mu.shape == (5, 2, 2) and mu.dtype == np.float64
     # figures
@@ -283,12 +286,13 @@ def test_extra_training_data(tiny_dataset, tiny_model, tiny_images, other_datase
     [extra] = meta["dataset"]["extra_train"]
     assert extra["n_labeled"] == 41
     assert extra["sha256"] == meta["fingerprint"]["extra_train_sha256"][0]
-    held = set(base["split"]["val_rows"]) | set(base["split"]["test_rows"])
     own = load_labeled(tiny_dataset)
+    rows = held_out_rows(base["split"], own.indices)
+    held = set(rows["val"].tolist()) | set(rows["test"].tolist())
     train_vf = own.volume_fraction[[r not in held for r in own.indices]]
     assert meta["vf_range"] == [train_vf.min(), f]  # the extra samples were trained on
     ev = evaluate(out, tiny_dataset)
-    assert sorted(ev.rows) == sorted(base["split"]["test_rows"])
+    assert sorted(ev.rows) == rows["test"].tolist()
     with pytest.raises(InputError, match="was extra training data"):
         evaluate(out, extra_file)
     # an ensemble with a member trained without the extra file still refuses it
@@ -310,7 +314,7 @@ def test_extra_training_data(tiny_dataset, tiny_model, tiny_images, other_datase
         write_dataset(tmp_path / "px.h5", own.images[:10, ::2, ::2], labels),
         "resolution \\(px\\) 16 does not match the dataset's 32",
     )
-    test_rows = np.isin(own.indices, base["split"]["test_rows"])
+    test_rows = np.isin(own.indices, rows["test"])
     leak = write_dataset(tmp_path / "leak.h5", own.images[test_rows][:3], own.mu_eff[test_rows][:3])
     refused(leak, "holds 3 image\\(s\\) of the dataset's validation/test split")
     assert not (tmp_path / "bad").exists()
