@@ -27,6 +27,11 @@ def test_metadata_holds_names_and_digests(name):
 
     assert not [s for s in strings(meta) if s.startswith("/")]  # was /work/main/runs/...
     assert meta["name"] == name  # was the run's name, e.g. ens_x1b_x2c_x3b
+    assert len(text) < 8000  # was up to 18 kB, mostly row numbers
+    if meta.get("kind") == "general":  # held-out rows are whole files, named; and calibrated
+        assert {"alpha", "beta", "tta", "coverage", "files"} <= set(meta["calibration"])
+        assert meta["calibration"]["coverage"] >= 0.99
+        return
     assert {"val_rows_sha256", "test_rows_sha256"} <= set(meta["split"])
     assert "val_rows" not in meta["split"] and "test_rows" not in meta["split"]
     assert len(text) < 8000  # was up to 18 kB, mostly row numbers
