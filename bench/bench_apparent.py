@@ -28,7 +28,8 @@ BCS = ("periodic", "dirichlet", "neumann")
 
 
 def worker(dim: int, size: int, samples: int) -> list[dict]:
-    import h5py  # noqa: F401
+    import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
+
     import numpy as np
 
     from micro.apparent import order_margins

@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def worker(args: argparse.Namespace) -> None:
     """Run under (or without) mpirun: generate one file, print the summary as JSON on rank 0."""
-    import h5py  # noqa: F401  (before DOLFINx)
+    import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
+
     import numpy as np
 
     from micro.dataset import generate_dataset, load_dataset

@@ -24,7 +24,8 @@ from __future__ import annotations
 import argparse
 import time
 
-import h5py  # noqa: F401
+import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
+
 import numpy as np
 import tensorflow as tf  # noqa: F401  (TensorFlow and h5py before DOLFINx)
 

@@ -15,7 +15,8 @@ import argparse
 import json
 import logging
 
-import h5py  # noqa: F401  (before DOLFINx)
+import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
+
 from mpi4py import MPI
 
 from macro.cli import _table

@@ -23,7 +23,8 @@ from __future__ import annotations
 import argparse
 import time
 
-import h5py  # noqa: F401  (h5py before DOLFINx)
+import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
+
 import numpy as np
 
 CASES = [(2, 64, 4.0, 0.4), (2, 128, 6.0, 0.4), (3, 16, 3.0, 0.25)]

@@ -16,7 +16,8 @@
 import os
 import sys
 
-import h5py  # noqa: F401  (before DOLFINx)
+import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
+
 from mpi4py import MPI
 
 from macro.output import write_outputs

@@ -112,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         from magnetohom.quiet import import_tensorflow
 
         import_tensorflow(getattr(args, "verbose", 0))  # before DOLFINx, its start-up lines gone
-    import h5py  # noqa: F401  (before DOLFINx)
+    import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
+
     from mpi4py import MPI
 
     from macro.geometry import resolve_size

@@ -31,7 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's; see ARCHITECTURE.md)
+import magnetohom.dolfinx_compat as dfx
+
 import numpy as np
 
 from macro.material import Material
@@ -68,26 +69,17 @@ def quadrature_metadata(degree: int) -> dict[str, Any]:
 
 def quadrature_space(mesh: Any, degree: int, shape: str = "tensor") -> Any:
     """Quadrature function space of ``shape`` in {"scalar", "vector", "tensor"}."""
-    import ufl
-    from dolfinx import fem
-
-    cell = mesh.ufl_cell()
-    kinds = {
-        "scalar": ufl.FiniteElement,
-        "vector": ufl.VectorElement,
-        "tensor": ufl.TensorElement,
-    }
-    if shape not in kinds:
+    d = mesh.geometry.dim
+    shapes = {"scalar": (), "vector": (d,), "tensor": (d, d)}
+    if shape not in shapes:
         raise InputError(f"unknown quadrature space shape {shape!r}")
-    element = kinds[shape]("Quadrature", cell, int(degree), quad_scheme="default")
-    return fem.FunctionSpace(mesh, element)
+    return dfx.quadrature_space(mesh, degree, shapes[shape])
 
 
 def _reference_points(mesh: Any, degree: int) -> tuple[np.ndarray, np.ndarray]:
     import basix
 
-    name = mesh.topology.cell_name()
-    celltype = getattr(basix.CellType, name)
+    celltype = getattr(basix.CellType, dfx.cell_name(mesh))
     return basix.make_quadrature(celltype, int(degree))
 
 
@@ -111,10 +103,10 @@ def quadrature_points(mesh: Any, degree: int) -> tuple[np.ndarray, np.ndarray]:
     cells = np.arange(n_owned, dtype=np.int32)
     if n_owned:
         expr = fem.Expression(ufl.SpatialCoordinate(mesh), ref)
-        pts = expr.eval(cells).reshape(n_owned, nq, gdim)
+        pts = dfx.eval_expression(expr, mesh, cells).reshape(n_owned, nq, gdim)
     else:
         pts = np.zeros((0, nq, gdim))
-    orig = np.asarray(mesh.topology.original_cell_index, dtype=np.int64)[:n_owned]
+    orig = dfx.original_cell_index(mesh)[:n_owned]
     gid = orig[:, None] * nq + np.arange(nq, dtype=np.int64)[None, :]
     return np.ascontiguousarray(pts), gid
 
@@ -133,12 +125,12 @@ def point_weights(mesh: Any, degree: int) -> np.ndarray:
     if n_owned == 0:
         return np.zeros((0, w.size))
     expr = fem.Expression(abs(ufl.JacobianDeterminant(mesh)), ref)
-    det = expr.eval(np.arange(n_owned, dtype=np.int32)).reshape(n_owned, w.size)
+    det = dfx.eval_expression(expr, mesh, np.arange(n_owned)).reshape(n_owned, w.size)
     return det * w[None, :]
 
 
 def _owned_dofs(space: Any, n_owned: int, nq: int) -> np.ndarray:
-    return space.dofmap.list.array.reshape(-1, nq)[:n_owned]
+    return dfx.cell_dofs(space)[:n_owned]
 
 
 def constant_tensor(mu: Any, dim: int) -> np.ndarray:

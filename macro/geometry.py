@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's; see ARCHITECTURE.md)
+import magnetohom.dolfinx_compat as dfx
 
 from magnetohom.errors import InputError
 
@@ -142,8 +142,6 @@ def _to_dolfinx(
     info: dict[str, Any],
 ) -> MacroMesh:
     """Distribute the current gmsh model of rank 0; check the physical groups on all ranks."""
-    from dolfinx.io import gmshio
-
     names = _physical_names(gmsh) if comm.rank == 0 else None
     names = comm.bcast(names, root=0)
     regions, boundaries, tdim = names
@@ -153,7 +151,7 @@ def _to_dolfinx(
         have = ", ".join([*regions, *boundaries]) or "none"
         raise InputError(f"mesh lacks physical group(s) {', '.join(missing)} (has: {have})")
     model = gmsh.model if comm.rank == 0 else None
-    mesh, cell_tags, facet_tags = gmshio.model_to_mesh(model, comm, 0, gdim=tdim)
+    mesh, cell_tags, facet_tags = dfx.model_to_mesh(model, comm, 0, gdim=tdim)
     mesh.name = "mesh"
     cell_tags.name = "regions"
     facet_tags.name = "boundaries"

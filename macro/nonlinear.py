@@ -31,7 +31,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's; see ARCHITECTURE.md)
+import magnetohom.dolfinx_compat as dfx
+
 import numpy as np
 
 from macro.coefficient import (
@@ -222,7 +223,7 @@ def solve_scalar_potential_nl(
     h0 = np.asarray(H0, dtype=np.float64)
     if h0.shape != (gdim,) or not np.all(np.isfinite(h0)):
         raise InputError(f"H0 must be {gdim} finite numbers: got {H0!r}")
-    V = fem.FunctionSpace(mesh, ("CG", int(degree)))
+    V = dfx.functionspace(mesh, "CG", int(degree))
     qd = int(quadrature_degree)
     Bq = fem.Function(quadrature_space(mesh, qd, "vector"))
     Tq = fem.Function(quadrature_space(mesh, qd, "tensor"))
@@ -293,7 +294,7 @@ def solve_scalar_potential_nl(
         A.assemble()
         ksp.setOperators(A)
         b.scale(-1.0)
-        ksp.solve(b, du.vector)
+        ksp.solve(b, dfx.petsc_vector(du))
         du.x.scatter_forward()
         reason = ksp.getConvergedReason()
         lin_its += ksp.getIterationNumber()

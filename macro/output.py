@@ -21,7 +21,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's; see ARCHITECTURE.md)
+import magnetohom.dolfinx_compat as dfx
+
 import numpy as np
 
 __all__ = [
@@ -48,14 +49,10 @@ def _dg0(mesh: Any, values: np.ndarray, name: str) -> Any:
     from dolfinx import fem
 
     n_owned = values.shape[0]
-    if values.ndim == 1:
-        V = fem.FunctionSpace(mesh, ("DG", 0))
-        bs = 1
-    else:
-        V = fem.VectorFunctionSpace(mesh, ("DG", 0))
-        bs = values.shape[1]
+    bs = 1 if values.ndim == 1 else values.shape[1]
+    V = dfx.functionspace(mesh, "DG", 0, values.shape[1:])
     f = fem.Function(V, name=name)
-    dofs = V.dofmap.list.array.reshape(-1)[:n_owned]
+    dofs = dfx.cell_dofs(V)[:n_owned, 0]
     f.x.array.reshape(-1, bs)[dofs] = values.reshape(n_owned, bs)
     f.x.scatter_forward()
     return f
@@ -73,8 +70,7 @@ def write_xdmf(solution: Any, path: str | Path, *, cell_tags: Any = None) -> Pat
     mu = cell_average(coef.tensors(), w)
     vf_q = coef.volume_fraction.x.array
     space = coef.volume_fraction.function_space
-    nq = w.shape[1]
-    dofs = space.dofmap.list.array.reshape(-1, nq)[: w.shape[0]]
+    dofs = dfx.cell_dofs(space)[: w.shape[0]]
     fields = [
         _dg0(mesh, cell_average(solution.B, w), "B"),
         _dg0(mesh, cell_average(solution.H, w), "H"),
@@ -91,7 +87,7 @@ def write_xdmf(solution: Any, path: str | Path, *, cell_tags: Any = None) -> Pat
         xdmf.write_mesh(mesh)
         tags = cell_tags if cell_tags is not None else coef.cell_tags
         if tags is not None:
-            xdmf.write_meshtags(tags)
+            dfx.write_meshtags(xdmf, tags, mesh)
         xdmf.write_function(solution.potential)
         for f in fields:
             xdmf.write_function(f)
@@ -103,11 +99,11 @@ def _gather_triangles(solution: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray
     ``(n, 3)`` of all cells on rank 0 (``None`` elsewhere)."""
     mesh = solution.potential.function_space.mesh
     n_owned = solution.B.shape[0]
-    geom = mesh.geometry.dofmap.array.reshape(-1, 3)[:n_owned] if n_owned else np.zeros((0, 3), int)
+    geom = dfx.geometry_dofs(mesh)[:n_owned] if n_owned else np.zeros((0, 3), int)
     xy = mesh.geometry.x[geom][:, :, :2]
     B = cell_average(solution.B, solution.weights) if n_owned else np.zeros((0, 2))
     u = solution.potential
-    cell_dofs = u.function_space.dofmap.list.array.reshape(-1, 3)[:n_owned]
+    cell_dofs = dfx.cell_dofs(u.function_space)[:n_owned]
     pot = u.x.array[cell_dofs] if n_owned else np.zeros((0, 3))
     parts = mesh.comm.gather((xy, B, pot), root=0)
     if mesh.comm.rank != 0:
@@ -132,7 +128,7 @@ def plot_field(
     grid : int
         Points per side of the streamline grid (scalar potential).
     """
-    if solution.potential.function_space.ufl_element().degree() != 1:
+    if dfx.element_degree(solution.potential.function_space) != 1:
         logger.warning("plot_field shows degree-1 potentials only; skipped")
         return None
     if solution.potential.function_space.mesh.geometry.dim == 3:

@@ -12,6 +12,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import magnetohom.dolfinx_compat as dfx
+
 import numpy as np
 
 __all__ = ["midplane_cells", "plot_midplane"]
@@ -28,8 +30,7 @@ def midplane_cells(solution: Any) -> tuple[np.ndarray, np.ndarray] | None:
 
     mesh = solution.potential.function_space.mesh
     n_owned = solution.B.shape[0]
-    nv = mesh.geometry.dofmap.links(0).size if n_owned else 4
-    geom = mesh.geometry.dofmap.array.reshape(-1, nv)[:n_owned]
+    geom = dfx.geometry_dofs(mesh)[:n_owned] if n_owned else np.zeros((0, 4), dtype=np.int32)
     xyz = mesh.geometry.x[geom]  # (n_owned, nv, 3)
     z = xyz[:, :, 2]
     cut = (z.min(axis=1) <= 0.0) & (z.max(axis=1) >= 0.0)

@@ -30,7 +30,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's; see ARCHITECTURE.md)
+import magnetohom.dolfinx_compat as dfx
+
 import numpy as np
 
 from macro.coefficient import TensorCoefficient, point_weights, quadrature_metadata
@@ -174,7 +175,7 @@ def _solve(a: Any, L: Any, bcs: list[Any], V: Any, *, rtol: float, pc: str, max_
     ksp.setTolerances(rtol=rtol, atol=1e-50, max_it=max_it)
     ksp.setFromOptions()
     u = fem.Function(V)
-    ksp.solve(b, u.vector)
+    ksp.solve(b, dfx.petsc_vector(u))
     u.x.scatter_forward()
     reason, its = ksp.getConvergedReason(), ksp.getIterationNumber()
     res = ksp.getResidualNorm()
@@ -203,7 +204,8 @@ def _gradient_at_points(u: Any, degree: int) -> np.ndarray:
     if n_owned == 0:
         return np.zeros((0, ref.shape[0], gdim))
     expr = fem.Expression(ufl.grad(u), ref)
-    return expr.eval(np.arange(n_owned, dtype=np.int32)).reshape(n_owned, ref.shape[0], gdim)
+    values = dfx.eval_expression(expr, msh, np.arange(n_owned))
+    return values.reshape(n_owned, ref.shape[0], gdim)
 
 
 def _region_sums(
@@ -282,7 +284,7 @@ def solve_scalar_potential(
     h0 = np.asarray(H0, dtype=np.float64)
     if h0.shape != (gdim,) or not np.all(np.isfinite(h0)):
         raise InputError(f"H0 must be {gdim} finite numbers on a {gdim}D mesh: got {H0!r}")
-    V = fem.FunctionSpace(msh, ("CG", int(degree)))
+    V = dfx.functionspace(msh, "CG", int(degree))
     value = boundary_value or (lambda x: -np.einsum("i,i...->...", h0, x[:gdim]))
     bcs = [_bc(V, _boundary_dofs(V, facet_tags, boundary), value)]
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
@@ -348,7 +350,7 @@ def solve_vector_potential(
     tags = coef.cell_tags if cell_tags is None else cell_tags
     if currents and tags is None:
         raise InputError("currents in regions need cell tags")
-    V = fem.FunctionSpace(msh, ("CG", int(degree)))
+    V = dfx.functionspace(msh, "CG", int(degree))
     # solve for A / mu0 (O(1) entries), scale back afterwards
     if boundary_value is None:
         value = lambda x: np.zeros(x.shape[1])  # noqa: E731

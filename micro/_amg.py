@@ -9,6 +9,8 @@ reused for the ``d`` load cases.
 
 from __future__ import annotations
 
+import magnetohom.dolfinx_compat  # noqa: F401  (h5py before PETSc's HDF5)
+
 import numpy as np
 import scipy.sparse as sp
 

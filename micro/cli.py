@@ -281,7 +281,7 @@ def _add_homogenize(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_homogenize(args: argparse.Namespace) -> int:
-    import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's)
+    import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
 
     from micro.apparent import apparent_tensors
     from micro.phase_args import phase_mu, phases_from_args, write_preview
@@ -382,7 +382,8 @@ def _add_dataset(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_dataset(args: argparse.Namespace) -> int:
-    import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's)
+    import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
+
     from mpi4py import MPI
 
     from magnetohom.errors import MagnetohomError

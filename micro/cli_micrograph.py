@@ -137,7 +137,7 @@ def _add_rve(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_rve(args: argparse.Namespace) -> int:
-    import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's)
+    import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
 
     from micro.phase_args import parse_floats, phases_from_args, write_preview
     from micro.rve import plot_rve, rve_study

@@ -55,7 +55,8 @@ def _add_dataset_nl(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_dataset_nl(args: argparse.Namespace) -> int:
-    import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's)
+    import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
+
     from mpi4py import MPI
 
     from magnetohom.errors import MagnetohomError

@@ -43,7 +43,8 @@ import math
 import time
 from dataclasses import dataclass
 
-import h5py  # noqa: F401  (h5py's HDF5 must be loaded before DOLFINx's; see ARCHITECTURE.md)
+import magnetohom.dolfinx_compat as dfx
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -276,8 +277,8 @@ class Homogenizer:
             msh = mesh.create_rectangle(self.comm, [[0.0, 0.0], corner], list(self.shape), cell)
         else:
             msh = mesh.create_box(self.comm, [[0.0, 0.0, 0.0], corner], list(self.shape), cell)
-        V = fem.FunctionSpace(msh, ("CG", 1))
-        Q = fem.FunctionSpace(msh, ("DG", 0))
+        V = dfx.functionspace(msh, "CG", 1)
+        Q = dfx.functionspace(msh, "DG", 0)
         self._mu = fem.Function(Q)
         u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
         self._form = fem.form(ufl.inner(self._mu * ufl.grad(u), ufl.grad(v)) * ufl.dx)

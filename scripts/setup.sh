@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs what magnetohom needs, skipping whatever is already there.
-#   1. Debian packages (DOLFINx 0.5, dolfinx_mpc, PETSc, MPI, gmsh, meshio)
+#   1. Debian packages (DOLFINx, dolfinx_mpc, PETSc, MPI, gmsh, meshio): DOLFINx 0.5.2 on
+#      Debian 12, 0.9.0 on Debian 13 (same package names)
 #   2. a venv from /usr/bin/python3 with --system-site-packages (sees Debian's DOLFINx)
-#   3. the project itself with its pinned Python dependencies (numpy<2, tensorflow-cpu)
+#   3. the project itself with its pinned Python dependencies (pyproject.toml; the pins differ
+#      by Python version: NumPy 1.x on Debian 12's Python 3.11, NumPy 2.x on Debian 13's 3.13)
+# Then it checks what is installed against those pins and the DOLFINx versions supported.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -34,8 +37,36 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     touch "$stamp"
 fi
 "$VENV/bin/python" - <<'PY'
-import h5py, numpy  # h5py (own HDF5) must load before dolfinx
-import dolfinx, dolfinx_mpc, petsc4py
-assert numpy.__version__.startswith("1."), numpy.__version__
-print(f"[setup] ok: numpy {numpy.__version__}, dolfinx {dolfinx.__version__}, h5py {h5py.__version__}")
+# every installed requirement of magnetohom (with its extras) must satisfy its pin for this
+# platform, and DOLFINx must be a supported version (magnetohom.dolfinx_compat says which)
+import importlib.metadata as md
+import sys
+
+try:
+    from packaging.requirements import Requirement
+except ImportError:  # pip always vendors it
+    from pip._vendor.packaging.requirements import Requirement
+
+import magnetohom.dolfinx_compat as dfx  # h5py first, then DOLFINx; exits on unsupported ones
+
+import dolfinx_mpc  # noqa: F401
+import h5py
+import numpy
+
+bad = []
+for line in md.requires("magnetohom") or []:
+    req = Requirement(line)
+    if req.marker and not any(req.marker.evaluate({"extra": e}) for e in ("", "ml", "dev")):
+        continue
+    try:
+        have = md.version(req.name)
+    except md.PackageNotFoundError:
+        bad.append(f"{req.name} missing (wants {req.specifier})")
+        continue
+    if have not in req.specifier:
+        bad.append(f"{req.name} {have} (wants {req.specifier})")
+if bad:
+    sys.exit("[setup] pins not met: " + "; ".join(bad))
+print(f"[setup] ok: python {sys.version.split()[0]}, numpy {numpy.__version__}, "
+      f"dolfinx {dfx.DOLFINX_VERSION}, h5py {h5py.__version__}")
 PY

@@ -287,7 +287,7 @@ def macro_stage(cfg: StudyConfig) -> Stage:
     def run(ctx: StageContext) -> dict[str, Any]:
         import json
 
-        import h5py  # noqa: F401  (before DOLFINx)
+        import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
 
         from macro.compare import compare_providers
         from macro.problems import get_problem

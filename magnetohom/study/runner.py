@@ -71,7 +71,8 @@ def run_study(
     from magnetohom.quiet import import_tensorflow
 
     import_tensorflow(int(logging.getLogger().level < logging.WARNING))  # quiet unless -v
-    import h5py  # noqa: F401  (h5py's HDF5 before DOLFINx's)
+
+    import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
 
     from magnetohom.study.environment import collect
 

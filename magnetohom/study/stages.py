@@ -101,7 +101,7 @@ def _class_params(cfg: StudyConfig, cls: str) -> dict[str, Any]:
 
 _MPI_CHILD = """
 import json, sys
-import h5py  # noqa: F401  (before DOLFINx)
+import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
 from micro.dataset import generate_dataset
 generate_dataset(sys.argv[1], progress=None, **json.loads(sys.argv[2]))
 """

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import h5py  # noqa: F401  (before DOLFINx)
+import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
+
 import numpy as np
 import pytest
 

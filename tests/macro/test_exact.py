@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
+
 import numpy as np
 import pytest
 from conftest import Cylinder

@@ -3,7 +3,8 @@ uniform field, and a constant tensor on a box."""
 
 from __future__ import annotations
 
-import h5py  # noqa: F401  (before DOLFINx)
+import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
+
 import numpy as np
 import pytest
 

@@ -234,6 +234,8 @@ def test_bad_shapes_raise(shape):
 
 def test_agrees_with_dolfinx_mpc_reference():
     """An independent periodic solve with dolfinx_mpc (master/slave constraints) agrees."""
+    import magnetohom.dolfinx_compat as dfx
+
     import dolfinx_mpc
     import ufl
     from dolfinx import fem, mesh
@@ -242,8 +244,8 @@ def test_agrees_with_dolfinx_mpc_reference():
     n = 12
     mu_img = 1 + 49 * (np.random.default_rng(1).random((n, n)) > 0.6)
     msh = mesh.create_unit_square(MPI.COMM_SELF, n, n, mesh.CellType.quadrilateral)
-    V = fem.FunctionSpace(msh, ("CG", 1))
-    Q = fem.FunctionSpace(msh, ("DG", 0))
+    V = dfx.functionspace(msh, "CG", 1)
+    Q = dfx.functionspace(msh, "DG", 0)
     mu = fem.Function(Q)
     mid = mesh.compute_midpoints(msh, 2, np.arange(n * n, dtype=np.int32))[:, :2]
     ij = np.floor(mid * n).astype(int)

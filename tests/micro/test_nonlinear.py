@@ -105,6 +105,8 @@ def test_coenergy_convex_and_derivatives():
 
 def test_tangent_operator_matches_dolfinx_assembly():
     """The tensor-coefficient Q1 operator against DOLFINx (DG0 tensor coefficient)."""
+    import magnetohom.dolfinx_compat as dfx
+
     import ufl
     from dolfinx import fem
 
@@ -113,7 +115,7 @@ def test_tangent_operator_matches_dolfinx_assembly():
     rng = np.random.default_rng(0)
     A = rng.normal(size=(36, 2, 2))
     D = A @ np.swapaxes(A, 1, 2) + 0.1 * np.eye(2)
-    T = fem.TensorFunctionSpace(h._mesh, ("DG", 0))
+    T = dfx.functionspace(h._mesh, "DG", 0, (2, 2))
     Df = fem.Function(T)
     Df.x.array[:] = D[h._cell_to_pixel].ravel()
     u, v = ufl.TrialFunction(h._V), ufl.TestFunction(h._V)
