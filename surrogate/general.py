@@ -39,6 +39,7 @@ from surrogate.general_features import (
     canonical_form,
     check_contrast,
     features,
+    line_bound_error,
     wiener_bounds,
 )
 
@@ -395,11 +396,7 @@ class GeneralModel:
             mu[:, k, k] = np.clip(mu[:, k, k], bounds[:, k, 0], bounds[:, k, 1])
         cap = 0.999 * np.sqrt(mu[:, 0, 0] * mu[:, 1, 1])
         mu[:, 0, 1] = mu[:, 1, 0] = np.clip(mu[:, 0, 1], -cap, cap)
-        d = np.stack([mu[:, 0, 0], mu[:, 1, 1]], axis=1)
-        rig = np.max(np.maximum(bounds[:, :, 1] / d - 1.0, 1.0 - bounds[:, :, 0] / d), axis=1)
-        off = np.abs(mu[:, 0, 1]) <= 1e-12 * d.max(axis=1)
-        # the line bounds say nothing on mu_12 unless the answer is axis-aligned by symmetry
-        rig = np.where(off & (spread <= 1e-9), rig, np.inf)
+        rig = line_bound_error(mu, bounds)
         cal = self.alpha * (sigma + spread) + self.beta
         bound = np.minimum(rig, cal)
         vf = images.reshape(images.shape[0], -1).mean(axis=1)

@@ -34,6 +34,7 @@ __all__ = [
     "canonical_form",
     "check_contrast",
     "features",
+    "line_bound_error",
     "line_bounds",
     "wiener_bounds",
 ]
@@ -169,6 +170,33 @@ def features(
     glob[:, 5] = t
     glob[:, 6] = np.log(n1 / n2)
     return grid, glob, cell[:, 1:5].reshape(-1, 2, 2)
+
+
+def line_bound_error(mu: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Rigorous bound on the relative error of 2x2 answers from the line bounds.
+
+    Every tensor whose diagonal lies in its line bounds and which is SPD is within this bound of
+    ``mu``, in the metric of :func:`surrogate.general.relative_error`: for the diagonal,
+    ``max(|d - L| / L, |U - d| / U)`` (the worst reference in ``[L, U]``); for the off-diagonal,
+    ``(|mu_12| + sqrt(U_1 U_2)) / ((L_1 + L_2) / 2)``, since an SPD reference has
+    ``|mu_12| <= sqrt(mu_11 mu_22)``.
+
+    Parameters
+    ----------
+    mu : ndarray of float64, shape (N, 2, 2)
+        Answers.
+    bounds : ndarray of float64, shape (N, 2, 2)
+        :func:`line_bounds` in the units of ``mu`` (``[:, k, 0]`` lower, ``[:, k, 1]`` upper).
+
+    Returns
+    -------
+    ndarray of float64, shape (N,)
+    """
+    d = np.stack([mu[:, 0, 0], mu[:, 1, 1]], axis=1)
+    lower, upper = bounds[:, :, 0], bounds[:, :, 1]
+    diag = np.maximum(np.abs(d - lower) / lower, np.abs(upper - d) / upper).max(axis=1)
+    off = (np.abs(mu[:, 0, 1]) + np.sqrt(upper[:, 0] * upper[:, 1])) / (0.5 * lower.sum(axis=1))
+    return np.maximum(diag, off)
 
 
 def check_contrast(contrast: np.ndarray) -> None:

@@ -297,20 +297,13 @@ class _SpecialistRows:
 
 
 def _line_bound(images, mu, mu_matrix, mu_inclusion) -> np.ndarray:
-    """Rigorous relative error bound of 2D answers from the line bounds (inf elsewhere)."""
-    n = mu.shape[0]
+    """Rigorous relative error bound of 2D answers from the line bounds (inf for 3D)."""
     if images.ndim != 3:
-        return np.full(n, np.inf)
-    from surrogate.general_features import canonical_form, line_bounds
+        return np.full(mu.shape[0], np.inf)
+    from surrogate.general_features import canonical_form, line_bound_error, line_bounds
 
     strong, mu_low, contrast = canonical_form(images, mu_matrix, mu_inclusion)
-    b = line_bounds(strong, contrast) * mu_low[:, None, None]
-    d = np.stack([mu[:, 0, 0], mu[:, 1, 1]], axis=1)
-    inside = np.all((d >= b[:, :, 0]) & (d <= b[:, :, 1]), axis=1)
-    rig = np.max(np.maximum(b[:, :, 1] / d - 1.0, 1.0 - b[:, :, 0] / d), axis=1)
-    # line bounds bound the diagonal only: an off-diagonal answer is not covered
-    diag = np.abs(mu[:, 0, 1]) <= 1e-12 * d.max(axis=1)
-    return np.where(inside & diag, rig, np.inf)
+    return line_bound_error(mu, line_bounds(strong, contrast) * mu_low[:, None, None])
 
 
 def _specialist(args: argparse.Namespace, model: str) -> _SpecialistRows:

@@ -82,6 +82,31 @@ def test_feature_symmetry_matches_transformed_image(op):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
 
 
+def test_line_bound_error_covers_every_admissible_reference():
+    """The worst SPD reference with its diagonal in the line bounds stays within the bound."""
+    from surrogate.general import relative_error
+    from surrogate.general_features import line_bound_error
+
+    rng = np.random.default_rng(4)
+    lower = rng.uniform(1, 5, (200, 2))
+    upper = lower * rng.uniform(1, 20, (200, 2))
+    bounds = np.stack([lower, upper], axis=-1)
+    d = lower + rng.uniform(0, 1, (200, 2)) * (upper - lower)
+    rho = rng.uniform(-0.99, 0.99, 200)
+    mu = np.zeros((200, 2, 2))
+    mu[:, 0, 0], mu[:, 1, 1] = d[:, 0], d[:, 1]
+    mu[:, 0, 1] = mu[:, 1, 0] = rho * np.sqrt(d[:, 0] * d[:, 1])
+    bound = line_bound_error(mu, bounds)
+    for t0 in (0.0, 1.0):  # references at the corners of the box, extreme off-diagonals
+        for t1 in (0.0, 1.0):
+            for r in (-1.0, 1.0):
+                ref = np.zeros_like(mu)
+                ref[:, 0, 0] = lower[:, 0] + t0 * (upper[:, 0] - lower[:, 0])
+                ref[:, 1, 1] = lower[:, 1] + t1 * (upper[:, 1] - lower[:, 1])
+                ref[:, 0, 1] = ref[:, 1, 0] = r * np.sqrt(ref[:, 0, 0] * ref[:, 1, 1])
+                assert np.all(relative_error(mu, ref) <= bound * (1 + 1e-12))
+
+
 def test_canonical_form_refuses_bad_materials():
     img = np.zeros((1, 16, 16), bool)
     for bad in (0.0, -1.0, np.nan, np.inf):
