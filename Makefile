@@ -22,7 +22,7 @@ test-slow: setup
 	$(PY) -m pytest -m slow -q
 
 demo: setup
-	bash scripts/demo.sh
+	VENV=$(VENV) bash scripts/demo.sh
 
 lint: setup
 	$(PY) -m ruff check . && $(PY) -m ruff format --check .

@@ -4,7 +4,7 @@
 # -> a CNN trained on it -> evaluation -> predictions -> an FE² macro comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MH=.venv/bin/magnetohom
+MH=${VENV:-.venv}/bin/magnetohom  # the Makefile passes its VENV (Debian 13 CI: /opt/...)
 OUT=${OUT:-out/demo}
 # a fresh run each time (a dataset left by an older demo with other parameters would be refused
 # by the resumable writer); DEMO_KEEP=1 keeps what is there, to show resuming
