@@ -49,6 +49,7 @@ __all__ = [
     "GeneralPrediction",
     "GeneralProvider",
     "ProviderAnswer",
+    "fall_back_to_fe",
     "build_general_network",
     "calibrate",
     "relative_error",
@@ -697,6 +698,51 @@ class ProviderAnswer:
 FE_BOUND = 1e-6
 
 
+def fall_back_to_fe(
+    images: np.ndarray,
+    mu: np.ndarray,
+    bound: np.ndarray,
+    *,
+    mu_matrix: float,
+    mu_inclusion: float,
+    tolerance: float,
+    rtol: float = 1e-8,
+) -> np.ndarray:
+    """Answer from FE every image whose bound exceeds ``tolerance`` (or is not finite).
+
+    ``mu`` (N, d, d) and ``bound`` (N,) are updated in place: the FE tensor and
+    :data:`FE_BOUND` for those images.
+
+    Parameters
+    ----------
+    images : ndarray of bool, shape (N, n1, ...)
+    mu : ndarray of float64, shape (N, d, d)
+    bound : ndarray of float64, shape (N,)
+    mu_matrix, mu_inclusion : float
+    tolerance : float
+    rtol : float
+        CG tolerance of the FE answers.
+
+    Returns
+    -------
+    ndarray of str, shape (N,)
+        ``"cnn"`` or ``"fe"`` per image.
+    """
+    source = np.full(len(mu), "cnn")
+    todo = np.flatnonzero(~(bound <= tolerance))
+    if todo.size:
+        from micro.homogenization import homogenize
+
+        res = homogenize(
+            images[todo], mu_matrix=mu_matrix, mu_inclusion=mu_inclusion, rtol=rtol,
+            dim=mu.shape[-1],
+        )  # fmt: skip
+        mu[todo] = res.mu_eff
+        bound[todo] = FE_BOUND
+        source[todo] = "fe"
+    return source
+
+
 class GeneralProvider:
     """Constitutive provider from the general model, with FE fallback on demand.
 
@@ -797,27 +843,14 @@ class GeneralProvider:
                 images, mu_matrix=self.mu_matrix, mu_inclusion=self.mu_inclusion
             )
             mu, bound, vf = pred.mu_eff.copy(), pred.rel_error_bound.copy(), pred.volume_fraction
-        source = np.full(n, "cnn", dtype=object)
+        source = np.full(n, "cnn")
         if self.fallback == "fe":
-            todo = np.flatnonzero(~(bound <= self.tolerance))
-            if todo.size:
-                mu[todo] = self._fe(images[todo])
-                bound[todo] = FE_BOUND
-                source[todo] = "fe"
-        answer = ProviderAnswer(mu, bound, source.astype(str), vf)
+            source = fall_back_to_fe(
+                images, mu, bound, mu_matrix=self.mu_matrix, mu_inclusion=self.mu_inclusion,
+                tolerance=self.tolerance, rtol=self.rtol,
+            )  # fmt: skip
+        answer = ProviderAnswer(mu, bound, source, vf)
         self.n_fallback += answer.n_fallback
         self.n_samples += n
         self.last = answer
         return answer
-
-    def _fe(self, images: np.ndarray) -> np.ndarray:
-        from micro.homogenization import homogenize
-
-        res = homogenize(
-            images,
-            mu_matrix=self.mu_matrix,
-            mu_inclusion=self.mu_inclusion,
-            rtol=self.rtol,
-            dim=2,
-        )
-        return np.asarray(res.mu_eff)

@@ -267,21 +267,15 @@ class _SpecialistRows:
         pred = self.cnn.predict(images)
         mu = pred.mu_eff.copy()
         bound = _line_bound(images, mu, self.cnn.bundle.mu_matrix, self.cnn.bundle.mu_inclusion)
-        source = np.full(len(mu), "cnn", dtype=object)
+        source = np.full(len(mu), "cnn")
         if self.args.fallback == "fe":
-            todo = np.flatnonzero(~(bound <= self.args.tolerance))
-            if todo.size:
-                from micro.homogenization import homogenize
+            from surrogate.general import fall_back_to_fe
 
-                res = homogenize(
-                    images[todo],
-                    mu_matrix=self.cnn.bundle.mu_matrix,
-                    mu_inclusion=self.cnn.bundle.mu_inclusion,
-                    dim=self.dim,
-                )
-                mu[todo] = res.mu_eff
-                bound[todo] = 1e-6
-                source[todo] = "fe"
+            source = fall_back_to_fe(
+                images, mu, bound, mu_matrix=self.cnn.bundle.mu_matrix,
+                mu_inclusion=self.cnn.bundle.mu_inclusion, tolerance=self.args.tolerance,
+                rtol=1e-6,  # homogenize's default, as before
+            )  # fmt: skip
         for k in range(len(mu)):
             yield {
                 "mu_eff": mu[k].tolist(),
