@@ -303,6 +303,21 @@ def _check_options(**o: Any) -> dict[str, Any]:
     return o
 
 
+def _spec_fields(opts: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`DatasetSpec` fields of a dataset's options (shared with its subclasses)."""
+    return {
+        "n_samples": int(opts["n_samples"]),
+        "dim": opts["dim"],
+        "resolution": int(DEFAULT_SIZE[opts["dim"]] if opts["size"] is None else opts["size"]),
+        "geometry": _geometry(opts),
+        "vf_range": opts["vf_range"],
+        "base_seed": int(opts["base_seed"]),
+        "mu_matrix": opts["mu_matrix"],
+        "mu_inclusion": opts["mu_inclusion"],
+        "solver_rtol": opts["rtol"],
+    }
+
+
 def _geometry(o: dict[str, Any]) -> dict[str, Any]:
     """The ``geometry`` attribute: class name, radius or radius_range (pixels), overlap."""
     poly = o["radius_range"] is not None
@@ -329,17 +344,7 @@ def _open(path: Path, opts: dict[str, Any], sampler: _Sampler) -> tuple[DatasetF
     Before creating, sample 0 is generated as a dry run (it validates the generator options,
     so no file is left behind by a bad call); it is returned for reuse, else None.
     """
-    spec = DatasetSpec(
-        n_samples=int(opts["n_samples"]),
-        dim=opts["dim"],
-        resolution=int(DEFAULT_SIZE[opts["dim"]] if opts["size"] is None else opts["size"]),
-        geometry=_geometry(opts),
-        vf_range=opts["vf_range"],
-        base_seed=int(opts["base_seed"]),
-        mu_matrix=opts["mu_matrix"],
-        mu_inclusion=opts["mu_inclusion"],
-        solver_rtol=opts["rtol"],
-    )
+    spec = DatasetSpec(**_spec_fields(opts))
     first = None
     if not path.exists():
         first = sampler.sve(0)

@@ -193,20 +193,11 @@ class _NLSampler(_Sampler):
 
 
 def _open_nl(path: Path, opts: dict[str, Any], sampler: _NLSampler):
-    from micro.dataset import _geometry
-    from micro.generate import DEFAULT_SIZE
+    from micro.dataset import _spec_fields
 
     laws = opts["laws"]
     spec = NLDatasetSpec(
-        n_samples=int(opts["n_samples"]),
-        dim=opts["dim"],
-        resolution=int(DEFAULT_SIZE[opts["dim"]] if opts["size"] is None else opts["size"]),
-        geometry=_geometry(opts),
-        vf_range=opts["vf_range"],
-        base_seed=int(opts["base_seed"]),
-        mu_matrix=opts["mu_matrix"],
-        mu_inclusion=opts["mu_inclusion"],
-        solver_rtol=opts["rtol"],
+        **_spec_fields(opts),
         matrix_law=laws[0].to_dict(),
         inclusion_law=laws[1].to_dict(),
         n_directions=int(opts["n_directions"]),
