@@ -40,6 +40,7 @@ __all__ = [
     "CoarseHomogenization",
     "FaceConductance",
     "homogenize_faces",
+    "homogenize_faces_direct",
     "homogenize_faces_reference",
     "logm_spd2",
     "logm_spd3",
@@ -361,7 +362,7 @@ def solve_head(
 
 
 def homogenize_faces_reference(*k: np.ndarray) -> np.ndarray:
-    """The same homogenization by a sparse direct solve (numpy/scipy; for tests).
+    """:func:`homogenize_faces_direct` of one grid given by its ``d`` face arrays.
 
     Parameters
     ----------
@@ -374,33 +375,83 @@ def homogenize_faces_reference(*k: np.ndarray) -> np.ndarray:
     numpy.ndarray
         ``(d, d)`` float64.
     """
+    return homogenize_faces_direct(np.stack(k, axis=-1)[None])[0]
+
+
+def homogenize_faces_direct(k: np.ndarray) -> np.ndarray:
+    """The same homogenization as :func:`homogenize_faces`, by a sparse direct solve (scipy).
+
+    What answers use (the network's forward pass supplies ``k``): exact to round-off and, on a
+    CPU, an order of magnitude faster than the conjugate gradient, whose iterations grow with
+    the square root of the contrast. One sparse LU factorization per grid (one cell pinned,
+    which removes the constant null space), both loads solved with it. No gradient.
+
+    Parameters
+    ----------
+    k : ndarray, shape (N, m1, m2, 2) or (N, m1, m2, m3, 3)
+        Face conductances (> 0): channel ``c`` holds the ``+x(c+1)`` face of each cell.
+
+    Returns
+    -------
+    ndarray of float64, shape (N, d, d)
+        ``mu_ab`` of every grid, symmetric.
+    """
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
 
-    shape = np.shape(k[0])
-    dim = len(k)
-    flat = [np.asarray(c, dtype=np.float64).ravel() for c in k]
+    k = np.asarray(k, dtype=np.float64)
+    dim = k.ndim - 2
+    if dim not in (2, 3) or k.shape[-1] != dim:
+        raise ValueError(
+            f"face conductances must be (N, m1, m2, 2) or (N, m1, m2, m3, 3), got {k.shape}"
+        )
+    shape = k.shape[1:-1]
+    n = int(np.prod(shape))
+    rows, cols, face, sign = _face_pattern(shape)
+    out = np.empty((k.shape[0], dim, dim))
+    for b in range(k.shape[0]):
+        flat = k[b].reshape(n, dim)
+        a = sp.csc_matrix((sign * flat.ravel()[face], (rows, cols)), shape=(n - 1, n - 1))
+        # load a: b_a = -D_a^T k_a, i.e. k_a(i) - k_a(i - e_a) ... with the pinned cell dropped
+        rhs = np.stack(
+            [(k[b, ..., c] - np.roll(k[b, ..., c], 1, axis=c)).ravel()[1:] for c in range(dim)],
+            axis=1,
+        )
+        u = np.zeros((n, dim))
+        lu = spla.splu(  # the matrix is SPD: symmetric mode, no pivoting
+            a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
+        )
+        u[1:] = lu.solve(rhs)
+        mu = np.zeros((dim, dim))
+        for c in range(dim):
+            uc = u.reshape(*shape, dim)
+            g = np.eye(dim)[c] + (np.roll(uc, -1, axis=c) - uc)  # (..., load): component c
+            g = g.reshape(n, dim)
+            mu += np.einsum("i,ia,ib->ab", flat[:, c], g, g)
+        mu /= n
+        out[b] = 0.5 * (mu + mu.T)
+    return out
+
+
+def _face_pattern(shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """Triplets of ``sum_c D_c^T diag(k_c) D_c`` without the row and column of cell 0.
+
+    Entry ``t`` of the matrix is ``sign[t] * k.ravel()[face[t]]`` at ``(rows[t], cols[t])``
+    (duplicates summed), with ``k`` of shape ``(n, d)`` and cells shifted down by one.
+    """
+    dim = len(shape)
     n = int(np.prod(shape))
     idx = np.arange(n).reshape(shape)
-
-    def diff(axis):
-        nxt = np.roll(idx, -1, axis=axis).ravel()
-        rows = np.r_[np.arange(n), np.arange(n)]
-        return sp.csr_matrix((np.r_[-np.ones(n), np.ones(n)], (rows, np.r_[idx.ravel(), nxt])))
-
-    ds = [diff(axis) for axis in range(dim)]
-    a = sum(d.T @ sp.diags(c) @ d for d, c in zip(ds, flat, strict=True)).tolil()
-    a[0, :] = 0.0
-    a[0, 0] = 1.0  # pin one cell: removes the constant null space
-    a = a.tocsc()
-    grads = []
-    for e in np.eye(dim):
-        b = -sum(d.T @ (c * e[j]) for j, (d, c) in enumerate(zip(ds, flat, strict=True)))
-        b[0] = 0.0
-        u = spla.spsolve(a, b)
-        grads.append([e[j] + ds[j] @ u for j in range(dim)])
-    mu = np.empty((dim, dim))
-    for p in range(dim):
-        for q in range(dim):
-            mu[p, q] = np.mean(sum(flat[j] * grads[p][j] * grads[q][j] for j in range(dim)))
-    return mu
+    r, c, f, s = [], [], [], []
+    for axis in range(dim):
+        i = idx.ravel()
+        j = np.roll(idx, -1, axis=axis).ravel()
+        fid = i * dim + axis
+        for a, bb, sg in ((i, i, 1.0), (j, j, 1.0), (i, j, -1.0), (j, i, -1.0)):
+            r.append(a)
+            c.append(bb)
+            f.append(fid)
+            s.append(np.full(n, sg))
+    rows, cols, face, sign = (np.concatenate(v) for v in (r, c, f, s))
+    keep = (rows != 0) & (cols != 0)
+    return rows[keep] - 1, cols[keep] - 1, face[keep], sign[keep]

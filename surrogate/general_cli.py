@@ -36,6 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=24)
     p.add_argument("--depth", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from this general model's weights (fine-tuning; a fresh schedule)",
+    )
     p.set_defaults(handler=_train)
     c = subparsers.add_parser(
         "calibrate-general",
@@ -77,6 +82,7 @@ def _train(args: argparse.Namespace) -> int:
         width=args.width,
         depth=args.depth,
         seed=args.seed,
+        init=args.init,
     )
     print(f"{args.output}: best validation error {100 * min(history['val_mape']):.2f} %")
     return 0

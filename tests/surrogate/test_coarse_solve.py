@@ -15,6 +15,7 @@ from magnetohom.errors import InputError
 from surrogate.coarse_solve import (
     CoarseHomogenization,
     homogenize_faces,
+    homogenize_faces_direct,
     homogenize_faces_reference,
     logm_spd2,
     logm_spd3,
@@ -89,6 +90,22 @@ def test_matches_a_sparse_direct_solve_and_the_pixel_finite_volumes():
     images = disk_images(3, 24, radius=4.0, rng=2, vf_range=(0.3, 0.7))
     mu = homogenize_faces(tf.constant(_faces_of(images)), tol=1e-11, max_iterations=2000)
     np.testing.assert_allclose(mu.numpy(), fv_homogenize(images), rtol=1e-8, atol=1e-8)
+
+
+def test_direct_batch_matches_the_iteration_at_high_contrast_and_the_laminate():
+    """What answers use: batched direct solves equal the CG to its tolerance (contrast 1e4,
+    rectangular), and a laminate of faces gives its arithmetic and harmonic means exactly."""
+    rng = np.random.default_rng(5)
+    k = np.exp(rng.uniform(0.0, np.log(1e4), (3, 10, 14, 2)))
+    ref = homogenize_faces(tf.constant(k), tol=1e-12, max_iterations=4000).numpy()
+    got = homogenize_faces_direct(k)
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9 * np.abs(ref).max())
+    lam = np.where(np.arange(8)[:, None] % 2 == 0, 1.0, 1e4) * np.ones((8, 6))
+    mu = homogenize_faces_direct(np.stack([lam, lam], axis=-1)[None])[0]
+    layers = np.array([1.0, 1e4])  # layers normal to x1: harmonic along x1, arithmetic along x2
+    np.testing.assert_allclose(mu, np.diag([2 / (1 / layers).sum(), layers.mean()]), rtol=1e-12)
+    with pytest.raises(ValueError, match="face conductances"):
+        homogenize_faces_direct(k[..., :1])
 
 
 def test_float32_iteration_gives_the_float64_result():
