@@ -191,6 +191,9 @@ def build_general_network(*, width: int = 24, depth: int = 4, seed: int = 0):
     return keras.Model([grid, glob], [faces, log_sigma, correction], name="general")
 
 
+#: Band edges of ``|log10 contrast|`` of the calibrated bound (one ``alpha`` per band).
+CONTRAST_EDGES = (1.0, 2.0, 3.0)
+
 #: CG tolerance and iteration limit of the coarse solve (answers; training uses 1e-4 in float32).
 SOLVE_TOL, SOLVE_MAX_IT = 1e-7, 3000
 
@@ -311,9 +314,19 @@ class GeneralModel:
         Number of symmetries of the square averaged over (1, 2, 4 or 8); the spread over them
         enters the bound. The calibration is tied to it: the default is the calibrated one.
     batch_size : int
+    metadata : dict, optional
+        Use this instead of ``path / "metadata.json"`` (which must still exist), e.g. to
+        calibrate without touching the stored file.
     """
 
-    def __init__(self, path: str | Path, *, tta: int | None = None, batch_size: int = 256) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        tta: int | None = None,
+        batch_size: int = 256,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         import keras
 
         import surrogate.layers  # noqa: F401  (registers PeriodicPad)
@@ -322,7 +335,7 @@ class GeneralModel:
         meta_path = path / "metadata.json"
         if not meta_path.is_file():
             raise InputError(f"{path} is not a general model (no metadata.json)")
-        self.metadata = json.loads(meta_path.read_text())
+        self.metadata = json.loads(meta_path.read_text()) if metadata is None else metadata
         if self.metadata.get("kind") != "general":
             raise InputError(f"{path} is not a general model (kind {self.metadata.get('kind')!r})")
         self.name = str(self.metadata.get("name", path.name))
@@ -334,10 +347,22 @@ class GeneralModel:
         self.tta = int(tta if tta is not None else cal.get("tta", 2))
         if self.tta not in (1, 2, 4, 8):
             raise InputError(f"tta must be 1, 2, 4 or 8: got {self.tta}")
-        self.alpha = float(cal.get("alpha", np.inf))
+        # alpha: one number, or one per band of |log10 contrast| split at ``contrast_edges``
+        self.alpha = np.atleast_1d(np.asarray(cal.get("alpha", np.inf), dtype=np.float64))
+        self.contrast_edges = np.asarray(cal.get("contrast_edges", []), dtype=np.float64)
+        if self.alpha.size != self.contrast_edges.size + 1:
+            raise InputError(
+                f"{meta_path}: calibration has {self.alpha.size} alpha values for "
+                f"{self.contrast_edges.size + 1} contrast bands"
+            )
         self.beta = float(cal.get("beta", 0.0))
         self.batch_size = int(batch_size)
         self._forward = None
+
+    def _alpha(self, contrast: np.ndarray) -> np.ndarray:
+        """The calibrated factor of every answer's band of contrast, shape (N,)."""
+        band = np.searchsorted(self.contrast_edges, np.abs(np.log10(contrast)), side="right")
+        return self.alpha[band]
 
     @property
     def ops(self) -> list[tuple[bool, bool, bool]]:
@@ -351,7 +376,7 @@ class GeneralModel:
         if self._forward is None:
             net = self.network
 
-            @tf.function
+            @tf.function(reduce_retracing=True)
             def forward(g, h):
                 return net([g, h])
 
@@ -416,7 +441,7 @@ class GeneralModel:
         cap = 0.999 * np.sqrt(mu[:, 0, 0] * mu[:, 1, 1])
         mu[:, 0, 1] = mu[:, 1, 0] = np.clip(mu[:, 0, 1], -cap, cap)
         rig = line_bound_error(mu, bounds)
-        cal = self.alpha * (sigma + spread) + self.beta
+        cal = self._alpha(contrast) * (sigma + spread) + self.beta
         bound = np.minimum(rig, cal)
         vf = images.reshape(images.shape[0], -1).mean(axis=1)
         return GeneralPrediction(
@@ -661,13 +686,18 @@ def calibrate(
     tta: int = 2,
     coverage: float = 0.995,
     beta: float = 0.002,
-) -> dict[str, float]:
-    """Choose ``alpha`` so that the bound covers ``coverage`` of a calibration set.
+    contrast_edges: Sequence[float] = CONTRAST_EDGES,
+) -> dict[str, Any]:
+    """Choose ``alpha`` per band of contrast so that the bound covers ``coverage`` of each band.
 
     The rows of ``cal_files`` must be rows the network was not trained or validated on. The
-    bound is ``alpha (sigma + spread) + beta``; ``alpha`` is the ``coverage`` quantile of
-    ``(error - beta) / (sigma + spread)``, rounded up. The result is stored in the model's
-    ``metadata.json``.
+    bound is ``alpha (sigma + spread) + beta``, with one ``alpha`` per band of
+    ``|log10 contrast|`` (split at ``contrast_edges``: the network's errors grow with the
+    contrast, and one factor for all would over-cover low contrasts and under-cover high
+    ones). In each band ``alpha`` is the split-conformal quantile of
+    ``(error - beta) / (sigma + spread)``: the ``ceil((n + 1) coverage)``-th smallest of the
+    band's ``n`` ratios (so that a new exchangeable row is covered with probability at least
+    ``coverage``), rounded up. The result is stored in the model's ``metadata.json``.
 
     Parameters
     ----------
@@ -677,37 +707,57 @@ def calibrate(
     coverage : float
     beta : float
         Floor of the bound (fraction).
+    contrast_edges : sequence of float
+        Increasing band edges in ``|log10 contrast|``; every band needs calibration rows.
 
     Returns
     -------
     dict
-        ``alpha``, ``beta``, ``tta``, ``coverage`` (reached on the calibration set) and ``n``.
+        ``alpha`` (list, one per band), ``contrast_edges``, ``beta``, ``tta``, ``coverage``
+        (reached on the calibration set), ``n`` and ``n_band``.
     """
     from micro.mixed_dataset import load_mixed_dataset
 
+    edges = np.asarray(contrast_edges, dtype=np.float64)
+    if edges.ndim != 1 or np.any(np.diff(edges) <= 0) or np.any(edges <= 0):
+        raise InputError(f"contrast edges must be positive and increasing: got {list(edges)}")
     model_dir = Path(model_dir)
     meta_path = model_dir / "metadata.json"
     meta = json.loads(meta_path.read_text())
-    meta["calibration"] = {"alpha": 1.0, "beta": 0.0, "tta": tta}
-    meta_path.write_text(json.dumps(meta, indent=1))
-    model = GeneralModel(model_dir, tta=tta)
-    ratios, n = [], 0
+    meta.pop("calibration", None)  # a model whose stored calibration is broken recalibrates
+    model = GeneralModel(model_dir, tta=tta, metadata=meta)
+    model.alpha, model.contrast_edges, model.beta = np.ones(1), np.zeros(0), 0.0
+    ratios, bands = [], []
     for p in cal_files:
         d = load_mixed_dataset(p)
         pred = model.predict(d.images, mu_matrix=d.mu_phases[:, 0], mu_inclusion=d.mu_phases[:, 1])
         err = relative_error(pred.mu_eff, d.mu_eff)
         scale = pred.rel_error_bound  # alpha = 1, beta = 0: sigma + spread (or rigorous)
         ratios.append(np.where(pred.rigorous, 0.0, (err - beta) / np.maximum(scale, 1e-12)))
-        n += len(d)
-    r = np.concatenate(ratios)
-    alpha = float(np.quantile(r, coverage, method="higher"))
-    alpha = float(np.ceil(max(alpha, 0.0) * 100) / 100)
+        contrast = d.mu_phases[:, 1] / d.mu_phases[:, 0]
+        bands.append(np.searchsorted(edges, np.abs(np.log10(contrast)), side="right"))
+    r, band = np.concatenate(ratios), np.concatenate(bands)
+    alpha, counts = [], []
+    for b in range(edges.size + 1):
+        rb = np.sort(r[band == b])
+        rank = int(np.ceil((rb.size + 1) * coverage))
+        if rank > rb.size:
+            lo = edges[b - 1] if b else 0
+            raise InputError(
+                f"calibration: {rb.size} rows with |log10 contrast| in band {b} "
+                f"(from {lo:g}) are too few for coverage {coverage}"
+            )
+        alpha.append(float(np.ceil(max(rb[rank - 1], 0.0) * 100) / 100))
+        counts.append(int(rb.size))
+    covered = r <= np.asarray(alpha)[band]
     meta["calibration"] = {
         "alpha": alpha,
+        "contrast_edges": edges.tolist(),
         "beta": beta,
         "tta": tta,
-        "coverage": float(np.mean(r <= alpha)),
-        "n": int(n),
+        "coverage": float(np.mean(covered)),
+        "n": int(r.size),
+        "n_band": counts,
         "files": [Path(p).name for p in cal_files],
     }
     meta_path.write_text(json.dumps(meta, indent=1))

@@ -51,6 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--tta", type=int, default=2, choices=(1, 2, 4, 8))
     c.add_argument("--coverage", type=float, default=0.99)
     c.add_argument("--beta", type=float, default=0.002)
+    c.add_argument(
+        "--contrast-edges",
+        default="1,2,3",
+        help="band edges of |log10 contrast|, one alpha per band (default 1,2,3; '' for one)",
+    )
     c.set_defaults(handler=_calibrate)
 
 
@@ -96,9 +101,23 @@ def _calibrate(args: argparse.Namespace) -> int:
     _import_tensorflow()
     from surrogate.general import calibrate
 
-    cal = calibrate(args.model, args.data, tta=args.tta, coverage=args.coverage, beta=args.beta)
+    try:
+        edges = [float(v) for v in args.contrast_edges.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(
+            f"--contrast-edges must be numbers separated by commas: got {args.contrast_edges!r}"
+        ) from None
+    cal = calibrate(
+        args.model,
+        args.data,
+        tta=args.tta,
+        coverage=args.coverage,
+        beta=args.beta,
+        contrast_edges=edges,
+    )
     print(
-        f"{args.model}: alpha {cal['alpha']}, beta {cal['beta']}, tta {cal['tta']}: the bound "
-        f"covers {100 * cal['coverage']:.1f} % of {cal['n']} calibration rows"
+        f"{args.model}: alpha {cal['alpha']} (|log10 contrast| bands split at "
+        f"{cal['contrast_edges']}), beta {cal['beta']}, tta {cal['tta']}: the bound covers "
+        f"{100 * cal['coverage']:.1f} % of {cal['n']} calibration rows"
     )
     return 0

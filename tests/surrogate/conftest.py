@@ -85,5 +85,5 @@ def tiny_general(tmp_path_factory, mixed_dataset):
 
     out = tmp_path_factory.mktemp("general") / "tiny-general"
     train_general([mixed_dataset], out, epochs=1, batch_size=8, width=4, depth=1, name="tiny")
-    calibrate(out, [mixed_dataset], tta=2)
+    calibrate(out, [mixed_dataset], tta=2, coverage=0.95, contrast_edges=())
     return out

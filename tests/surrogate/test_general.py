@@ -251,3 +251,33 @@ def test_predict_cli_refuses_other_materials_for_a_specialist(tiny_model, tmp_pa
     assert res.returncode == 2
     assert "answers only for mu_matrix 1, mu_inclusion 250" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_calibration_per_contrast_band_covers_each_band(tiny_general, mixed_dataset, tmp_path):
+    """Split-conformal alpha per band of contrast: every band covered on its own rows; a
+    band without enough rows for the coverage, or alphas that do not match the bands, raise."""
+    import shutil
+
+    from micro.mixed_dataset import load_mixed_dataset
+    from surrogate.general import calibrate
+
+    model_dir = tmp_path / "banded"
+    shutil.copytree(tiny_general, model_dir)
+    cal = calibrate(model_dir, [mixed_dataset], tta=1, coverage=0.8, contrast_edges=(2.0,))
+    assert len(cal["alpha"]) == 2 and sum(cal["n_band"]) == cal["n"] == 24
+    d = load_mixed_dataset(mixed_dataset)
+    model = GeneralModel(model_dir)
+    pred = model.predict(d.images, mu_matrix=d.mu_phases[:, 0], mu_inclusion=d.mu_phases[:, 1])
+    covered = relative_error(pred.mu_eff, d.mu_eff) <= pred.rel_error_bound + 1e-12
+    band = np.abs(np.log10(d.mu_phases[:, 1] / d.mu_phases[:, 0])) >= 2.0
+    for b in (False, True):
+        assert covered[band == b].mean() >= 0.8
+    before = (model_dir / "metadata.json").read_text()
+    with pytest.raises(InputError, match="too few"):
+        calibrate(model_dir, [mixed_dataset], tta=1, coverage=0.999)
+    assert (model_dir / "metadata.json").read_text() == before  # a failed run changes nothing
+    meta = json.loads(before)
+    meta["calibration"] = {"alpha": [1.0, 2.0], "contrast_edges": [], "beta": 0.0, "tta": 1}
+    (model_dir / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="2 alpha values for 1 contrast bands"):
+        GeneralModel(model_dir)
