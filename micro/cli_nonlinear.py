@@ -61,8 +61,10 @@ def _run_dataset_nl(args: argparse.Namespace) -> int:
 
     from magnetohom.errors import MagnetohomError
     from micro.dataset_nl import generate_nl_dataset
+    from micro.cli import cell_size
     from micro.phase_laws import law_from_spec
 
+    args.dim, args.size = cell_size(args)
     rank = MPI.COMM_WORLD.rank
     try:
         s = generate_nl_dataset(
