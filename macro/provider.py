@@ -456,6 +456,4 @@ def check_resolution(
             f"{who} takes {kind} SVEs of {fixed} px per side only; the material asks for "
             f"rectangular {asked} SVEs (use the fe provider for rectangular cells)"
         )
-    raise InputError(
-        f"{who} needs {fixed}-pixel SVEs but the material asks for {int(sides[0])}"
-    )
+    raise InputError(f"{who} needs {fixed}-pixel SVEs but the material asks for {int(sides[0])}")

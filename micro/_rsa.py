@@ -1,25 +1,26 @@
 """Random sequential addition (RSA) engine behind :func:`micro.generate.generate_sve` (internal).
 
 Geometry conventions (pixel units, periodic minimum image, a cell of ``shape = (n1, n2[, n3])``
-pixels, each side its own period) are those of :mod:`micro.generate`.  The loops run as compiled numba kernels (:mod:`micro._rsa_jit`,
-imported on first use and cached on disk); :mod:`micro._rsa_numpy` keeps the former numpy
-engine as an independent reference for tests and benchmarks.
+pixels, each side its own period) are those of :mod:`micro.generate`. The loops run as compiled
+numba kernels (:mod:`micro._rsa_jit`, imported on first use and cached on disk);
+:mod:`micro._rsa_numpy` keeps the former numpy engine as an independent reference for tests and
+benchmarks.
 
 Algorithm
 ---------
 Random sequential addition: candidates (centre uniform in the cell, radius from the class) are
-proposed one at a time and added while the measured pixel volume fraction is below the
-target.  For non-overlapping classes a candidate is rejected if its centre distance to an
-existing inclusion is below ``r1 + r2`` (minimum image; a cell list of bins of side
-``>= 2 rmax`` on each axis limits the check to neighbouring bins).  Once 64 consecutive candidates have been
-rejected, a *blocked map* (one bit a pixel) marks the pixels that lie entirely inside the
-exclusion zone of every possible new inclusion (distance ``<= r_j + rmin - sqrt(d)/2``), kept
-up to date as inclusions are added; candidates are then drawn from the unblocked pixels only
-(uniform within the pixel) -- by rejection while at least 1/16 of the pixels are free, then
-from a list of the free pixels with lazy removal of those blocked since.  Each proposal is
-uniform over a superset of the free space and the overlap test is exact, so the statistics
-are those of plain RSA, but the process reaches jamming in bounded time.  The pixel count is
-kept incrementally by painting each inclusion's periodic bounding box.
+proposed one at a time and added while the measured pixel volume fraction is below the target.
+For non-overlapping classes a candidate is rejected if its centre distance to an existing
+inclusion is below ``r1 + r2`` (minimum image; a cell list of bins of side ``>= 2 rmax`` on each
+axis limits the check to neighbouring bins). Once 64 consecutive candidates have been rejected,
+a *blocked map* (one bit a pixel) marks the pixels that lie entirely inside the exclusion zone
+of every possible new inclusion (distance ``<= r_j + rmin - sqrt(d)/2``), kept up to date as
+inclusions are added; candidates are then drawn from the unblocked pixels only (uniform within
+the pixel) -- by rejection while at least 1/16 of the pixels are free, then from a list of the
+free pixels with lazy removal of those blocked since. Each proposal is uniform over a superset
+of the free space and the overlap test is exact, so the statistics are those of plain RSA, but
+the process reaches jamming in bounded time. The pixel count is kept incrementally by painting
+each inclusion's periodic bounding box.
 
 Hitting the target: an inclusion that would take the fraction past the target is accepted
 only if it ends closer to the target than stopping before it, and within ``tol``; otherwise

@@ -60,8 +60,8 @@ def _run_dataset_nl(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
     from magnetohom.errors import MagnetohomError
-    from micro.dataset_nl import generate_nl_dataset
     from micro.cli import cell_size
+    from micro.dataset_nl import generate_nl_dataset
     from micro.phase_laws import law_from_spec
 
     args.dim, args.size = cell_size(args)

@@ -180,9 +180,7 @@ def spawn_seeds(base_seed: int | None, n: int) -> np.ndarray:
     )
 
 
-def rasterize(
-    centers: np.ndarray, radii: np.ndarray, *, size: int | tuple[int, ...]
-) -> np.ndarray:
+def rasterize(centers: np.ndarray, radii: np.ndarray, *, size: int | tuple[int, ...]) -> np.ndarray:
     """Pixelise periodic balls: a pixel is inclusion iff its centre is inside one of them.
 
     Parameters

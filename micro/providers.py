@@ -6,7 +6,8 @@ asks for (this module does not import :mod:`macro`):
 
 * :class:`FEProvider` (``"fe"``) -- the FE² reference: a DOLFINx periodic homogenization
   (:class:`micro.homogenization.Homogenizer`) of every image, square or rectangular periodic
-  cells, one reusable homogenizer per image shape, always on ``MPI.COMM_SELF`` (macro ranks split the images, never one cell);
+  cells, one reusable homogenizer per image shape, always on ``MPI.COMM_SELF`` (macro ranks
+  split the images, never one cell);
 * :class:`AnalyticProvider` (``"analytic"``) -- a closed-form estimate (Maxwell-Garnett,
   Hashin-Shtrikman bounds, self-consistent) of the volume fraction measured on each image;
   isotropic by construction.

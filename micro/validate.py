@@ -116,9 +116,7 @@ def parse_size(text: str, *, what: str = "--size") -> int | tuple[int, ...]:
     return sides[0] if len(sides) == 1 else sides
 
 
-def check_size(
-    size: object, *, dim: int, minimum: int = 2, what: str = "size"
-) -> tuple[int, ...]:
+def check_size(size: object, *, dim: int, minimum: int = 2, what: str = "size") -> tuple[int, ...]:
     """The cell shape of a size: an integer ``n`` (``(n,) * dim``) or ``dim`` integers.
 
     Parameters

@@ -3,9 +3,10 @@ homogenized by the FE provider, exact for a laminate; square-only providers refu
 
 from __future__ import annotations
 
-import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
-
 from types import SimpleNamespace
+from typing import ClassVar
+
+import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
 
 import numpy as np
 import pytest
@@ -102,7 +103,7 @@ class _SquareCNN:
     name = "cnn"
     dim = 2
     resolution = 32
-    geometry: dict = {}
+    geometry: ClassVar[dict] = {}
     mu_phases = (MU_M, MU_I)
     n_fallback = 0
     bundle = SimpleNamespace(name="tiny-cnn")

@@ -117,7 +117,12 @@ def test_laminate_labels_on_a_rectangular_cell_are_the_exact_means(axis):
     """Stripes normal to axis ``axis`` of a 40x24 cell, labelled by the dataset's own code:
     the harmonic mean across the layers, the arithmetic mean along them, no off-diagonal."""
     opts = _check_options(
-        **OPTS, radius_range=None, overlap=False, mu_matrix=2.0, mu_inclusion=50.0, rtol=1e-10,
+        **OPTS,
+        radius_range=None,
+        overlap=False,
+        mu_matrix=2.0,
+        mu_inclusion=50.0,
+        rtol=1e-10,
         log_every=10,
     )
     sampler = _Sampler(opts, spawn_seeds(3, 1))

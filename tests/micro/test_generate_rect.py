@@ -93,9 +93,7 @@ def test_inclusions_wrap_across_both_edges_with_their_own_periods():
     # generated cells: some inclusion crosses each edge, and its pixels wrap
     sve = generate_sve(size=shape, volume_fraction=0.4, radius=4.0, rng=11)
     crossing = [
-        np.flatnonzero(
-            (sve.centers[:, k] < sve.radii) | (sve.centers[:, k] > shape[k] - sve.radii)
-        )
+        np.flatnonzero((sve.centers[:, k] < sve.radii) | (sve.centers[:, k] > shape[k] - sve.radii))
         for k in range(2)
     ]
     assert crossing[0].size and crossing[1].size
