@@ -145,3 +145,13 @@ def test_cnn_training_data_refuses_rectangular_cells(rect):
 
     with pytest.raises(InputError, match="CNNs take square .*rectangular cells of 40x24 px"):
         load_labeled(rect)
+
+
+def test_nonlinear_dataset_refuses_rectangular_cells_before_writing(tmp_path, capsys):
+    assert main(["dataset-nl", str(tmp_path / "nl.h5"), "-n", "2", "--size", "32x20"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "magnetohom dataset-nl: error: the nonlinear cell problem needs a square/cubic cell: "
+        "got size 32x20"
+    ]
+    assert not any(tmp_path.iterdir())
