@@ -155,3 +155,19 @@ def test_nonlinear_dataset_refuses_rectangular_cells_before_writing(tmp_path, ca
         "got size 32x20"
     ]
     assert not any(tmp_path.iterdir())
+
+
+def test_mixed_dataset_of_rectangular_cells(tmp_path, capsys):
+    path = tmp_path / "mix.h5"
+    argv = ["dataset-mixed", str(path), "-n", "2", "--size", "48x32", "--seed", "1",
+            "--kinds", "disks,lamellae", "--crop", "0"]  # fmt: skip
+    assert main(argv) == 0
+    with h5py.File(path, "r") as f:
+        images, mu_phases, mu_eff = f["images"][...], f["mu_phases"][...], f["mu_eff"][...]
+    assert images.shape == (2, 48, 32)
+    hom = Homogenizer((48, 32), rtol=1e-8)
+    for image, (mu_m, mu_i), label in zip(images, mu_phases, mu_eff):
+        direct = hom(image[None].astype(bool), mu_matrix=mu_m, mu_inclusion=mu_i).mu_eff[0]
+        np.testing.assert_allclose(label, direct, rtol=1e-6)
+    assert main([*argv[:5], "16x8"]) == 2  # a side below 16
+    assert "every side of --size must be an integer >= 16: got 16x8" in capsys.readouterr().err
