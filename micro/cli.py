@@ -427,13 +427,13 @@ def _run_dataset(args: argparse.Namespace) -> int:
     from magnetohom.errors import MagnetohomError
     from micro.dataset import default_vf_range, generate_dataset
 
-    args.dim, args.size = cell_size(args)
     poly = args.radius_range is not None
-    lo, hi = default_vf_range(
-        args.dim, overlap=args.overlap, polydisperse=poly, radius_range=args.radius_range
-    )
     rank = MPI.COMM_WORLD.rank
     try:
+        args.dim, args.size = cell_size(args)
+        lo, hi = default_vf_range(
+            args.dim, overlap=args.overlap, polydisperse=poly, radius_range=args.radius_range
+        )
         s = generate_dataset(
             args.out,
             n_samples=args.n,

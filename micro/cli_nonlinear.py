@@ -64,9 +64,9 @@ def _run_dataset_nl(args: argparse.Namespace) -> int:
     from micro.dataset_nl import generate_nl_dataset
     from micro.phase_laws import law_from_spec
 
-    args.dim, args.size = cell_size(args)
     rank = MPI.COMM_WORLD.rank
     try:
+        args.dim, args.size = cell_size(args)
         s = generate_nl_dataset(
             args.out,
             n_samples=args.n,
