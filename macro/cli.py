@@ -59,9 +59,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument(
         "--resolution",
-        type=int,
         default=None,
-        help="SVE pixels per side (default: the CNN's input size, else 64)",
+        metavar="N|N1xN2[xN3]",
+        help="SVE pixels per side (default: the CNN's input size, else 64), or per axis of "
+        "rectangular periodic SVEs, e.g. 64x32 (fe and analytic providers)",
     )
     p.add_argument("--seed", type=int, default=0, help="base seed of the SVEs")
     p.add_argument("--degree", type=int, default=1, help="quadrature degree (1: 1 point/cell)")
@@ -101,8 +102,15 @@ def run(args: argparse.Namespace) -> int:
     if not args.compare and args.provider not in available_providers():
         known = ", ".join(available_providers())
         raise InputError(f"unknown provider {args.provider!r}; known: {known}")
-    if args.resolution is not None and args.resolution < 4:
-        raise InputError(f"--resolution must be >= 4: got {args.resolution}")
+    text = args.resolution
+    if text is not None:
+        from micro.validate import parse_size
+
+        size = parse_size(text, what="--resolution")
+        sides = size if isinstance(size, tuple) else (size,)
+        if min(sides) < 4:
+            raise InputError(f"--resolution must be >= 4: got {text}")
+        args.resolution = sides[0] if len(set(sides)) == 1 else sides
     if args.outdir:
         from magnetohom.paths import check_output_dir
 
@@ -150,7 +158,12 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(summary, indent=None if args.json else 2, default=_num)
                   if args.json else _table(summary))  # fmt: skip
         return 0
-    from macro.provider import get_provider, provider_geometry, provider_resolution
+    from macro.provider import (
+        get_provider,
+        provider_geometry,
+        provider_model,
+        provider_resolution,
+    )
 
     mat = problem.material
     opts: dict[str, Any] = {"dim": mat.dim, "mu_matrix": mat.mu_matrix,
@@ -158,6 +171,13 @@ def run(args: argparse.Namespace) -> int:
     opts.update(per_provider.get(args.provider, {}))
     provider = get_provider(args.provider, **opts)
     res = provider_resolution(provider)
+    if isinstance(args.resolution, tuple) and res is not None:
+        model = provider_model(provider)
+        raise InputError(
+            f"--resolution {text} does not fit provider {args.provider}: its model"
+            f"{f' {model!r}' if model else ''} takes square SVEs of {res} px per side only; "
+            "rectangular SVEs need the fe or analytic provider"
+        )
     if args.resolution is not None and res is not None and res != args.resolution:
         raise InputError(
             f"--resolution {args.resolution} does not fit provider {args.provider}: its model "
@@ -226,10 +246,17 @@ def _print_result(summary: dict[str, Any], qoi: str) -> None:
         out.write(f"  wrote {kind}: {path}\n")
 
 
+def _resolution_text(resolution: Any, dim: int) -> str:
+    """``64^2`` (square or cubic SVEs) or ``64x32`` (rectangular)."""
+    if isinstance(resolution, list | tuple):
+        return "x".join(str(int(v)) for v in resolution)
+    return f"{resolution}^{dim}"
+
+
 def _table(summary: dict[str, Any]) -> str:
     lines = [
         f"{summary['problem']}: {summary['n_quadrature_points']} quadrature points, "
-        f"{summary['sve_resolution']}^{summary.get('dim', 2)} SVEs, "
+        f"{_resolution_text(summary['sve_resolution'], summary.get('dim', 2))} SVEs, "
         f"reference {summary['reference']}",
         f"{'provider':<10s}{'energy err':>11s}{summary['qoi_name'][:12] + ' err':>17s}"
         f"{'L2(B) err':>11s}{'SVE gen s':>11s}{'mu* s':>9s}{'solve s':>9s}{'total s':>9s}"

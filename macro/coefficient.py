@@ -40,9 +40,9 @@ from macro.provider import (
     ConstitutiveProvider,
     check_materials,
     check_provider,
+    check_resolution,
     evaluate_provider,
     provider_name,
-    provider_resolution,
 )
 from magnetohom.errors import InputError
 
@@ -340,12 +340,7 @@ def build_mu_coefficient(
         check_materials(provider, material)
     resolution = None
     if material is not None:
-        resolution = provider_resolution(provider) or material.resolution or 64
-        if material.resolution is not None and int(material.resolution) != resolution:
-            raise InputError(
-                f"provider {name!r} needs {resolution}-pixel SVEs but the material asks for "
-                f"{material.resolution}"
-            )
+        resolution = check_resolution(provider, material.resolution) or material.resolution or 64
     timing = {"sve_generation": 0.0, "mu_evaluation": 0.0}
     measured: list[np.ndarray] = []
     fallback_before = int(provider.n_fallback)

@@ -29,7 +29,12 @@ from typing import Any
 import numpy as np
 
 from macro.problems import DemoResult, Problem
-from macro.provider import get_provider, provider_geometry, provider_resolution
+from macro.provider import (
+    check_resolution,
+    get_provider,
+    provider_geometry,
+    provider_resolution,
+)
 from magnetohom.errors import InputError
 
 __all__ = ["Comparison", "compare_providers", "l2_difference"]
@@ -88,8 +93,8 @@ class Comparison:
         Providers that could not be built, with the reason.
     n_quadrature_points : int
     mesh_seconds : float
-    resolution : int
-        SVE size used by all providers.
+    resolution : int or tuple of int
+        SVE size used by all providers (pixels per side, or a rectangular cell's shape).
     """
 
     problem: str
@@ -99,7 +104,7 @@ class Comparison:
     unavailable: dict[str, str] = field(default_factory=dict)
     n_quadrature_points: int = 0
     mesh_seconds: float = 0.0
-    resolution: int = 0
+    resolution: int | tuple[int, ...] = 0
 
     @property
     def candidate(self) -> str | None:
@@ -119,7 +124,9 @@ class Comparison:
             "reference": self.reference,
             "candidate": cand,
             "n_quadrature_points": self.n_quadrature_points,
-            "sve_resolution": self.resolution,
+            "sve_resolution": (
+                list(self.resolution) if isinstance(self.resolution, tuple) else self.resolution
+            ),
             "dim": int(ref.material.dim),
             "qoi_name": ref.qoi_name,
             "energy_rel_error": head.get("energy_rel_error"),
@@ -185,6 +192,9 @@ def compare_providers(
         raise InputError(f"providers need different SVE resolutions: {resolutions}")
     if fixed:
         res = fixed.pop()
+        if isinstance(problem.material.resolution, tuple):  # rectangular: square CNNs refuse
+            for prov in built.values():
+                check_resolution(prov, problem.material.resolution)
         if problem.material.resolution not in (None, res):
             logger.warning("SVE resolution %s -> %d (the CNN's input size)",
                            problem.material.resolution, res)  # fmt: skip
@@ -193,7 +203,7 @@ def compare_providers(
     elif problem.material.resolution is None:
         problem.material = problem.material.with_resolution(64)
     problem.mesh()
-    shape = (int(problem.material.resolution),) * problem.material.dim
+    shape = problem.material.shape()
     for name, prov in built.items():
         # model loading, TF tracing, the homogenizer's DOLFINx set-up: reported, not timed
         setup[name] += float(prov.warm_up(shape))
@@ -235,5 +245,5 @@ def compare_providers(
         unavailable=unavailable,
         n_quadrature_points=ref.solution.n_quadrature_points,
         mesh_seconds=problem.mesh_seconds,
-        resolution=int(problem.material.resolution or 0),
+        resolution=problem.material.resolution or 0,
     )

@@ -3,7 +3,8 @@
 Every macro quadrature point owns a statistical volume element (SVE) generated from
 
 * the *class* of the microstructure (disks of one radius or a radius range, overlapping or not,
-  the image resolution ``n``, the phase permeabilities), a :class:`Material`;
+  the image resolution ``n`` or a rectangular cell's shape ``(n1, n2[, n3])``, the phase
+  permeabilities), a :class:`Material`;
 * the local target volume fraction ``vf(x)`` of a :class:`FractionField` evaluated at the point;
 * a seed derived from the material's base seed and the point's **global** index
   ``g = original_cell_index * n_qp + q`` (see :mod:`macro.coefficient`), through
@@ -210,13 +211,19 @@ def as_fraction_field(spec: Any) -> FractionField:
     raise InputError(f"volume fraction must be a number, a callable or a field: got {spec!r}")
 
 
+def _size_text(size: int | tuple[int, ...]) -> str:
+    """``64`` or ``64x32``: a resolution as the messages write it."""
+    return str(size) if _is_int(size) else "x".join(str(int(v)) for v in size)
+
+
 def _point_error(
     k: int, gid: np.ndarray, vf: np.ndarray, kwargs: dict[str, Any], reason: str
 ) -> InputError:
     """The error of the k-th SVE of a batch, named by its global point index and class."""
     radius = kwargs.get("radius", kwargs.get("radius_range"))
     return InputError(
-        f"SVE of point {gid[k]} (vf {vf[k]:.3f}, {kwargs['size']} px, radius {radius}): {reason}"
+        f"SVE of point {gid[k]} (vf {vf[k]:.3f}, {_size_text(kwargs['size'])} px, radius "
+        f"{radius}): {reason}"
     )
 
 
@@ -232,7 +239,7 @@ class SVEBatch:
 
     Attributes
     ----------
-    images : ndarray, shape (N, n, ..., n), bool
+    images : ndarray, shape (N, n1, n2[, n3]), bool
         True = inclusion.
     target_volume_fraction : ndarray, shape (N,), float64
         ``vf(x)`` asked for.
@@ -256,14 +263,16 @@ class Material:
     radius : float, optional
         Disk radius in pixels of the SVE (``None``: ``max(2, n / 32)``, the paper's ratio of
         8 px at 256^2, whatever the resolution; spheres ``max(1.5, 5 n / 101)``, the paper's
-        5 voxels at 101^3).
+        5 voxels at 101^3; ``n`` the smallest side of a rectangular cell).
     radius_range : (float, float), optional
         Polydisperse radii in pixels, instead of ``radius``.
     overlap : bool
         Whether disks may overlap.
-    resolution : int
+    resolution : int or tuple of int
         SVE size n in pixels per side (``None``: taken from the provider, e.g. a CNN's input
-        size, else 64). The unit cell is [0, 1]^d.
+        size, else 64), or the shape ``(n1, n2[, n3])`` of rectangular periodic SVEs (square
+        pixels; providers that take any shape only, e.g. ``fe``). The cell is the SVE's
+        periodic unit cell, its aspect ratio that of the shape.
     dim : {2, 3}
         Dimension of the SVEs (= of the macro problem).
     mu_matrix, mu_inclusion : float
@@ -280,7 +289,7 @@ class Material:
     radius: float | None = None
     radius_range: tuple[float, float] | None = None
     overlap: bool = False
-    resolution: int | None = None
+    resolution: int | tuple[int, ...] | None = None
     dim: int = 2
     mu_matrix: float = 1.0
     mu_inclusion: float = 250.0
@@ -291,12 +300,8 @@ class Material:
         object.__setattr__(self, "volume_fraction", as_fraction_field(self.volume_fraction))
         if isinstance(self.dim, bool) or self.dim not in (2, 3):
             raise InputError(f"dim must be 2 or 3: got {self.dim!r}")
-        if self.resolution is not None and (
-            not _is_int(self.resolution) or int(self.resolution) < 4
-        ):
-            raise InputError(
-                f"SVE resolution must be an integer >= 4 pixels: got {self.resolution!r}"
-            )
+        if self.resolution is not None:
+            object.__setattr__(self, "resolution", self._checked_resolution(self.resolution))
         if self.radius is not None and self.radius_range is not None:
             raise InputError("give radius or radius_range, not both")
         if not _is_int(self.seed) or int(self.seed) < 0:
@@ -319,11 +324,36 @@ class Material:
                 raise InputError(f"radius_range must have rmin <= rmax: got {self.radius_range!r}")
             object.__setattr__(self, "radius_range", (lo, hi))
 
-    def with_resolution(self, resolution: int) -> Material:
-        """A copy with another SVE size."""
+    def _checked_resolution(self, resolution: Any) -> int | tuple[int, ...]:
+        """``resolution`` as an int (square or cubic SVEs) or a tuple of ``dim`` sides."""
+        if _is_int(resolution):
+            if int(resolution) < 4:
+                raise InputError(
+                    f"SVE resolution must be an integer >= 4 pixels: got {resolution!r}"
+                )
+            return int(resolution)
+        try:
+            sides = tuple(resolution)
+        except TypeError:
+            sides = ()
+        if len(sides) != self.dim or not all(_is_int(v) and int(v) >= 4 for v in sides):
+            raise InputError(
+                f"SVE resolution must be an integer >= 4 pixels or {self.dim} of them (a "
+                f"rectangular cell): got {resolution!r}"
+            )
+        sides = tuple(int(v) for v in sides)
+        return sides[0] if len(set(sides)) == 1 else sides
+
+    def shape(self, resolution: int | tuple[int, ...] | None = None) -> tuple[int, ...]:
+        """The SVE image shape at ``resolution`` (default: the material's, else 64)."""
+        res = self._checked_resolution(resolution or self.resolution or 64)
+        return (res,) * self.dim if _is_int(res) else res
+
+    def with_resolution(self, resolution: int | tuple[int, ...]) -> Material:
+        """A copy with another SVE size (an int, or the shape of rectangular SVEs)."""
         from dataclasses import replace
 
-        return replace(self, resolution=int(resolution))
+        return replace(self, resolution=self._checked_resolution(resolution))
 
     def matched_to(self, resolution: int | None, geometry: dict[str, Any] | None) -> Material:
         """A copy with a provider's SVE size and, if this material leaves the radius open, the
@@ -343,10 +373,12 @@ class Material:
             out = replace(out, radius=float(radius))
         return out
 
-    def radius_for(self, resolution: int) -> float:
-        """Disk radius in pixels used at a resolution (monodisperse classes)."""
+    def radius_for(self, resolution: int | tuple[int, ...]) -> float:
+        """Disk radius in pixels used at a resolution (monodisperse classes); a rectangular
+        cell's is that of its smallest side."""
         if self.radius is not None:
             return float(self.radius)
+        resolution = min(self.shape(resolution))
         if self.dim == 3:
             return max(1.5, resolution * 5.0 / 101.0)
         return max(2.0, resolution / 32.0)
@@ -362,7 +394,9 @@ class Material:
             "radius": self.radius,
             "radius_range": None if self.radius_range is None else list(self.radius_range),
             "overlap": self.overlap,
-            "resolution": self.resolution,
+            "resolution": (
+                list(self.resolution) if isinstance(self.resolution, tuple) else self.resolution
+            ),
             "dim": self.dim,
             "mu_matrix": self.mu_matrix,
             "mu_inclusion": self.mu_inclusion,
@@ -396,28 +430,31 @@ class Material:
         x: Any,
         global_index: Sequence[int] | np.ndarray,
         *,
-        resolution: int | None = None,
+        resolution: int | tuple[int, ...] | None = None,
     ) -> SVEBatch:
         """SVEs at points ``x (N, gdim)`` with global point indices ``(N,)``.
 
         Each SVE depends only on ``(seed, global_index[k], vf(x[k]))`` and the material class.
         A target fraction of 0 gives an all-matrix image without calling the generator.
+        ``resolution`` (default: the material's, else 64) is an int or a rectangular shape;
+        the images are ``(N, *shape)``.
         """
         pts = _points(x)
         gid = np.asarray(global_index, dtype=np.int64).ravel()
         if gid.shape[0] != pts.shape[0]:
             raise InputError(f"{pts.shape[0]} points but {gid.shape[0]} global indices")
-        n = int(resolution or self.resolution or 64)
+        shape = self.shape(resolution)
+        size = shape[0] if len(set(shape)) == 1 else shape
         vf = self.fractions(pts)
-        kwargs: dict[str, Any] = {"dim": self.dim, "size": n, "overlap": self.overlap}
+        kwargs: dict[str, Any] = {"dim": self.dim, "size": size, "overlap": self.overlap}
         if self.radius_range is not None:
             kwargs["radius_range"] = tuple(self.radius_range)
         else:
-            kwargs["radius"] = self.radius_for(n)
+            kwargs["radius"] = self.radius_for(shape)
         if self.generator is None and pts.shape[0]:
             images, counts = self._generate_batch(vf, gid, kwargs)
-            return SVEBatch(images, vf, counts / float(n**self.dim))
-        images = np.zeros((pts.shape[0],) + (n,) * self.dim, dtype=bool)
+            return SVEBatch(images, vf, counts / float(math.prod(shape)))
+        images = np.zeros((pts.shape[0], *shape), dtype=bool)
         gen = self._generator() if np.any(vf > 0) else None
         for k in range(pts.shape[0]):
             if vf[k] <= 0:
@@ -428,9 +465,7 @@ class Material:
                 raise _point_error(k, gid, vf, kwargs, str(exc)) from exc
             img = np.asarray(getattr(sve, "image", sve), dtype=bool)
             if img.shape != images.shape[1:]:
-                raise InputError(
-                    f"SVE generator returned shape {img.shape}, expected {(n,) * self.dim}"
-                )
+                raise InputError(f"SVE generator returned shape {img.shape}, expected {shape}")
             images[k] = img
         measured = images.reshape(images.shape[0], -1).mean(axis=1, dtype=np.float64)
         return SVEBatch(images, vf, measured)

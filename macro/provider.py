@@ -44,11 +44,13 @@ __all__ = [
     "available_providers",
     "check_materials",
     "check_provider",
+    "check_resolution",
     "check_tensors",
     "evaluate_provider",
     "get_provider",
     "provider_name",
     "provider_geometry",
+    "provider_model",
     "provider_resolution",
     "register_provider",
 ]
@@ -67,7 +69,8 @@ class ConstitutiveProvider(Protocol):
     dim : int
         Spatial dimension d of the images and tensors (2 or 3).
     resolution : int or None
-        Image side the provider needs (a specialist CNN's input size); None: any.
+        Image side the provider needs (a specialist CNN's input size: square or cubic images
+        of that side only); None: any shape, rectangular cells included.
     geometry : dict
         Microstructure class it was trained on (``{}`` for FE and analytic providers); the
         macro material is matched to it.
@@ -404,3 +407,53 @@ def provider_geometry(provider: ConstitutiveProvider) -> dict[str, Any]:
 def provider_resolution(provider: ConstitutiveProvider) -> int | None:
     """Image side a provider requires, ``None`` if any."""
     return None if provider.resolution is None else int(provider.resolution)
+
+
+def provider_model(provider: ConstitutiveProvider) -> str | None:
+    """Name of the trained model behind a provider (a CNN's, a hybrid's CNN's), else None."""
+    for obj in (provider, getattr(provider, "cnn", None)):
+        name = getattr(getattr(obj, "bundle", None), "name", None)
+        if name:
+            return str(name)
+    return None
+
+
+def check_resolution(
+    provider: ConstitutiveProvider, resolution: int | tuple[int, ...] | None
+) -> int | None:
+    """The SVE side a provider fixes, after checking that it fits a material's resolution.
+
+    Parameters
+    ----------
+    provider : ConstitutiveProvider
+    resolution : int or tuple of int or None
+        The material's: pixels per side, a rectangular cell's shape, or None (any).
+
+    Returns
+    -------
+    int or None
+        :func:`provider_resolution`.
+
+    Raises
+    ------
+    InputError
+        The provider takes square (cubic) images of one side only and the material asks for
+        another side or for rectangular cells (one line naming the provider, its model and
+        what it takes).
+    """
+    fixed = provider_resolution(provider)
+    if fixed is None or resolution is None:
+        return fixed
+    sides = (resolution,) if isinstance(resolution, int | np.integer) else tuple(resolution)
+    if set(int(v) for v in sides) == {fixed}:
+        return fixed
+    model = provider_model(provider)
+    who = f"provider {provider_name(provider)!r}" + (f" (model {model!r})" if model else "")
+    if len(set(sides)) > 1:
+        asked = "x".join(str(int(v)) for v in sides)
+        kind = "square" if int(provider.dim) == 2 else "cubic"
+        raise InputError(
+            f"{who} takes {kind} SVEs of {fixed} px per side only; the material asks for "
+            f"rectangular {asked} SVEs (use the fe provider for rectangular cells)"
+        )
+    raise InputError(f"{who} needs {fixed}-pixel SVEs but the material asks for {int(sides[0])}")

@@ -1,25 +1,26 @@
 """Random sequential addition (RSA) engine behind :func:`micro.generate.generate_sve` (internal).
 
-Geometry conventions (pixel units, periodic minimum image) are those of
-:mod:`micro.generate`.  The loops run as compiled numba kernels (:mod:`micro._rsa_jit`,
-imported on first use and cached on disk); :mod:`micro._rsa_numpy` keeps the former numpy
-engine as an independent reference for tests and benchmarks.
+Geometry conventions (pixel units, periodic minimum image, a cell of ``shape = (n1, n2[, n3])``
+pixels, each side its own period) are those of :mod:`micro.generate`. The loops run as compiled
+numba kernels (:mod:`micro._rsa_jit`, imported on first use and cached on disk);
+:mod:`micro._rsa_numpy` keeps the former numpy engine as an independent reference for tests and
+benchmarks.
 
 Algorithm
 ---------
 Random sequential addition: candidates (centre uniform in the cell, radius from the class) are
-proposed one at a time and added while the measured pixel volume fraction is below the
-target.  For non-overlapping classes a candidate is rejected if its centre distance to an
-existing inclusion is below ``r1 + r2`` (minimum image; a cell list of bins of side
-``>= 2 rmax`` limits the check to neighbouring bins).  Once 64 consecutive candidates have been
-rejected, a *blocked map* (one bit a pixel) marks the pixels that lie entirely inside the
-exclusion zone of every possible new inclusion (distance ``<= r_j + rmin - sqrt(d)/2``), kept
-up to date as inclusions are added; candidates are then drawn from the unblocked pixels only
-(uniform within the pixel) -- by rejection while at least 1/16 of the pixels are free, then
-from a list of the free pixels with lazy removal of those blocked since.  Each proposal is
-uniform over a superset of the free space and the overlap test is exact, so the statistics
-are those of plain RSA, but the process reaches jamming in bounded time.  The pixel count is
-kept incrementally by painting each inclusion's periodic bounding box.
+proposed one at a time and added while the measured pixel volume fraction is below the target.
+For non-overlapping classes a candidate is rejected if its centre distance to an existing
+inclusion is below ``r1 + r2`` (minimum image; a cell list of bins of side ``>= 2 rmax`` on each
+axis limits the check to neighbouring bins). Once 64 consecutive candidates have been rejected,
+a *blocked map* (one bit a pixel) marks the pixels that lie entirely inside the exclusion zone
+of every possible new inclusion (distance ``<= r_j + rmin - sqrt(d)/2``), kept up to date as
+inclusions are added; candidates are then drawn from the unblocked pixels only (uniform within
+the pixel) -- by rejection while at least 1/16 of the pixels are free, then from a list of the
+free pixels with lazy removal of those blocked since. Each proposal is uniform over a superset
+of the free space and the overlap test is exact, so the statistics are those of plain RSA, but
+the process reaches jamming in bounded time. The pixel count is kept incrementally by painting
+each inclusion's periodic bounding box.
 
 Hitting the target: an inclusion that would take the fraction past the target is accepted
 only if it ends closer to the target than stopping before it, and within ``tol``; otherwise
@@ -57,7 +58,7 @@ class RSAResult:
 
     Attributes
     ----------
-    image : ndarray, shape (n,)*d, bool
+    image : ndarray, shape (n1, n2[, n3]), bool
     count : int
         Inclusion pixels.
     centers : ndarray, shape (m, d), float64, pixel units
@@ -79,8 +80,9 @@ def _kernels() -> Any:
     return _rsa_jit
 
 
-def _shape(n: int, dim: int) -> np.ndarray:
-    return np.array((1, n, n) if dim == 2 else (n, n, n), dtype=np.int64)
+def _shape(shape: tuple[int, ...]) -> np.ndarray:
+    """The kernels' 3D shape (3,) int64 of a cell ``(n1, n2)`` (``(1, n1, n2)``) or 3D one."""
+    return np.array((1, *shape) if len(shape) == 2 else shape, dtype=np.int64)
 
 
 def _seed_state(gen: np.random.Generator) -> np.ndarray:
@@ -118,7 +120,7 @@ def _failure(
 
 
 def _run(
-    n: int,
+    shape: tuple[int, ...],
     dim: int,
     rmin: float,
     rmax: float,
@@ -133,7 +135,7 @@ def _run(
     ``gens``: one generator per target, or the words they would give, ``(N, 4)`` uint64.
     """
     k = _kernels()
-    shape = _shape(n, dim)
+    shape3 = _shape(shape)
     if isinstance(gens, np.ndarray):
         states = np.array(gens, dtype=np.uint64)
         states[~states.any(axis=1), 0] = 1  # as _seed_state
@@ -141,11 +143,11 @@ def _run(
         states = np.empty((targets.size, 4), dtype=np.uint64)
         for i, gen in enumerate(gens):
             states[i] = _seed_state(gen) if targets[i] > 0.0 else 0
-    images = np.empty((targets.size, n**dim), dtype=bool)
+    images = np.empty((targets.size, int(shape3.prod())), dtype=bool)
     out = np.zeros((targets.size, 4), dtype=np.int64)
     centers, radii = k.rsa_batch(
         states,
-        shape,
+        shape3,
         int(dim),
         float(rmin),
         float(rmax),
@@ -160,7 +162,7 @@ def _run(
 
 
 def run_rsa(
-    n: int,
+    shape: tuple[int, ...],
     dim: int,
     rmin: float,
     rmax: float,
@@ -176,8 +178,8 @@ def run_rsa(
 
     Parameters
     ----------
-    n : int
-        Pixels per side.
+    shape : tuple of int, length dim
+        Pixels per side, per axis (``(n, n)``: a square cell).
     dim : {2, 3}
     rmin, rmax : float
         Radius range in pixels (equal: monodisperse).
@@ -205,7 +207,7 @@ def run_rsa(
         overshooting after the last restart).
     """
     images, out, centers, radii = _run(
-        n, dim, rmin, rmax, overlap, [gen], np.array([float(target)]), tol,
+        shape, dim, rmin, rmax, overlap, [gen], np.array([float(target)]), tol,
         np.array([int(max_attempts)], dtype=np.int64),
     )  # fmt: skip
     status, count, attempts, _ = (int(v) for v in out[0])
@@ -216,7 +218,7 @@ def run_rsa(
         )
     log.debug("RSA: %d inclusions, vf %.4f, %d candidates", radii.size, count / total, attempts)
     return RSAResult(
-        image=images[0].reshape((n,) * dim),
+        image=images[0].reshape(shape),
         count=count,
         centers=np.ascontiguousarray(centers[:, 3 - dim :]),
         radii=radii.copy(),
@@ -225,7 +227,7 @@ def run_rsa(
 
 
 def run_rsa_batch(
-    n: int,
+    shape: tuple[int, ...],
     dim: int,
     rmin: float,
     rmax: float,
@@ -246,7 +248,7 @@ def run_rsa_batch(
 
     Returns
     -------
-    images : ndarray, shape (N,) + (n,)*d, bool
+    images : ndarray, shape (N, n1, n2[, n3]), bool
     counts : ndarray, shape (N,), int64
         Inclusion pixels per image.
 
@@ -257,7 +259,7 @@ def run_rsa_batch(
     """
     targets = np.ascontiguousarray(targets, dtype=np.float64)
     max_attempts = np.ascontiguousarray(max_attempts, dtype=np.int64)
-    images, out, _, _ = _run(n, dim, rmin, rmax, overlap, gens, targets, tol, max_attempts)
+    images, out, _, _ = _run(shape, dim, rmin, rmax, overlap, gens, targets, tol, max_attempts)
     bad = np.flatnonzero(out[:, 0] != _kernels().OK)
     if bad.size:
         i = int(bad[0])
@@ -266,15 +268,15 @@ def run_rsa_batch(
             target=float(targets[i]), tol=tol, what=what,
         )  # fmt: skip
         raise SampleError(i, str(exc))
-    return images.reshape((targets.size,) + (n,) * dim), out[:, 1].copy()
+    return images.reshape((targets.size, *shape)), out[:, 1].copy()
 
 
-def rasterize_balls(centers: np.ndarray, radii: np.ndarray, n: int) -> np.ndarray:
-    """Pixelise periodic balls ``centers (m, d)`` in ``[0, n)``, ``radii (m,)``: bool (n,)*d."""
+def rasterize_balls(centers: np.ndarray, radii: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Pixelise periodic balls ``centers (m, d)`` in the cell, ``radii (m,)``: bool ``shape``."""
     dim = centers.shape[1]
     c3 = np.full((centers.shape[0], 3), 0.5)
     c3[:, 3 - dim :] = centers
-    shape = _shape(n, dim)
-    image = np.zeros(int(shape.prod()), dtype=bool)
-    _kernels().rasterize_balls(c3, np.ascontiguousarray(radii, dtype=np.float64), shape, image)
-    return image.reshape((n,) * dim)
+    shape3 = _shape(shape)
+    image = np.zeros(int(shape3.prod()), dtype=bool)
+    _kernels().rasterize_balls(c3, np.ascontiguousarray(radii, dtype=np.float64), shape3, image)
+    return image.reshape(shape)

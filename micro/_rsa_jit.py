@@ -5,9 +5,10 @@ costs ~0.2 s; compiled code is cached on disk by ``cache=True``).  The kernels s
 file because numba invalidates its on-disk cache per source file: a callee edited in another
 module would leave stale callers in the cache.
 
-Layout: every grid is handled as 3D, shape ``(n0, n1, n2)``, flattened C-order; a 2D cell of
-side ``n`` is ``(1, n, n)`` whose dummy axis 0 holds every centre at ``0.5``, so that its
-squared displacement is exactly 0 and the squared distances are bit-identical to the 2D ones.
+Layout: every grid is handled as 3D, shape ``(n0, n1, n2)``, flattened C-order, the sides
+independent (rectangular cells, square pixels); a 2D cell ``(n1, n2)`` is ``(1, n1, n2)`` whose
+dummy axis 0 holds every centre at ``0.5``, so that its squared displacement is exactly 0 and
+the squared distances are bit-identical to the 2D ones.
 
 Randomness: xoshiro256** (Blackman & Vigna), state ``uint64[4]`` updated in place, seeded by
 the caller from a :class:`numpy.random.Generator`; doubles use the top 53 bits.
@@ -264,22 +265,25 @@ def _wrap(i, n):
 def _is_clear(pos, r, centers, radii, m, head, nxt, nb, bin_side, shape):
     """Whether a ball (pos, r) is at least ``r + r_j`` from every inclusion (minimum image).
 
-    With a cell list (``nb[2] >= 3``: bins of side ``>= 2 rmax``) only the neighbouring bins
-    are searched, else all ``m`` inclusions.
+    With a cell list (``head`` of more than one bin: ``nb (3,)`` bins of side
+    ``bin_side (3,) >= 2 rmax`` per axis) only the neighbouring bins are searched (all the
+    bins of an axis with fewer than 3), else all ``m`` inclusions.
     """
-    if nb[2] >= 3:
+    if head.shape[0] > 1:
         n0, n1, n2 = nb[0], nb[1], nb[2]
         p0, p1, p2 = pos[0], pos[1], pos[2]
         s0, s1, s2 = shape[0], shape[1], shape[2]
-        b0 = int(p0 // bin_side) % n0
-        b1 = int(p1 // bin_side) % n1
-        b2 = int(p2 // bin_side) % n2
-        lo0 = -1 if n0 >= 3 else 0
-        for o0 in range(lo0, -lo0 + 1):
+        b0 = int(p0 // bin_side[0]) % n0
+        b1 = int(p1 // bin_side[1]) % n1
+        b2 = int(p2 // bin_side[2]) % n2
+        lo0, hi0 = (-1, 1) if n0 >= 3 else (0, n0 - 1)
+        lo1, hi1 = (-1, 1) if n1 >= 3 else (0, n1 - 1)
+        lo2, hi2 = (-1, 1) if n2 >= 3 else (0, n2 - 1)
+        for o0 in range(lo0, hi0 + 1):
             f0 = _wrap(b0 + o0, n0) * n1
-            for o1 in range(-1, 2):
+            for o1 in range(lo1, hi1 + 1):
                 f1 = (f0 + _wrap(b1 + o1, n1)) * n2
-                for o2 in range(-1, 2):
+                for o2 in range(lo2, hi2 + 1):
                     j = head[f1 + _wrap(b2 + o2, n2)]
                     while j >= 0:  # _apart, unrolled (same sum order)
                         d0 = _min_image(p0 - centers[j, 0], s0)
@@ -347,7 +351,7 @@ def rsa_run(s, shape, dim, rmin, rmax, overlap, target, tol, max_attempts, image
     s : uint64[4]
         xoshiro256** state (advanced).
     shape : int64[3]
-        ``(1, n, n)`` (2D) or ``(n, n, n)``.
+        ``(1, n1, n2)`` (2D) or ``(n1, n2, n3)``: any sides, each ``> 2 rmax``.
     dim : int
     rmin, rmax : float
         Radius range in pixels.
@@ -388,13 +392,19 @@ def rsa_run(s, shape, dim, rmin, rmax, overlap, target, tol, max_attempts, image
     wpr = (shape[2] + 63) // 64
     bits = np.empty(0 if overlap else shape[0] * shape[1] * wpr, dtype=np.uint64)
     free_list = np.empty(0, dtype=np.int64)
-    # cell list: bins of side >= 2 rmax, so only the 3^d neighbouring bins can interact
+    # cell list: bins of side >= 2 rmax per axis, so only the 3^d neighbouring bins can
+    # interact; used when some axis holds at least 3 bins (one bin: all inclusions)
     nb = np.ones(3, dtype=np.int64)
-    nbin = int(shape[2] // (2.0 * rmax))
-    bin_side = shape[2] / nbin if nbin >= 1 else 1.0
+    bin_side = np.ones(3)
+    binned = False
     for k in range(3):
-        if shape[k] > 1 and nbin >= 3:
+        nbin = int(shape[k] // (2.0 * rmax)) if shape[k] > 1 else 1
+        if nbin >= 1:
             nb[k] = nbin
+            bin_side[k] = shape[k] / nbin
+        binned = binned or nbin >= 3
+    if not binned:
+        nb[:] = 1
     head = np.empty(nb[0] * nb[1] * nb[2], dtype=np.int64)
     cap = 64
     centers = np.empty((cap, 3))
@@ -485,10 +495,10 @@ def rsa_run(s, shape, dim, rmin, rmax, overlap, target, tol, max_attempts, image
                     centers[m, 0], centers[m, 1], centers[m, 2] = pos[0], pos[1], pos[2]
                     radii[m] = r
                     if not overlap:
-                        if nb[2] >= 3:
+                        if binned:
                             f = 0
                             for k in range(3):
-                                f = f * nb[k] + int(pos[k] // bin_side) % nb[k]
+                                f = f * nb[k] + int(pos[k] // bin_side[k]) % nb[k]
                             nxt[m] = head[f]
                             head[f] = m
                         if mapped:

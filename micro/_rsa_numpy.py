@@ -48,14 +48,17 @@ class _StuckError(InputError):
     """No further inclusion lands within ``tol`` of the target (internal; triggers a restart)."""
 
 
-def ball_patch(center: np.ndarray, radius: float, n: int) -> tuple[tuple, np.ndarray]:
+def ball_patch(
+    center: np.ndarray, radius: float, n: int | tuple[int, ...]
+) -> tuple[tuple, np.ndarray]:
     """Periodic bounding box of a ball: an index and squared min-image distances.
 
     Parameters
     ----------
     center : ndarray, shape (d,), pixel units
     radius : float, pixels
-    n : int, pixels per side
+    n : int or tuple of int
+        Pixels per side, or per axis (a rectangular cell).
 
     Returns
     -------
@@ -65,22 +68,23 @@ def ball_patch(center: np.ndarray, radius: float, n: int) -> tuple[tuple, np.nda
         Squared distance of each pixel centre in the box to ``center``.
     """
     d = len(center)
+    sides = (int(n),) * d if np.ndim(n) == 0 else tuple(int(v) for v in n)
     slices = []
     axes = []
     sq = []
     wraps = False
-    for c in center:
+    for c, side in zip(center, sides):
         lo = math.ceil(c - radius - 0.5)
         hi = math.floor(c + radius - 0.5)
-        if hi - lo + 1 >= n:
-            idx = np.arange(n)
-            disp = (idx + 0.5 - c + 0.5 * n) % n - 0.5 * n
+        if hi - lo + 1 >= side:
+            idx = np.arange(side)
+            disp = (idx + 0.5 - c + 0.5 * side) % side - 0.5 * side
             wraps = True
         else:
             offs = np.arange(lo, hi + 1)
-            idx = offs % n
+            idx = offs % side
             disp = offs + 0.5 - c
-            wraps = wraps or lo < 0 or hi >= n
+            wraps = wraps or lo < 0 or hi >= side
         slices.append(slice(lo, hi + 1))
         axes.append(idx)
         sq.append(disp * disp)
@@ -95,7 +99,7 @@ def ball_patch(center: np.ndarray, radius: float, n: int) -> tuple[tuple, np.nda
 
 
 def run_rsa(
-    n: int,
+    n: int | tuple[int, ...],
     dim: int,
     rmin: float,
     rmax: float,
@@ -111,8 +115,8 @@ def run_rsa(
 
     Parameters
     ----------
-    n : int
-        Pixels per side.
+    n : int or tuple of int
+        Pixels per side, or the cell shape ``(n1, n2[, n3])``.
     dim : {2, 3}
     rmin, rmax : float
         Radius range in pixels (equal: monodisperse).
@@ -159,7 +163,7 @@ def run_rsa(
 def reference_sve(
     *,
     dim: int,
-    size: int,
+    size: int | tuple[int, ...],
     volume_fraction: float,
     radius: float | None = None,
     radius_range: tuple[float, float] | None = None,
@@ -172,14 +176,15 @@ def reference_sve(
     Returns
     -------
     RSA
-        ``image`` (size,)*dim bool, ``count``, ``centers[:m]`` (m, dim), ``radii[:m]``.
+        ``image`` (n1, n2[, n3]) bool, ``count``, ``centers[:m]`` (m, dim), ``radii[:m]``.
     """
     rmin, rmax = (float(radius), float(radius)) if radius_range is None else radius_range
     ball = math.pi if dim == 2 else 4.0 * math.pi / 3.0
-    expected = volume_fraction * size**dim / (ball * (0.5 * (rmin + rmax)) ** dim)
+    total = int(size) ** dim if np.ndim(size) == 0 else math.prod(size)
+    expected = volume_fraction * total / (ball * (0.5 * (rmin + rmax)) ** dim)
     expected = expected * (3.0 if overlap else 1.0) + 10.0
     return run_rsa(
-        int(size),
+        size if np.ndim(size) == 0 else tuple(size),
         int(dim),
         float(rmin),
         float(rmax),
@@ -197,8 +202,8 @@ class RSA:
 
     Parameters
     ----------
-    n : int
-        Pixels per side.
+    n : int or tuple of int
+        Pixels per side, or the cell shape ``(n1, n2[, n3])`` (each axis its own period).
     dim : {2, 3}
     rmin, rmax : float
         Radius range in pixels (equal: monodisperse).
@@ -209,43 +214,53 @@ class RSA:
     """
 
     def __init__(
-        self, n: int, dim: int, rmin: float, rmax: float, overlap: bool, gen: np.random.Generator
+        self,
+        n: int | tuple[int, ...],
+        dim: int,
+        rmin: float,
+        rmax: float,
+        overlap: bool,
+        gen: np.random.Generator,
     ) -> None:
-        self.n, self.dim, self.rmin, self.rmax = n, dim, rmin, rmax
+        self.shape = (int(n),) * dim if np.ndim(n) == 0 else tuple(int(v) for v in n)
+        self.n = np.array(self.shape, dtype=float)  # periods (d,), broadcast over positions
+        self.dim, self.rmin, self.rmax = dim, rmin, rmax
         self.overlap, self.gen = overlap, gen
-        self.total = n**dim
-        self.image = np.zeros((n,) * dim, dtype=bool)
+        self.total = math.prod(self.shape)
+        self.image = np.zeros(self.shape, dtype=bool)
         self.count = 0
         self.centers = np.empty((64, dim))
         self.radii = np.empty(64)
         self.m = 0
         self.attempts = 0
         if not overlap:
-            self.blocked = np.zeros((n,) * dim, dtype=bool)
+            self.blocked = np.zeros(self.shape, dtype=bool)
             self.free = self.total
             self.free_list: np.ndarray | None = None  # None: every cell (not materialised)
             # a cell is blocked if all its points are within r_j + rmin of centre j
             self.block_pad = rmin - 0.5 * math.sqrt(dim) - 1e-9
-            # cell list: bins of side >= 2 rmax, so only the 3^d neighbour bins can interact
-            self.nbin = int(n // (2.0 * rmax))
-            if self.nbin >= 3:
-                self.bin_side = n / self.nbin
-                self.bin_items = np.full((self.nbin**dim, 4), -1, dtype=np.intp)
-                self.bin_count = np.zeros(self.nbin**dim, dtype=np.intp)
+            # cell list: bins of side >= 2 rmax per axis, so only the 3^d neighbour bins can
+            # interact (used when every axis holds at least 3)
+            self.nbin = np.array([int(v // (2.0 * rmax)) for v in self.shape], dtype=np.intp)
+            self.binned = bool(self.nbin.min() >= 3)
+            if self.binned:
+                self.bin_side = self.n / self.nbin
+                self.bin_items = np.full((int(self.nbin.prod()), 4), -1, dtype=np.intp)
+                self.bin_count = np.zeros(int(self.nbin.prod()), dtype=np.intp)
                 grids = np.meshgrid(*([np.arange(-1, 2)] * dim), indexing="ij")
                 self.bin_offsets = np.stack([g.ravel() for g in grids], axis=1)
 
     def _bin_of(self, pos: np.ndarray) -> np.ndarray:
         """Flat bin index (k,) of positions (k, d)."""
         b = np.floor(pos / self.bin_side).astype(np.intp) % self.nbin
-        return np.ravel_multi_index(tuple(b.T), (self.nbin,) * self.dim)
+        return np.ravel_multi_index(tuple(b.T), tuple(self.nbin))
 
     def _clear_binned(self, pos: np.ndarray, rad: np.ndarray) -> np.ndarray:
         """bool (k,): candidates clear of all inclusions, checking neighbour bins only."""
         n, nb = self.n, self.nbin
         b = np.floor(pos / self.bin_side).astype(np.intp) % nb
         nbr = (b[:, None, :] + self.bin_offsets[None, :, :]) % nb
-        flat = np.ravel_multi_index(tuple(np.moveaxis(nbr, -1, 0)), (nb,) * self.dim)
+        flat = np.ravel_multi_index(tuple(np.moveaxis(nbr, -1, 0)), tuple(nb))
         idx = self.bin_items[flat].reshape(pos.shape[0], -1)  # (k, 3^d * cap)
         valid = idx >= 0
         idx = np.where(valid, idx, 0)  # empty slots (-1) would read unset memory
@@ -273,11 +288,11 @@ class RSA:
                 self.free_list = np.flatnonzero(~self.blocked)
             cells = self.free_list[gen.integers(self.free_list.size, size=k)]
             pos = np.stack(np.unravel_index(cells, self.image.shape), axis=1) + gen.random((k, dim))
-        cell = np.minimum(pos.astype(np.intp), n - 1)
+        cell = np.minimum(pos.astype(np.intp), np.array(self.shape) - 1)
         keep = ~self.blocked[tuple(cell.T)]
         pos, rad = pos[keep], rad[keep]
         if self.m and pos.shape[0]:
-            keep = self._clear_binned(pos, rad) if self.nbin >= 3 else self._clear(pos, rad, 0)
+            keep = self._clear_binned(pos, rad) if self.binned else self._clear(pos, rad, 0)
             pos, rad = pos[keep], rad[keep]
         return pos, rad
 
@@ -297,7 +312,7 @@ class RSA:
 
     # -- painting --------------------------------------------------------------------------
     def _gain(self, c: np.ndarray, r: float) -> tuple[int, tuple, np.ndarray]:
-        index, dist2 = ball_patch(c, r, self.n)
+        index, dist2 = ball_patch(c, r, self.shape)
         mask = dist2 < r * r
         new = mask & ~self.image[index]
         return int(np.count_nonzero(new)), index, new
@@ -312,7 +327,7 @@ class RSA:
         self.radii[self.m] = r
         self.m += 1
         if not self.overlap:
-            if self.nbin >= 3:
+            if self.binned:
                 b = int(self._bin_of(c[None])[0])
                 if self.bin_count[b] == self.bin_items.shape[1]:
                     grow = np.full_like(self.bin_items, -1)
@@ -321,7 +336,7 @@ class RSA:
                 self.bin_count[b] += 1
             reach = r + self.block_pad
             if reach > 0.0:
-                bindex, dist2 = ball_patch(c, reach, self.n)
+                bindex, dist2 = ball_patch(c, reach, self.shape)
                 region = self.blocked[bindex]
                 newly = (dist2 <= reach * reach) & ~region
                 self.free -= int(np.count_nonzero(newly))
@@ -358,7 +373,7 @@ class RSA:
             done = False
             for c, r in zip(pos, rad):
                 if self.m > m0 and not self.overlap:  # check against this batch's additions
-                    cell = np.minimum(c.astype(np.intp), self.n - 1)
+                    cell = np.minimum(c.astype(np.intp), np.array(self.shape) - 1)
                     if self.blocked[tuple(cell)] or not self._clear(c[None], r[None], m0)[0]:
                         continue
                 status = self._try(c, float(r), goal, tol_c)

@@ -4,6 +4,7 @@ Examples::
 
     magnetohom generate --dim 2 --vf 0.3 --seed 1 -n 10 -o out/mono --format png
     magnetohom generate --dim 3 --vf 0.25 --radius-range 3 7 -o sve.tif
+    magnetohom generate --size 256x128 --vf 0.4 --seed 1 -o out/rect.png
     magnetohom bounds out/mono/*.png --mu-inclusion 250 --json
     magnetohom homogenize out/mono/*.png --json
     magnetohom homogenize micrograph.tif --mu 1,50,1000 --bc all --preview out/prev
@@ -35,7 +36,7 @@ from micro.cli_nonlinear import _add_dataset_nl  # noqa: F401  (found by registe
 from micro.phase_args import fractions_text as _fractions_text
 from micro.phase_args import run_batch
 
-__all__ = ["register"]
+__all__ = ["cell_size", "register"]
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_class_arguments(p: argparse.ArgumentParser) -> None:
-    """--dim, --size, --radius | --radius-range, --overlap: shared by generate and dataset."""
-    p.add_argument("--dim", type=int, choices=(2, 3), default=2, help="dimension (default 2)")
+    """--dim, --size, --radius | --radius-range, --overlap: shared by generate and dataset.
+
+    ``--size`` is read as text: :func:`cell_size` turns it (and ``--dim``) into the numbers.
+    """
     p.add_argument(
-        "--size", type=int, default=None, help="pixels per side (default 256 in 2D, 101 in 3D)"
+        "--dim",
+        type=int,
+        choices=(2, 3),
+        default=None,
+        help="dimension (default: the number of sides in --size, else 2)",
+    )
+    p.add_argument(
+        "--size",
+        default=None,
+        metavar="N|N1xN2[xN3]",
+        help="pixels per side (default 256 in 2D, 101 in 3D), or per axis of a rectangular "
+        "periodic cell, e.g. 256x128 or 64x48x32 (square pixels)",
     )
     shape = p.add_mutually_exclusive_group()
     shape.add_argument(
@@ -77,6 +91,29 @@ def _add_class_arguments(p: argparse.ArgumentParser) -> None:
         help="polydisperse: radii uniform in [RMIN, RMAX] pixels",
     )
     p.add_argument("--overlap", action="store_true", help="allow inclusions to overlap")
+
+
+def cell_size(args: argparse.Namespace) -> tuple[int, int | tuple[int, ...] | None]:
+    """``(dim, size)`` of ``--dim`` and ``--size``: ``size`` as :func:`micro.generate_sve` takes
+    it (None: the default; an int for a square or cubic cell; else the shape).
+
+    Raises
+    ------
+    InputError
+        ``--size`` not N, N1xN2 or N1xN2xN3 with integer sides >= 2, or sides other than
+        ``--dim``.
+    """
+    from micro.validate import check_size, parse_size
+
+    size = None if args.size is None else parse_size(args.size)
+    sides = len(size) if isinstance(size, tuple) else None
+    dim = args.dim if args.dim is not None else (sides or 2)
+    if sides is not None and sides != dim:
+        raise InputError(f"--size {args.size} has {sides} sides but --dim is {dim}")
+    if size is None:
+        return dim, None
+    shape = check_size(size, dim=dim, what="--size")
+    return dim, shape[0] if len(set(shape)) == 1 else shape
 
 
 def _add_generate(subparsers: argparse._SubParsersAction) -> None:
@@ -138,6 +175,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     from micro.generate import generate_sve, spawn_seeds
     from micro.imageio import save_image
 
+    args.dim, args.size = cell_size(args)
     if args.n < 1:
         raise InputError(f"-n must be >= 1: got {args.n}")
     if args.seed is not None and args.seed < 0:
@@ -390,11 +428,12 @@ def _run_dataset(args: argparse.Namespace) -> int:
     from micro.dataset import default_vf_range, generate_dataset
 
     poly = args.radius_range is not None
-    lo, hi = default_vf_range(
-        args.dim, overlap=args.overlap, polydisperse=poly, radius_range=args.radius_range
-    )
     rank = MPI.COMM_WORLD.rank
     try:
+        args.dim, args.size = cell_size(args)
+        lo, hi = default_vf_range(
+            args.dim, overlap=args.overlap, polydisperse=poly, radius_range=args.radius_range
+        )
         s = generate_dataset(
             args.out,
             n_samples=args.n,

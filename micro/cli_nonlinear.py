@@ -60,11 +60,13 @@ def _run_dataset_nl(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
     from magnetohom.errors import MagnetohomError
+    from micro.cli import cell_size
     from micro.dataset_nl import generate_nl_dataset
     from micro.phase_laws import law_from_spec
 
     rank = MPI.COMM_WORLD.rank
     try:
+        args.dim, args.size = cell_size(args)
         s = generate_nl_dataset(
             args.out,
             n_samples=args.n,

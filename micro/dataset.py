@@ -47,13 +47,13 @@ from micro.dataset_io import Dataset, DatasetFile, DatasetSpec, load_dataset
 from micro.dataset_parallel import Progress, run_worker, run_writer
 from micro.generate import (
     DEFAULT_RADIUS,
-    DEFAULT_SIZE,
     SVE,
     generate_sve,
     max_volume_fraction,
     spawn_seeds,
+    sve_shape,
 )
-from micro.validate import check_contrast, check_dim, check_mu
+from micro.validate import check_contrast, check_dim, check_mu, format_size
 
 __all__ = [
     "Dataset",
@@ -147,19 +147,19 @@ def sample_rng(seed: int, vf_range: tuple[float, float]) -> tuple[np.random.Gene
     return rng, float(rng.uniform(vf_range[0], vf_range[1]))
 
 
-def vf_tolerance(dim: int, size: int, rmin: float) -> float:
+def vf_tolerance(dim: int, size: int | tuple[int, ...], rmin: float) -> float:
     """The ``tol`` of :func:`micro.generate.generate_sve` for the samples of a dataset.
 
-    With inclusions of radius ``rmin`` on ``size**dim`` pixels, adding one changes the
-    fraction by about its share ``s = ball(rmin) / size**dim`` (201 px of 128^2 for r = 8:
-    0.0123). A window of ``+-0.005`` misses every target between two steps whatever the seed,
-    so the window is ``max(0.005, 0.6 s)``: every target is reachable.
+    With inclusions of radius ``rmin`` on ``N`` pixels (``size**dim``, or ``n1 n2 [n3]``),
+    adding one changes the fraction by about its share ``s = ball(rmin) / N`` (201 px of 128^2
+    for r = 8: 0.0123). A window of ``+-0.005`` misses every target between two steps whatever
+    the seed, so the window is ``max(0.005, 0.6 s)``: every target is reachable.
 
     Parameters
     ----------
     dim : {2, 3}
-    size : int
-        Pixels per side.
+    size : int or tuple of int
+        Pixels per side, or the shape ``(n1, n2[, n3])`` of a rectangular cell.
     rmin : float
         Smallest radius, pixels.
 
@@ -174,15 +174,21 @@ def vf_tolerance(dim: int, size: int, rmin: float) -> float:
         +-0.03: such a cell cannot hold samples near their targets.
     """
     ball = math.pi * rmin**2 if dim == 2 else 4.0 / 3.0 * math.pi * rmin**3
-    share = ball / float(size) ** dim
+    square = isinstance(size, int | np.integer)
+    share = ball / (float(size) ** dim if square else float(math.prod(size)))
     tol = max(_VF_TOL, 0.6 * share)
     if tol > _VF_TOL_MAX:
         kind = "disk" if dim == 2 else "sphere"
+        least = ball * 0.6 / _VF_TOL_MAX
+        cell, bigger = (
+            (f"{size} pixels per side", f"size of at least {math.ceil(least ** (1 / dim))}")
+            if square
+            else (f"{format_size(size)} pixels", f"cell of at least {math.ceil(least)} pixels")
+        )
         raise InputError(
-            f"one {kind} of radius {rmin:g} is {share:.3f} of a cell of {size} pixels per side: "
-            f"volume fractions come in steps of about that, too coarse for a dataset; use a "
-            f"size of at least {math.ceil((ball * 0.6 / _VF_TOL_MAX) ** (1 / dim))} or a "
-            "smaller radius"
+            f"one {kind} of radius {rmin:g} is {share:.3f} of a cell of {cell}: volume "
+            f"fractions come in steps of about that, too coarse for a dataset; use a {bigger} "
+            "or a smaller radius"
         )
     return tol
 
@@ -273,9 +279,9 @@ def _check_options(**o: Any) -> dict[str, Any]:
         raise InputError(f"rtol must be in (0, 1): got {o['rtol']!r}")
     if int(o["log_every"]) < 1:
         raise InputError(f"log_every must be >= 1: got {o['log_every']!r}")
-    size = o["size"]
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int | np.integer)):
-        raise InputError(f"size must be an integer: got {size!r}")
+    shape = sve_shape(o["dim"], o["size"])
+    # the file's resolution: pixels per side of a square (cubic) cell, else its shape
+    o["resolution"] = shape[0] if len(set(shape)) == 1 else shape
     if o["radius"] is not None and o["radius_range"] is not None:
         raise InputError("give either radius or radius_range, not both")
     radius, rr = o["radius"], o["radius_range"]
@@ -295,9 +301,8 @@ def _check_options(**o: Any) -> dict[str, Any]:
         if o["radius"] is None
         else o["radius"]
     )
-    side = DEFAULT_SIZE[o["dim"]] if size is None else int(size)
-    if 0 < 2 * rmin < side:  # else generate_sve names the bad value
-        o["vf_tol"] = vf_tolerance(o["dim"], side, rmin)
+    if 0 < 2 * rmin < min(shape):  # else generate_sve names the bad value
+        o["vf_tol"] = vf_tolerance(o["dim"], o["resolution"], rmin)
     else:
         o["vf_tol"] = _VF_TOL
     return o
@@ -308,7 +313,7 @@ def _spec_fields(opts: dict[str, Any]) -> dict[str, Any]:
     return {
         "n_samples": int(opts["n_samples"]),
         "dim": opts["dim"],
-        "resolution": int(DEFAULT_SIZE[opts["dim"]] if opts["size"] is None else opts["size"]),
+        "resolution": opts["resolution"],
         "geometry": _geometry(opts),
         "vf_range": opts["vf_range"],
         "base_seed": int(opts["base_seed"]),
@@ -348,8 +353,8 @@ def _open(path: Path, opts: dict[str, Any], sampler: _Sampler) -> tuple[DatasetF
     first = None
     if not path.exists():
         first = sampler.sve(0)
-        if first.image.shape != (spec.resolution,) * spec.dim:
-            raise RuntimeError(f"generator made shape {first.image.shape}, not {spec.resolution}")
+        if first.image.shape != spec.shape:
+            raise RuntimeError(f"generator made shape {first.image.shape}, not {spec.shape}")
     targets = np.array([sample_rng(s, opts["vf_range"])[1] for s in sampler.seeds])
     writer = DatasetFile.open(path, spec, seeds=sampler.seeds, target_volume_fraction=targets)
     return writer, first
@@ -360,7 +365,7 @@ def generate_dataset(
     *,
     n_samples: int,
     dim: int = 2,
-    size: int | None = None,
+    size: int | tuple[int, ...] | None = None,
     radius: float | None = None,
     radius_range: tuple[float, float] | None = None,
     overlap: bool = False,
@@ -381,8 +386,10 @@ def generate_dataset(
         HDF5 file; created, or resumed if it exists (with the same parameters).
     n_samples : int
     dim : {2, 3}
-    size : int, optional
-        Pixels per side (generator default: 256 in 2D, 101 in 3D).
+    size : int or tuple of int, optional
+        Pixels per side (generator default: 256 in 2D, 101 in 3D), or the shape
+        ``(n1, n2[, n3])`` of rectangular periodic cells (square pixels); the file keeps it
+        (``resolution`` attribute: the int, or the shape).
     radius : float, optional
         Monodisperse radius, pixels (generator default: 8 in 2D, 5 in 3D).
     radius_range : (float, float), optional

@@ -79,8 +79,9 @@ class DatasetSpec:
     n_samples : int
     dim : int
         2 or 3.
-    resolution : int
-        Pixels per side of every image.
+    resolution : int or tuple of int
+        Pixels per side of every image (square or cubic cells), or the shape
+        ``(n1, n2[, n3])`` of rectangular ones (stored as an integer array attribute).
     geometry : dict
         JSON-able description of the SVE class (``class``, ``radius``, ``radius_range``,
         ``overlap``).
@@ -95,13 +96,20 @@ class DatasetSpec:
 
     n_samples: int
     dim: int
-    resolution: int
+    resolution: int | tuple[int, ...]
     geometry: dict
     vf_range: tuple[float, float]
     base_seed: int
     mu_matrix: float
     mu_inclusion: float
     solver_rtol: float
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The image shape ``(n1, n2[, n3])`` of every sample."""
+        if isinstance(self.resolution, int | np.integer):
+            return (int(self.resolution),) * int(self.dim)
+        return tuple(int(v) for v in self.resolution)
 
     def attrs(self) -> dict[str, Any]:
         """The HDF5 attributes of a new file with this spec."""
@@ -403,7 +411,7 @@ class DatasetFile:
 
     @classmethod
     def _create(cls, path: Path, spec: DatasetSpec, seeds: np.ndarray, targets: np.ndarray) -> None:
-        n, d, r = spec.n_samples, spec.dim, spec.resolution
+        n, d, shape = spec.n_samples, spec.dim, spec.shape
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -417,9 +425,9 @@ class DatasetFile:
             with f:
                 f.create_dataset(
                     "images",
-                    shape=(n,) + (r,) * d,
+                    shape=(n, *shape),
                     dtype=np.uint8,
-                    chunks=(1,) + (r,) * d,
+                    chunks=(1, *shape),
                     compression="gzip",
                     compression_opts=4,
                     shuffle=True,
@@ -440,7 +448,7 @@ class DatasetFile:
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-        log.info("dataset %s: created for %d samples of %s", path, n, (r,) * d)
+        log.info("dataset %s: created for %d samples of %s", path, n, shape)
 
     @staticmethod
     def _create_extra(f: h5py.File, spec: DatasetSpec) -> None:
@@ -462,7 +470,7 @@ class DatasetFile:
         Parameters
         ----------
         index : int
-        image : ndarray, shape (n,)*d, bool or 0/1
+        image : ndarray, shape (n1, n2[, n3]), bool or 0/1
         mu_eff : ndarray, shape (d, d), float64
         iterations : ndarray, shape (d,), int
         seconds : float
@@ -526,8 +534,8 @@ class Dataset:
     Attributes
     ----------
     path : Path
-    images : ndarray, shape (M, n, ..., n), bool
-        True = inclusion.
+    images : ndarray, shape (M, n1, n2[, n3]), bool
+        True = inclusion (rectangular cells keep their shape).
     mu_eff : ndarray, shape (M, d, d), float64
     volume_fraction : ndarray, shape (M,), float64
         Measured on the pixels.
@@ -559,6 +567,11 @@ class Dataset:
     @property
     def dim(self) -> int:
         return int(self.images.ndim - 1)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The image shape ``(n1, n2[, n3])`` of the file's samples."""
+        return tuple(int(v) for v in self.images.shape[1:])
 
     @property
     def n_samples(self) -> int:

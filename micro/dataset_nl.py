@@ -47,6 +47,7 @@ from micro.dataset import DatasetSummary, _check_options, _Sampler, run_dataset,
 from micro.dataset_io import DatasetFile, DatasetSpec, _open_h5, load_dataset
 from micro.generate import spawn_seeds
 from micro.phase_laws import MU0, PhaseLaw, law_from_dict
+from micro.validate import format_size
 
 __all__ = [
     "NLDataset",
@@ -311,6 +312,11 @@ def generate_nl_dataset(
         rtol=rtol,
         log_every=log_every,
     )
+    if isinstance(opts["resolution"], tuple):  # before any file is made
+        raise InputError(
+            "the nonlinear cell problem needs a square/cubic cell: got size "
+            f"{format_size(opts['resolution'])}"
+        )
     opts.update(
         laws=(matrix_law, inclusion_law),
         n_directions=int(n_directions),

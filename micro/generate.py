@@ -1,9 +1,11 @@
 """Periodic statistical volume elements (SVEs): random sequential addition of disks/spheres.
 
-The unit cell ``[0, 1]^d`` is an ``n^d`` pixel grid; pixel ``i`` (per axis) has its centre at
-``i + 0.5`` in *pixel units* (``(i + 0.5) / n`` in cell units).  A pixel belongs to the
-inclusion phase iff its centre lies strictly inside some inclusion, measured with the periodic
-minimum-image distance, so inclusions that cross a face wrap around to the opposite face.
+The cell is a grid of ``n^d`` square pixels (``size=n``) or, rectangular, of ``n1 x n2`` (x
+``n3``) pixels (``size=(n1, n2[, n3])``), periodic with period ``n_k`` along axis k; pixel ``i``
+(per axis) has its centre at ``i + 0.5`` in *pixel units* (``(i + 0.5) / n_k`` in cell units).
+A pixel belongs to the inclusion phase iff its centre lies strictly inside some inclusion,
+measured with the periodic minimum-image distance, so inclusions that cross a face wrap around
+to the opposite face.
 
 Four classes (paper, Sec. 4.1): overlapping or non-overlapping, monodisperse (``radius``) or
 polydisperse (``radius_range``, radii drawn uniformly from ``[rmin, rmax]``, in pixels).
@@ -25,7 +27,7 @@ import numpy as np
 
 from magnetohom.errors import InputError, SampleError
 from micro._rsa import rasterize_balls, run_rsa, run_rsa_batch
-from micro.validate import check_dim
+from micro.validate import check_dim, check_size, format_size
 
 __all__ = [
     "DEFAULT_RADIUS",
@@ -34,6 +36,7 @@ __all__ = [
     "generate_images",
     "generate_sve",
     "max_volume_fraction",
+    "sve_shape",
     "rasterize",
     "spawn_seeds",
 ]
@@ -58,19 +61,20 @@ class SVE:
 
     Attributes
     ----------
-    image : ndarray, shape (n,)*d, bool
+    image : ndarray, shape (n1, n2) or (n1, n2, n3), bool
         True = inclusion; axis k is direction x_(k+1).
     centers : ndarray, shape (m, d), float64
-        Inclusion centres in pixel units, in ``[0, n)`` (pixel ``i`` has its centre at
-        ``i + 0.5``); column k is along image axis k.
+        Inclusion centres in pixel units, column k in ``[0, n_k)`` (pixel ``i`` has its centre
+        at ``i + 0.5``); column k is along image axis k.
     radii : ndarray, shape (m,), float64
         Inclusion radii in pixels.
     volume_fraction : float
         Inclusion fraction measured on the pixels.
     target_volume_fraction : float
         The fraction that was asked for.
-    dim, size : int
-        Dimension and pixels per side.
+    dim : int
+    size : int or tuple of int
+        Pixels per side (square or cubic cell), else the shape ``(n1, n2[, n3])``.
     overlap : bool
         Whether inclusions may overlap.
     radius : float or None
@@ -89,12 +93,17 @@ class SVE:
     volume_fraction: float
     target_volume_fraction: float
     dim: int
-    size: int
+    size: int | tuple[int, ...]
     overlap: bool
     radius: float | None
     radius_range: tuple[float, float] | None
     seed: int | None
     attempts: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The image shape ``(n1, n2[, n3])``."""
+        return tuple(self.image.shape)
 
     @property
     def n_inclusions(self) -> int:
@@ -171,18 +180,19 @@ def spawn_seeds(base_seed: int | None, n: int) -> np.ndarray:
     )
 
 
-def rasterize(centers: np.ndarray, radii: np.ndarray, *, size: int) -> np.ndarray:
+def rasterize(centers: np.ndarray, radii: np.ndarray, *, size: int | tuple[int, ...]) -> np.ndarray:
     """Pixelise periodic balls: a pixel is inclusion iff its centre is inside one of them.
 
     Parameters
     ----------
     centers : ndarray, shape (m, d), pixel units
-    radii : ndarray, shape (m,), pixels (``2 r < size``)
-    size : int, pixels per side
+    radii : ndarray, shape (m,), pixels (``2 r`` below the smallest side)
+    size : int or tuple of int
+        Pixels per side, or the cell shape ``(n1, n2[, n3])``.
 
     Returns
     -------
-    ndarray, shape (size,)*d, bool
+    ndarray, shape (n1, n2[, n3]), bool
     """
     centers = np.asarray(centers, dtype=float)
     radii = np.asarray(radii, dtype=float)
@@ -190,7 +200,8 @@ def rasterize(centers: np.ndarray, radii: np.ndarray, *, size: int) -> np.ndarra
         raise InputError(
             f"centers must have shape (m, 2|3) and radii (m,): got {centers.shape}, {radii.shape}"
         )
-    return rasterize_balls(centers % size, radii, int(size))
+    shape = check_size(size, dim=centers.shape[1])
+    return rasterize_balls(centers % np.asarray(shape, dtype=float), radii, shape)
 
 
 def _check_fraction(volume_fraction: float) -> float:
@@ -203,20 +214,38 @@ def _check_fraction(volume_fraction: float) -> float:
     return vf
 
 
+def sve_shape(dim: int, size: int | tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """The image shape of SVEs of ``size`` (default :data:`DEFAULT_SIZE`).
+
+    Parameters
+    ----------
+    dim : {2, 3}
+    size : int or tuple of int, optional
+        Pixels per side (square or cubic cell), or the shape ``(n1, n2[, n3])``.
+
+    Returns
+    -------
+    tuple of int, length dim
+
+    Raises
+    ------
+    InputError
+        Not an integer or ``dim`` integers, or a side below 2.
+    """
+    dim = check_dim(dim)
+    return check_size(DEFAULT_SIZE[dim] if size is None else size, dim=dim)
+
+
 def _check_class(
     dim: int,
-    size: int | None,
+    size: int | tuple[int, ...] | None,
     radius: float | None,
     radius_range: tuple[float, float] | None,
     tol: float,
-) -> tuple[int, int, float, float]:
-    """Validate and return ``(dim, size, rmin, rmax)``."""
+) -> tuple[int, tuple[int, ...], float, float]:
+    """Validate and return ``(dim, shape, rmin, rmax)``."""
     dim = check_dim(dim)
-    if size is None:
-        size = DEFAULT_SIZE[dim]
-    if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 2:
-        raise InputError(f"size must be an integer >= 2: got {size!r}")
-    size = int(size)
+    shape = sve_shape(dim, size)
     if not (isinstance(tol, int | float | np.floating) and math.isfinite(tol) and tol > 0.0):
         raise InputError(f"tol must be finite and > 0: got {tol!r}")
     if radius is not None and radius_range is not None:
@@ -236,11 +265,17 @@ def _check_class(
             raise InputError(f"radius must be a number: got {radius!r}") from None
         if not (math.isfinite(rmin) and rmin > 0.0):
             raise InputError(f"radius must be finite and > 0: got {radius!r}")
-    if 2.0 * rmax >= size:
+    if 2.0 * rmax >= min(shape):
+        if len(set(shape)) == 1:
+            raise InputError(
+                f"radius {rmax:g} too large for a cell of {shape[0]} pixels (diameter must be "
+                "< size)"
+            )
         raise InputError(
-            f"radius {rmax:g} too large for a cell of {size} pixels (diameter must be < size)"
+            f"radius {rmax:g} too large for a cell of {format_size(shape)} pixels (diameter "
+            f"must be < the smallest side, {min(shape)})"
         )
-    return dim, size, rmin, rmax
+    return dim, shape, rmin, rmax
 
 
 def _check_reachable(
@@ -263,19 +298,19 @@ def _check_max_attempts(max_attempts: int | None) -> None:
 
 
 def _default_max_attempts(
-    target: float, n: int, dim: int, rmin: float, rmax: float, overlap: bool
+    target: float, total: int, dim: int, rmin: float, rmax: float, overlap: bool
 ) -> int:
-    """``max(200000, 200 m)`` with ``m`` the expected number of inclusions."""
+    """``max(200000, 200 m)`` with ``m`` the expected number of inclusions (``total`` pixels)."""
     ball = math.pi if dim == 2 else 4.0 * math.pi / 3.0
     mean_vol = ball * (0.5 * (rmin + rmax)) ** dim
-    expected = target * n**dim / mean_vol * (3.0 if overlap else 1.0) + 10.0
+    expected = target * total / mean_vol * (3.0 if overlap else 1.0) + 10.0
     return max(200_000, int(200 * expected))
 
 
 def generate_sve(
     *,
     dim: int = 2,
-    size: int | None = None,
+    size: int | tuple[int, ...] | None = None,
     volume_fraction: float,
     radius: float | None = None,
     radius_range: tuple[float, float] | None = None,
@@ -289,8 +324,10 @@ def generate_sve(
     Parameters
     ----------
     dim : {2, 3}
-    size : int, optional
-        Pixels per side; default 256 (2D) / 101 (3D).
+    size : int or tuple of int, optional
+        Pixels per side (square or cubic cell; default 256 in 2D, 101 in 3D), or a rectangular
+        cell's shape ``(n1, n2)`` / ``(n1, n2, n3)`` (square pixels, periodic along each axis
+        with its own period; the radius must be below half the smallest side).
     volume_fraction : float
         Target inclusion fraction in (0, 1), measured on the pixels.
     radius : float, optional
@@ -318,18 +355,19 @@ def generate_sve(
         Bad arguments; a target above :func:`max_volume_fraction`; or the target not reached
         within ``tol`` (jammed, or ``max_attempts`` exhausted).
     """
-    dim, n, rmin, rmax = _check_class(dim, size, radius, radius_range, tol)
+    dim, shape, rmin, rmax = _check_class(dim, size, radius, radius_range, tol)
+    total = math.prod(shape)
     target = _check_fraction(volume_fraction)
     poly = radius_range is not None
     overlap = bool(overlap)
     _check_reachable(target, dim, overlap, rmin, rmax, poly)
     _check_max_attempts(max_attempts)
     if max_attempts is None:
-        max_attempts = _default_max_attempts(target, n, dim, rmin, rmax, overlap)
+        max_attempts = _default_max_attempts(target, total, dim, rmin, rmax, overlap)
     seed = int(rng) if isinstance(rng, int | np.integer) and not isinstance(rng, bool) else None
     gen = np.random.default_rng(rng)
     state = run_rsa(
-        n,
+        shape,
         dim,
         rmin,
         rmax,
@@ -344,10 +382,10 @@ def generate_sve(
         image=state.image,
         centers=state.centers,
         radii=state.radii,
-        volume_fraction=state.count / n**dim,
+        volume_fraction=state.count / total,
         target_volume_fraction=target,
         dim=dim,
-        size=n,
+        size=shape[0] if len(set(shape)) == 1 else shape,
         overlap=overlap,
         radius=None if poly else rmin,
         radius_range=(rmin, rmax) if poly else None,
@@ -363,7 +401,7 @@ def generate_images(
     seed: int | None = None,
     spawn_keys: Sequence[int] | np.ndarray | None = None,
     dim: int = 2,
-    size: int | None = None,
+    size: int | tuple[int, ...] | None = None,
     radius: float | None = None,
     radius_range: tuple[float, float] | None = None,
     overlap: bool = False,
@@ -394,7 +432,7 @@ def generate_images(
 
     Returns
     -------
-    images : ndarray, shape (N,) + (size,)*dim, bool
+    images : ndarray, shape (N, n1, n2[, n3]), bool
         True = inclusion; axis k + 1 is direction x_(k+1).
     counts : ndarray, shape (N,), int64
         Only with ``return_counts``.
@@ -404,7 +442,8 @@ def generate_images(
     InputError
         Bad arguments, or an image that misses its target (the message names its index).
     """
-    dim, n, rmin, rmax = _check_class(dim, size, radius, radius_range, tol)
+    dim, shape, rmin, rmax = _check_class(dim, size, radius, radius_range, tol)
+    total = math.prod(shape)
     poly = radius_range is not None
     overlap = bool(overlap)
     vf = np.asarray(volume_fractions, dtype=np.float64).ravel()
@@ -431,7 +470,7 @@ def generate_images(
             except InputError as exc:
                 raise SampleError(i, str(exc)) from None
         attempts[i] = (
-            _default_max_attempts(target, n, dim, rmin, rmax, overlap)
+            _default_max_attempts(target, total, dim, rmin, rmax, overlap)
             if max_attempts is None
             else max_attempts
         )
@@ -442,7 +481,7 @@ def generate_images(
     else:
         gens = [np.random.default_rng(r) for r in rngs]
     images, counts = run_rsa_batch(
-        n,
+        shape,
         dim,
         rmin,
         rmax,

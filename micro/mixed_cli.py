@@ -30,7 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("output", help="HDF5 file")
     p.add_argument("-n", "--samples", type=int, required=True, help="number of rows")
-    p.add_argument("--size", type=int, default=256, help="pixels per side (default 256)")
+    p.add_argument(
+        "--size",
+        default="256",
+        metavar="N|N1xN2",
+        help="pixels per side (default 256), or N1xN2 for rectangular periodic cells",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--kinds",
@@ -48,9 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from micro.mixed_dataset import generate_mixed_dataset
+    from micro.validate import check_size, parse_size
 
-    if args.size < 16:
-        raise InputError(f"--size must be >= 16: got {args.size}")
+    shape = check_size(parse_size(args.size), dim=2, minimum=16, what="--size")
     if not (0.0 <= args.crop <= 1.0):
         raise InputError(f"--crop must be in [0, 1]: got {args.crop}")
     if not (0.0 <= args.max_log10_contrast <= 6.0):
@@ -59,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
     n = generate_mixed_dataset(
         args.output,
         args.samples,
-        shape=(args.size, args.size),
+        shape=shape,
         seed=args.seed,
         kinds=kinds,
         max_log10_contrast=args.max_log10_contrast,

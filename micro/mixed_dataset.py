@@ -106,7 +106,7 @@ def generate_mixed_dataset(
         HDF5 file; an existing file must have been made with the same arguments.
     n_samples : int
     shape : (int, int)
-        Image shape (square: the FE homogenization takes square cells).
+        Image shape ``(n1, n2)``: square or rectangular periodic cells (square pixels).
     seed : int
     kinds : tuple of str, optional
         Morphology classes (default all of :data:`micro.morphologies.MORPHOLOGIES`).

@@ -1,12 +1,13 @@
 """Constitutive providers of :mod:`micro` for the macroscale solver (``macro``'s protocol).
 
-Both classes are callables ``provider(images: bool (N, n, ..., n)) -> float64 (N, d, d)`` with
+Both classes are callables ``provider(images: bool (N, n1, ..., nd)) -> float64 (N, d, d)`` with
 an attribute ``dim`` and a ``name``, the structure :class:`macro.provider.ConstitutiveProvider`
 asks for (this module does not import :mod:`macro`):
 
 * :class:`FEProvider` (``"fe"``) -- the FE² reference: a DOLFINx periodic homogenization
-  (:class:`micro.homogenization.Homogenizer`) of every image, one reusable homogenizer per image
-  shape, always on ``MPI.COMM_SELF`` (macro ranks split the images, never one cell);
+  (:class:`micro.homogenization.Homogenizer`) of every image, square or rectangular periodic
+  cells, one reusable homogenizer per image shape, always on ``MPI.COMM_SELF`` (macro ranks
+  split the images, never one cell);
 * :class:`AnalyticProvider` (``"analytic"``) -- a closed-form estimate (Maxwell-Garnett,
   Hashin-Shtrikman bounds, self-consistent) of the volume fraction measured on each image;
   isotropic by construction.
@@ -41,8 +42,9 @@ def _as_batch(images: Any, dim: int) -> np.ndarray:
     arr = np.asarray(images)
     if arr.ndim == dim:
         arr = arr[None]
-    if arr.ndim != dim + 1 or len(set(arr.shape[1:])) != 1:
-        raise InputError(f"expected a batch of {dim}D square images (N, n, ...): got {arr.shape}")
+    if arr.ndim != dim + 1:
+        sides = ", ".join(f"n{k + 1}" for k in range(dim))
+        raise InputError(f"expected a batch of {dim}D images (N, {sides}): got {arr.shape}")
     if arr.dtype != bool:
         if arr.size and not np.all((arr == 0) | (arr == 1)):
             raise InputError("images must be binary (bool or 0/1, 1 = inclusion)")
@@ -129,7 +131,8 @@ class FEProvider:
         return time.perf_counter() - t0
 
     def __call__(self, images: Any) -> np.ndarray:
-        """``(N, d, d)`` float64 homogenized tensors of bool images ``(N, n, ..., n)``."""
+        """``(N, d, d)`` float64 homogenized tensors of bool images ``(N, n1, ..., nd)``
+        (rectangular cells too)."""
         batch = _as_batch(images, self.dim)
         if batch.shape[0] == 0:
             return np.zeros((0, self.dim, self.dim))

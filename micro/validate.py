@@ -22,7 +22,10 @@ __all__ = [
     "check_image_shape",
     "check_mu",
     "check_phase_mu",
+    "check_size",
+    "format_size",
     "format_values",
+    "parse_size",
 ]
 
 _MAX_LISTED = 8
@@ -83,6 +86,80 @@ def check_image_shape(
             f"got shape {shape}"
         )
     return shape
+
+
+def format_size(size: int | tuple[int, ...]) -> str:
+    """A cell size as written on the command line: ``256`` or ``256x128`` (``64x48x32``)."""
+    if isinstance(size, int | np.integer):
+        return str(int(size))
+    return "x".join(str(int(v)) for v in size)
+
+
+def parse_size(text: str, *, what: str = "--size") -> int | tuple[int, ...]:
+    """A cell size from the command line: ``"256"`` -> 256 (square or cubic cell),
+    ``"256x128"`` -> (256, 128), ``"64x48x32"`` -> (64, 48, 32) (rectangular cells).
+
+    Only the form is checked here; :func:`check_size` checks the sides against a dimension.
+
+    Raises
+    ------
+    InputError
+        Anything but 1 to 3 unsigned integers joined by ``x``.
+    """
+    parts = str(text).strip().lower().split("x")
+    if not 1 <= len(parts) <= 3 or not all(p.isascii() and p.isdigit() for p in parts):
+        raise InputError(
+            f"{what} must be N (square/cubic cell) or N1xN2 or N1xN2xN3 in pixels, integers "
+            f"(e.g. 256 or 256x128): got {text!r}"
+        )
+    sides = tuple(int(p) for p in parts)
+    return sides[0] if len(sides) == 1 else sides
+
+
+def check_size(size: object, *, dim: int, minimum: int = 2, what: str = "size") -> tuple[int, ...]:
+    """The cell shape of a size: an integer ``n`` (``(n,) * dim``) or ``dim`` integers.
+
+    Parameters
+    ----------
+    size : int or sequence of int, length dim
+        Pixels per side: one number for a square (cubic) cell, else one per axis (axis k is
+        direction x_(k+1)); pixels are square either way.
+    dim : {2, 3}
+    minimum : int
+        Smallest side.
+    what : str
+        How the message names it.
+
+    Returns
+    -------
+    tuple of int, length dim
+
+    Raises
+    ------
+    InputError
+        Not an integer or ``dim`` integers, or a side below ``minimum``.
+    """
+    dim = check_dim(dim)
+    if isinstance(size, int | np.integer) and not isinstance(size, bool):
+        if size < minimum:
+            raise InputError(f"{what} must be an integer >= {minimum}: got {size!r}")
+        return (int(size),) * dim
+    try:
+        sides = tuple(size)  # type: ignore[arg-type]
+    except TypeError:
+        sides = ()
+    if not sides or not all(
+        isinstance(v, int | np.integer) and not isinstance(v, bool) for v in sides
+    ):
+        raise InputError(
+            f"{what} must be an integer or {dim} integers (pixels per axis): got {size!r}"
+        )
+    text = format_size(sides)
+    if len(sides) != dim:
+        raise InputError(f"{what} {text} has {len(sides)} sides but the cell is {dim}D")
+    if min(sides) < minimum:
+        raise InputError(f"every side of {what} must be an integer >= {minimum}: got {text}")
+    return tuple(int(v) for v in sides)
 
 
 def _numeric_array(array: object) -> np.ndarray:

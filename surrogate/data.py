@@ -146,7 +146,8 @@ def load_labeled(path: str | Path, *, max_samples: int | None = None) -> Labeled
     FileNotFoundError
         If the file does not exist.
     InputError
-        If it is not an HDF5 dataset of this project, or holds no finished, finite label.
+        If it is not an HDF5 dataset of this project, holds no finished, finite label, or has
+        rectangular cells (the CNNs take square images).
     """
     path = Path(path)
     if max_samples is not None and (
@@ -161,6 +162,13 @@ def load_labeled(path: str | Path, *, max_samples: int | None = None) -> Labeled
 
     ds = load_dataset(path, require_labels=True)
     attrs = dict(ds.attrs)
+    if len(set(ds.shape)) != 1:
+        from micro.validate import format_size
+
+        raise InputError(
+            f"{path}: the CNNs take square (cubic) images; this dataset has rectangular cells "
+            f"of {format_size(ds.shape)} px"
+        )
     data = LabeledData(
         path=path,
         images=np.asarray(ds.images).view(np.uint8),

@@ -260,3 +260,59 @@ def test_homogenize_at_extreme_contrast_is_one_line(capsys, tmp_path, mu):
     path = tmp_path / "sve.npy"
     np.save(path, image)
     _fails(capsys, ["homogenize", str(path), "--mu-inclusion", mu], "contrast")
+
+
+_BAD_SIZE = "must be N (square/cubic cell) or N1xN2 or N1xN2xN3"
+
+
+@pytest.mark.parametrize(
+    ("size", "match"),
+    [
+        ("256x0", "every side of --size must be an integer >= 2: got 256x0"),
+        ("2x256", "radius 8 too large for a cell of 2x256 pixels (diameter must be < the "
+                  "smallest side, 2)"),
+        ("12x", _BAD_SIZE),
+        ("x12", _BAD_SIZE),
+        ("12.5", _BAD_SIZE),
+        ("256x12.5", _BAD_SIZE),
+        ("abc", _BAD_SIZE),
+        ("64x48x32x2", _BAD_SIZE),
+        ("0", "--size must be an integer >= 2: got 0"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("n", ["1", "2"])
+def test_generate_bad_rectangular_size_is_one_line_and_writes_nothing(capsys, tmp_path, size,
+                                                                      match, n):  # fmt: skip
+    out = tmp_path / ("sve.npy" if n == "1" else "sves")
+    _fails(capsys, ["generate", "--vf", "0.3", "--size", size, "-n", n, "-o", str(out)], match)
+    assert not any(tmp_path.iterdir())
+
+
+def test_generate_size_sides_must_match_dim(capsys, tmp_path):
+    gen = ["generate", "--vf", "0.3", "-o", str(tmp_path / "x.npy")]
+    _fails(capsys, [*gen, "--size", "64x48x32", "--dim", "2"], "has 3 sides but --dim is 2")
+    _fails(capsys, [*gen, "--size", "64x48", "--dim", "3"], "has 2 sides but --dim is 3")
+    assert not any(tmp_path.iterdir())
+
+
+def test_generate_rectangular_writes_its_shape(capsys, tmp_path):
+    from micro.imageio import load_image
+
+    gen = ["generate", "--vf", "0.3", "--radius", "3", "--seed", "2"]
+    assert main([*gen, "--size", "64x32", "-o", str(tmp_path / "r.png")]) == 0
+    assert load_image(tmp_path / "r.png").shape == (64, 32)
+    assert main([*gen, "--size", "24x20x16", "-o", str(tmp_path / "r.npy")]) == 0  # 3D implied
+    assert np.load(tmp_path / "r.npy").shape == (24, 20, 16)
+    assert "vf=0.30" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("resolution", "match"),
+    [("64x0", "--resolution must be >= 4: got 64x0"), ("12x", "--resolution must be N"),
+     ("8.5", "--resolution must be N")],
+)  # fmt: skip
+def test_macro_bad_rectangular_resolution_is_one_line(capsys, tmp_path, resolution, match):
+    out = tmp_path / "out"
+    argv = ["macro", "--demo", "shield", "--size", "tiny", "--provider", "fe", "-o", str(out)]
+    _fails(capsys, [*argv, "--resolution", resolution], match)
+    assert not out.exists()
