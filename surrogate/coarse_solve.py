@@ -133,15 +133,29 @@ def _solve(ks, shape, *, tol, max_iterations):
     freqs = [np.arange(m) for m in shape[:-1]] + [np.arange(shape[-1] // 2 + 1)]
     grids = np.meshgrid(*freqs, indexing="ij")
     lam = sum(4.0 * np.sin(np.pi * p / m) ** 2 for p, m in zip(grids, shape, strict=True))
-    inv = np.zeros_like(lam)
-    inv[lam > 0] = 1.0 / lam[lam > 0]
-    inv = tf.constant(inv, tf.complex128 if ks[0].dtype == tf.float64 else tf.complex64)
-    fft, ifft = (
-        (tf.signal.rfft2d, tf.signal.irfft2d) if dim == 2 else (tf.signal.rfft3d, tf.signal.irfft3d)
-    )
 
     def apply(u):
         return sum(_div_t(c * _grad(u, ax), ax) for c, ax in zip(ks, axes, strict=True))
+
+    ones = tf.ones_like(ks[0])
+    # right-hand side -D_a^T k_a for each unit load e_a
+    b = tf.concat([-_div_t(c * ones, ax) for c, ax in zip(ks, axes, strict=True)], axis=1)
+    return _pcg(apply, b, lam, shape, tol=tol, max_iterations=max_iterations)
+
+
+def _pcg(apply, b, lam, shape, *, tol, max_iterations):
+    """Batched CG for periodic systems ``apply(u) = b`` (``b``: ``(B, L, *shape)``), each
+    preconditioned by the inverse of the constant-coefficient operator whose real-FFT symbol is
+    ``lam`` (zero at the constant mode, which stays zero: the fluctuations have zero mean)."""
+    tf = _tf()
+    dim = len(shape)
+    axes = tuple(range(2, 2 + dim))
+    inv = np.zeros_like(lam)
+    inv[lam > 0] = 1.0 / lam[lam > 0]
+    inv = tf.constant(inv, tf.complex128 if b.dtype == tf.float64 else tf.complex64)
+    fft, ifft = (
+        (tf.signal.rfft2d, tf.signal.irfft2d) if dim == 2 else (tf.signal.rfft3d, tf.signal.irfft3d)
+    )
 
     def precondition(r):
         return ifft(fft(r) * inv, list(shape))
@@ -149,9 +163,6 @@ def _solve(ks, shape, *, tol, max_iterations):
     def dot(a, b):
         return tf.reduce_sum(a * b, axis=axes, keepdims=True)
 
-    ones = tf.ones_like(ks[0])
-    # right-hand side -D_a^T k_a for each unit load e_a
-    b = tf.concat([-_div_t(c * ones, ax) for c, ax in zip(ks, axes, strict=True)], axis=1)
     r = b
     z = precondition(r)
     p = z

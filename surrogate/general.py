@@ -145,7 +145,7 @@ def _targets(mu_norm):
 # --------------------------------------------------------------------------- network
 
 
-def build_general_network(*, width: int = 24, depth: int = 4, seed: int = 0):
+def build_general_network(*, width: int = 24, depth: int = 4, seed: int = 0, coarse: str = "faces"):
     """The general network (Keras), fully convolutional on the block grid.
 
     ``[grid (N, m1, m2, 10), global (N, 7)] -> [faces (N, m1, m2, 2), log_sigma (N, 1),
@@ -162,12 +162,19 @@ def build_general_network(*, width: int = 24, depth: int = 4, seed: int = 0):
         Number of 3x3 periodic convolutions (receptive field ``2 depth + 1`` blocks), plus one
         context branch at half resolution.
     seed : int
+    coarse : {"faces", "tensors"}
+        What the head predicts for the coarse solve: two face conductances per block
+        (:mod:`surrogate.coarse_solve`, layer ``face_logits``) or a full SPD tensor per block on
+        a coarse Q1 grid (:mod:`surrogate.coarse_q1`, layer ``tensor_logits``: two log
+        eigenvalues and an angle), which carries oblique anisotropy inside a block.
 
     Returns
     -------
     keras.Model
     """
     import keras
+
+    _check_coarse(coarse)
 
     from surrogate.layers import PeriodicPad
 
@@ -181,7 +188,8 @@ def build_general_network(*, width: int = 24, depth: int = 4, seed: int = 0):
         y = PeriodicPad(1, name=f"pad{j}")(x)
         y = keras.layers.Conv2D(width, 3, activation="gelu", name=f"conv{j}")(y)
         x = x + y if j else y
-    faces = keras.layers.Conv2D(2, 1, name="face_logits")(x)
+    head, channels = HEADS[coarse]
+    faces = keras.layers.Conv2D(channels, 1, name=head)(x)
     h = keras.layers.Concatenate(name="pooled")(
         [keras.layers.GlobalAveragePooling2D(name="gap")(x), glob]
     )
@@ -194,20 +202,37 @@ def build_general_network(*, width: int = 24, depth: int = 4, seed: int = 0):
 #: Band edges of ``|log10 contrast|`` of the calibrated bound (one ``alpha`` per band).
 CONTRAST_EDGES = (1.0, 2.0, 3.0)
 
+#: The coarse solves of the general network: the head layer's name and its channels per block.
+HEADS = {"faces": ("face_logits", 2), "tensors": ("tensor_logits", 3)}
+
+
+def _check_coarse(coarse: str) -> None:
+    if coarse not in HEADS:
+        raise InputError(f"coarse must be one of {', '.join(HEADS)}: got {coarse!r}")
+
+
 #: CG tolerance and iteration limit of the coarse solve (answers; training uses 1e-4 in float32).
 SOLVE_TOL, SOLVE_MAX_IT = 1e-7, 3000
 
 
-def _mu_tf(faces, log_c, *, tol: float = SOLVE_TOL, solve_dtype: str = "float64"):
-    """Normalized tensors ``mu* / mu_low`` (N, 2, 2) float64 of face logits (TensorFlow).
+def _mu_tf(
+    logits, log_c, *, coarse: str = "faces", tol: float = SOLVE_TOL, solve_dtype: str = "float64"
+):
+    """Normalized tensors ``mu* / mu_low`` (N, 2, 2) float64 of the head's logits (TensorFlow).
 
-    The face conductances are ``c ** sigmoid(logit)``, in ``[1, c]`` like the pixels'.
+    Faces: conductances ``c ** sigmoid(logit)``, in ``[1, c]`` like the pixels'. Tensors:
+    :func:`surrogate.coarse_q1.tensor_of_logits` (eigenvalues in ``[1, c]``).
     """
     import tensorflow as tf
 
+    if coarse == "tensors":
+        from surrogate.coarse_q1 import homogenize_tensors, tensor_of_logits
+
+        k = tensor_of_logits(logits, log_c)
+        return homogenize_tensors(k, tol=tol, max_iterations=SOLVE_MAX_IT, solve_dtype=solve_dtype)
     from surrogate.coarse_solve import homogenize_faces
 
-    z = tf.sigmoid(tf.cast(faces, tf.float64))
+    z = tf.sigmoid(tf.cast(logits, tf.float64))
     k = tf.exp(tf.cast(log_c, tf.float64)[:, None, None, None] * z)
     return homogenize_faces(k, tol=tol, max_iterations=SOLVE_MAX_IT, solve_dtype=solve_dtype)
 
@@ -230,10 +255,20 @@ def _expm_sym2(l11, l22, l12):
     return tf.stack([tf.stack([a11, a12], -1), tf.stack([a12, a22], -1)], axis=1)
 
 
-def _answer_tf(net, grid, glob, log_c, *, training=False, tol=SOLVE_TOL, solve_dtype="float64"):
+def _answer_tf(
+    net,
+    grid,
+    glob,
+    log_c,
+    *,
+    coarse="faces",
+    training=False,
+    tol=SOLVE_TOL,
+    solve_dtype="float64",
+):
     """Normalized tensors ``mu* / mu_low`` (N, 2, 2) float64 and log error estimates (N,)."""
-    faces, log_sigma, corr = net([grid, glob], training=training)
-    mu = _mu_tf(faces, log_c, tol=tol, solve_dtype=solve_dtype)
+    logits, log_sigma, corr = net([grid, glob], training=training)
+    mu = _mu_tf(logits, log_c, coarse=coarse, tol=tol, solve_dtype=solve_dtype)
     return _corrected(mu, corr), log_sigma[:, 0]
 
 
@@ -252,15 +287,21 @@ def _corrected(mu, corr):
     return _expm_sym2(l11, l22, l12)
 
 
-def _answer_np(net, grid, glob, log_c):
+def _answer_np(net, grid, glob, log_c, *, coarse: str = "faces"):
     """What :func:`_answer_tf` computes, with the coarse solve done by a sparse direct solve
     (:func:`surrogate.coarse_solve.homogenize_faces_direct`: exact, and on a CPU several times
     faster than the conjugate gradient). Returns numpy arrays (N, 2, 2) and (N,)."""
     from surrogate.coarse_solve import homogenize_faces_direct
 
-    faces, log_sigma, corr = (np.asarray(t, dtype=np.float64) for t in net(grid, glob))
-    k = np.exp(np.asarray(log_c, dtype=np.float64)[:, None, None, None] / (1.0 + np.exp(-faces)))
-    mu = homogenize_faces_direct(k)
+    logits, log_sigma, corr = (np.asarray(t, dtype=np.float64) for t in net(grid, glob))
+    log_c = np.asarray(log_c, dtype=np.float64)
+    if coarse == "tensors":
+        from surrogate.coarse_q1 import homogenize_tensors_direct, tensor_of_logits
+
+        mu = homogenize_tensors_direct(np.asarray(tensor_of_logits(logits, log_c)))
+    else:
+        k = np.exp(log_c[:, None, None, None] / (1.0 + np.exp(-logits)))
+        mu = homogenize_faces_direct(k)
     return np.asarray(_corrected(mu, corr)), log_sigma[:, 0]
 
 
@@ -356,6 +397,8 @@ class GeneralModel:
                 f"{self.contrast_edges.size + 1} contrast bands"
             )
         self.beta = float(cal.get("beta", 0.0))
+        self.coarse = str(self.metadata.get("coarse", "faces"))
+        _check_coarse(self.coarse)
         self.batch_size = int(batch_size)
         self._forward = None
 
@@ -384,7 +427,7 @@ class GeneralModel:
         mus, sig = [], []
         for i in range(0, grid.shape[0], self.batch_size):
             sl = slice(i, i + self.batch_size)
-            mu, ls = _answer_np(self._forward, grid[sl], glob[sl], log_c[sl])
+            mu, ls = _answer_np(self._forward, grid[sl], glob[sl], log_c[sl], coarse=self.coarse)
             mus.append(mu)
             sig.append(np.exp(ls))
         return np.concatenate(mus), np.concatenate(sig)
@@ -514,6 +557,7 @@ def train_general(
     seed: int = 0,
     name: str = "general",
     init: str | Path | None = None,
+    coarse: str = "faces",
 ) -> dict[str, Any]:
     """Train the general network on mixed datasets (:mod:`micro.mixed_dataset`).
 
@@ -536,7 +580,11 @@ def train_general(
     init : str or Path, optional
         A general model directory (or its ``.keras`` file) whose weights start a new run
         (fine-tuning with a fresh schedule; ``width`` and ``depth`` are then the model's own).
-        Ignored when ``out`` holds a run to resume.
+        Ignored when ``out`` holds a run to resume. A ``faces`` model can start a ``tensors``
+        one: every layer but the head is copied, and the head's two eigenvalue channels start
+        from the face channels (angle 0).
+    coarse : {"faces", "tensors"}
+        The coarse solve (:func:`build_general_network`); a resumed run keeps its own.
 
     Returns
     -------
@@ -546,6 +594,7 @@ def train_general(
     import keras
     import tensorflow as tf
 
+    _check_coarse(coarse)
     out = Path(out)
     rng = np.random.default_rng(seed)
     init_file = _init_file(init) if init is not None else None
@@ -565,16 +614,17 @@ def train_general(
 
     if state is not None and (out / "last.keras").is_file():
         net = keras.models.load_model(out / "last.keras", compile=False)
+        coarse = _coarse_of(net)
         start, history = int(state["epoch"]), state["history"]
         logger.info("resuming at epoch %d", start)
     elif init_file is not None:
-        net = keras.models.load_model(init_file, compile=False)
+        net = _network_from(keras.models.load_model(init_file, compile=False), coarse, seed)
         width = int(net.get_layer("lift").filters)
         depth = sum(1 for layer in net.layers if layer.name.startswith("conv"))
         start, history = 0, {"loss": [], "val_mape": [], "seconds": []}
         logger.info("starting from the weights of %s", init_file)
     else:
-        net = build_general_network(width=width, depth=depth, seed=seed)
+        net = build_general_network(width=width, depth=depth, seed=seed, coarse=coarse)
         start, history = 0, {"loss": [], "val_mape": [], "seconds": []}
     steps = epochs * int(np.ceil(n_train / batch_size)) + 1
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.02)
@@ -585,7 +635,7 @@ def train_general(
     @tf.function
     def step(grid, glob, logc, y):
         with tf.GradientTape() as tape:
-            mu, u = _answer_tf(net, grid, glob, logc, training=True, tol=1e-4,
+            mu, u = _answer_tf(net, grid, glob, logc, coarse=coarse, training=True, tol=1e-4,
                                solve_dtype="float32")  # fmt: skip
             pred = tf.cast(_components_tf(mu), tf.float32)
             err = tf.abs(pred - y)
@@ -606,7 +656,7 @@ def train_general(
             if len(losses) % 50 == 0:
                 logger.info("epoch %d: %d steps, loss %.3g", epoch + 1, len(losses),
                             np.mean(losses[-50:]))  # fmt: skip
-        val_mape = _val_mape(net, val) if val else float(np.mean(losses))
+        val_mape = _val_mape(net, val, coarse) if val else float(np.mean(losses))
         history["loss"].append(float(np.mean(losses)))
         history["val_mape"].append(val_mape)
         history["seconds"].append(time.perf_counter() - t0)
@@ -629,6 +679,7 @@ def train_general(
         "width": width,
         "depth": depth,
         "block": BLOCK,
+        "coarse": coarse,
         "train_files": [Path(p).name for p in train_files],
         "val_files": [Path(p).name for p in val_files],
         "val_fraction": val_fraction,
@@ -663,12 +714,37 @@ def _init_file(init: str | Path) -> Path:
     return path
 
 
-def _val_mape(net, groups) -> float:
+def _network_from(net, coarse: str, seed: int):
+    """``net`` itself if its head is ``coarse``'s, else a ``tensors`` network started from a
+    ``faces`` one (every other layer copied; eigenvalue channels from the faces, angle 0)."""
+    if _coarse_of(net) == coarse:
+        return net
+    if coarse != "tensors":
+        raise InputError("--init: a 'tensors' model cannot start a 'faces' one")
+    width = int(net.get_layer("lift").filters)
+    depth = sum(1 for layer in net.layers if layer.name.startswith("conv"))
+    new = build_general_network(width=width, depth=depth, seed=seed, coarse=coarse)
+    for layer in net.layers:
+        if layer.weights and layer.name != "face_logits":
+            new.get_layer(layer.name).set_weights(layer.get_weights())
+    kernel, bias = net.get_layer("face_logits").get_weights()
+    k3 = np.zeros(kernel.shape[:-1] + (3,), kernel.dtype)
+    k3[..., :2] = kernel
+    new.get_layer("tensor_logits").set_weights([k3, np.r_[bias, 0.0].astype(bias.dtype)])
+    return new
+
+
+def _coarse_of(net) -> str:
+    names = {layer.name for layer in net.layers}
+    return "tensors" if "tensor_logits" in names else "faces"
+
+
+def _val_mape(net, groups, coarse: str = "faces") -> float:
     import tensorflow as tf
 
     @tf.function
     def forward(grid, glob, logc):
-        return _answer_tf(net, grid, glob, logc)[0]
+        return _answer_tf(net, grid, glob, logc, coarse=coarse)[0]
 
     errs = []
     for g in groups:

@@ -41,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="MODEL",
         help="start from this general model's weights (fine-tuning; a fresh schedule)",
     )
+    p.add_argument(
+        "--coarse",
+        choices=("faces", "tensors"),
+        default="faces",
+        help="coarse solve: face conductances, or a full tensor per block on a Q1 grid",
+    )
     p.set_defaults(handler=_train)
     c = subparsers.add_parser(
         "calibrate-general",
@@ -88,6 +94,7 @@ def _train(args: argparse.Namespace) -> int:
         depth=args.depth,
         seed=args.seed,
         init=args.init,
+        coarse=args.coarse,
     )
     print(f"{args.output}: best validation error {100 * min(history['val_mape']):.2f} %")
     return 0
