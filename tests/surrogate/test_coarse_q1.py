@@ -16,7 +16,7 @@ from surrogate.coarse_q1 import (  # noqa: E402
 
 def _random_tensors(shape, log_c, seed):
     rng = np.random.default_rng(seed)
-    z = rng.normal(0.0, 1.5, shape + (3,))
+    z = rng.normal(0.0, 1.5, (*shape, 3))
     return tensor_of_logits(tf.constant(z), tf.constant(log_c)).numpy()
 
 
