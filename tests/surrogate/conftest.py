@@ -87,3 +87,15 @@ def tiny_general(tmp_path_factory, mixed_dataset):
     train_general([mixed_dataset], out, epochs=1, batch_size=8, width=4, depth=1, name="tiny")
     calibrate(out, [mixed_dataset], tta=2, coverage=0.95, contrast_edges=())
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_general_tensors(tmp_path_factory, mixed_dataset, tiny_general):
+    """``tiny_general`` carried over to the Q1 tensor coarse solve and trained one epoch."""
+    from surrogate.general import calibrate, train_general
+
+    out = tmp_path_factory.mktemp("general") / "tiny-tensors"
+    train_general([mixed_dataset], out, epochs=1, batch_size=8, name="tiny-tensors",
+                  init=tiny_general, coarse="tensors")  # fmt: skip
+    calibrate(out, [mixed_dataset], tta=2, coverage=0.95, contrast_edges=())
+    return out

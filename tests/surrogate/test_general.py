@@ -114,9 +114,12 @@ def test_canonical_form_refuses_bad_materials():
             canonical_form(img, bad, 1.0)
 
 
-def test_identities_hold_by_construction(tiny_general):
+@pytest.mark.parametrize("coarse", ["faces", "tensors"])
+def test_identities_hold_by_construction(coarse, request):
     """Scaling, phase exchange, SPD, Wiener bounds and mu I for one phase: any weights."""
-    model = GeneralModel(tiny_general)
+    path = request.getfixturevalue("tiny_general" if coarse == "faces" else "tiny_general_tensors")
+    model = GeneralModel(path)
+    assert model.coarse == coarse
     images = _images(5, (32, 32), seed=7)
     a = model.predict(images, mu_matrix=2.0, mu_inclusion=300.0).mu_eff
     scaled = model.predict(images, mu_matrix=2.0 * 7.5, mu_inclusion=300.0 * 7.5).mu_eff
@@ -281,3 +284,29 @@ def test_calibration_per_contrast_band_covers_each_band(tiny_general, mixed_data
     (model_dir / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(InputError, match="2 alpha values for 1 contrast bands"):
         GeneralModel(model_dir)
+
+
+def test_tensor_coarse_answers_equal_the_training_graph(tiny_general_tensors, tiny_general):
+    """Answers (sparse LU) equal the differentiable TensorFlow path; the carried-over network
+    keeps every layer but the head, whose eigenvalue channels start from the face channels."""
+    import keras
+
+    from surrogate.general import _answer_np, _answer_tf, _features, _network_from
+
+    model = GeneralModel(tiny_general_tensors)
+    strong, _, contrast = canonical_form(_images(4, (32, 48), seed=3), 1.0, 400.0)
+    grid, glob, _ = _features(strong, contrast)
+    ref, _ = _answer_tf(model.network, grid, glob, np.log(contrast), coarse="tensors")
+    got, _ = _answer_np(lambda g, h: model.network([g, h]), grid, glob, np.log(contrast),
+                        coarse="tensors")  # fmt: skip
+    np.testing.assert_allclose(got, ref.numpy(), rtol=1e-6)
+    faces = keras.models.load_model(tiny_general / "general.keras", compile=False)
+    new = _network_from(faces, "tensors", 0)
+    k2, b2 = faces.get_layer("face_logits").get_weights()
+    k3, b3 = new.get_layer("tensor_logits").get_weights()
+    np.testing.assert_array_equal(k3[..., :2], k2)
+    assert not k3[..., 2].any() and b3[2] == 0
+    np.testing.assert_array_equal(new.get_layer("conv0").get_weights()[0],
+                                  faces.get_layer("conv0").get_weights()[0])  # fmt: skip
+    with pytest.raises(InputError, match="cannot start"):
+        _network_from(new, "faces", 0)
