@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 
+from surrogate.general import relative_error
+
 
 def _table(rows, header):
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -64,6 +66,39 @@ def _stats(name, err, diag, off, bound):
     ]
 
 
+def _paper_class(model_name: str, n: int, tta: int | None) -> None:
+    """The paper's class: MAPE of the model and of the specialist on N fresh FE-labelled cells."""
+    from micro.generate import generate_images
+    from micro.homogenization import Homogenizer
+    from surrogate.general import GeneralModel
+    from surrogate.provider import CNNProvider
+    from surrogate.registry import resolve_model
+
+    rng = np.random.default_rng(777)  # seeds no training file uses
+    vf = rng.uniform(0.1, 0.5, n)
+    images = generate_images(vf, seed=777, spawn_keys=np.arange(n), size=256, radius=8.0)
+    h = Homogenizer((256, 256))
+    t0 = time.perf_counter()
+    ref = h(images, mu_matrix=1.0, mu_inclusion=250.0).mu_eff
+    fe_s = (time.perf_counter() - t0) / n
+    general = GeneralModel(resolve_model(model_name), tta=tta)
+    general.predict(images[:2], mu_matrix=1.0, mu_inclusion=250.0)
+    t0 = time.perf_counter()
+    pred = general.predict(images, mu_matrix=1.0, mu_inclusion=250.0)
+    g_s = (time.perf_counter() - t0) / n
+    disks = CNNProvider("disks", mu_matrix=1.0, mu_inclusion=250.0)(images)
+
+    def mape(mu):
+        d = np.abs(np.diagonal(mu, axis1=1, axis2=2) / np.diagonal(ref, axis1=1, axis2=2) - 1)
+        return 100 * d.mean()
+
+    cover = np.mean(relative_error(pred.mu_eff, ref) <= pred.rel_error_bound)
+    print(f"paper's class: {n} cells 256^2, disks r = 8 px, vf 0.1-0.5, mu 1/250 (FE {fe_s:.3f} s)")
+    print("| model | MAPE diag % | covered % | ms/answer |\n|---|---|---|---|")
+    print(f"| {model_name} | {mape(pred.mu_eff):.2f} | {100 * cover:.1f} | {1e3 * g_s:.1f} |")
+    print(f"| disks | {mape(disks):.2f} | | |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("files", nargs="*", type=Path)
@@ -72,10 +107,21 @@ def main() -> None:
     ap.add_argument("--ood-cal", type=int, default=0, help="make runs/ood_cal256.h5 (N rows)")
     ap.add_argument("--ood-test", type=int, default=0, help="make and use runs/ood_test256.h5")
     ap.add_argument("--by-contrast", action="store_true", help="also a table by contrast")
+    ap.add_argument(
+        "--paper-class",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only this: N new cells of the paper's class (disks r = 8 px, 256^2, mu 1/250), "
+        "FE-labelled here, the model beside `--model disks`",
+    )
     args = ap.parse_args()
+    if args.paper_class:
+        _paper_class(args.model, args.paper_class, args.tta)
+        return
 
     from micro.mixed_dataset import generate_mixed_dataset, load_mixed_dataset
-    from surrogate.general import GeneralModel, relative_error
+    from surrogate.general import GeneralModel
     from surrogate.registry import resolve_model
 
     files = list(args.files)
