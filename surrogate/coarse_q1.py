@@ -18,21 +18,28 @@ Gauss-point average of ``sym(g_a g_b^T)`` with ``u`` held fixed: no gradient flo
 iteration.
 
 Two solvers: :func:`homogenize_tensors` (TensorFlow, preconditioned CG, differentiable; for
-training) and :func:`homogenize_tensors_direct` (scipy sparse LU; for answers).
+training) and :func:`surrogate.coarse_direct.homogenize_tensors_direct` (scipy sparse LU; for
+answers).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["homogenize_tensors", "homogenize_tensors_direct", "tensor_of_logits"]
+__all__ = [
+    "GAUSS",
+    "gradient_rows",
+    "homogenize_tensors",
+    "tensor_of_logits",
+    "tensor_of_logits_np",
+]
 
 _G = (0.5 - 0.5 / np.sqrt(3.0), 0.5 + 0.5 / np.sqrt(3.0))
 #: The 2x2 Gauss points ``(xi, eta)`` of the unit block (weight 1/4 each).
 GAUSS = tuple((xi, eta) for xi in _G for eta in _G)
 
 
-def _gradient_rows(xi: float, eta: float) -> np.ndarray:
+def gradient_rows(xi: float, eta: float) -> np.ndarray:
     """``(2, 4)``: the gradient at ``(xi, eta)`` of the bilinear field with corner values
     ``[u00, u10, u01, u11]`` (first index along x1)."""
     return np.array(
@@ -57,6 +64,16 @@ def tensor_of_logits(z, log_c):
     l2 = tf.exp(lc * tf.sigmoid(z[..., 1]))
     c, s = tf.cos(z[..., 2]), tf.sin(z[..., 2])
     return tf.stack([l1 * c * c + l2 * s * s, l1 * s * s + l2 * c * c, (l1 - l2) * s * c], -1)
+
+
+def tensor_of_logits_np(z: np.ndarray, log_c: np.ndarray) -> np.ndarray:
+    """:func:`tensor_of_logits` in numpy (answers without TensorFlow), float64."""
+    z = np.asarray(z, dtype=np.float64)
+    lc = np.asarray(log_c, dtype=np.float64)[:, None, None]
+    l1 = np.exp(lc / (1.0 + np.exp(-z[..., 0])))
+    l2 = np.exp(lc / (1.0 + np.exp(-z[..., 1])))
+    c, s = np.cos(z[..., 2]), np.sin(z[..., 2])
+    return np.stack([l1 * c * c + l2 * s * s, l1 * s * s + l2 * c * c, (l1 - l2) * s * c], -1)
 
 
 def _gauss_gradients(tf, u):
@@ -149,74 +166,3 @@ def homogenize_tensors(
         mu = mu + 0.25 * (tf.einsum("bxij,byij->bxy", e1, f1) + tf.einsum("bxij,byij->bxy", e2, f2))
     mu = mu / float(m1 * m2)
     return 0.5 * (mu + tf.transpose(mu, (0, 2, 1)))
-
-
-def _element_matrices() -> tuple[np.ndarray, np.ndarray]:
-    """``M (3, 4, 4)``: the element stiffness is ``sum_c K_c M_c`` for ``K = [K11, K22, K12]``;
-    ``Bbar (2, 4)``: the Gauss average of the gradient rows."""
-    rows = [_gradient_rows(xi, eta) for xi, eta in GAUSS]
-    m11 = sum(0.25 * np.outer(r[0], r[0]) for r in rows)
-    m22 = sum(0.25 * np.outer(r[1], r[1]) for r in rows)
-    m12 = sum(0.25 * (np.outer(r[0], r[1]) + np.outer(r[1], r[0])) for r in rows)
-    return np.stack([m11, m22, m12]), sum(0.25 * r for r in rows)
-
-
-def homogenize_tensors_direct(k: np.ndarray) -> np.ndarray:
-    """The same homogenization by a sparse direct solve (scipy; for answers, no gradient).
-
-    Parameters
-    ----------
-    k : ndarray, shape (N, m1, m2, 3)
-        Block tensors ``[K11, K22, K12]`` (SPD).
-
-    Returns
-    -------
-    ndarray of float64, shape (N, 2, 2)
-    """
-    import scipy.sparse as sp
-    import scipy.sparse.linalg as spla
-
-    k = np.asarray(k, dtype=np.float64)
-    if k.ndim != 4 or k.shape[-1] != 3:
-        raise ValueError(f"block tensors must be (N, m1, m2, 3), got {k.shape}")
-    _, m1, m2, _ = k.shape
-    n = m1 * m2
-    idx = np.arange(n).reshape(m1, m2)
-    corners = np.stack(  # (n, 4) nodes [00, 10, 01, 11] of every block
-        [
-            idx.ravel(),
-            np.roll(idx, -1, 0).ravel(),
-            np.roll(idx, -1, 1).ravel(),
-            np.roll(np.roll(idx, -1, 0), -1, 1).ravel(),
-        ],
-        axis=1,
-    )
-    rows = np.repeat(corners, 4, axis=1).ravel()
-    cols = np.tile(corners, (1, 4)).ravel()
-    keep = (rows != 0) & (cols != 0)  # node 0 pinned: removes the constant null space
-    m_el, bbar = _element_matrices()
-    rows_k, cols_k = rows[keep] - 1, cols[keep] - 1
-    out = np.empty((k.shape[0], 2, 2))
-    grad_rows = np.stack([_gradient_rows(xi, eta) for xi, eta in GAUSS])  # (4, 2, 4)
-    for b in range(k.shape[0]):
-        kb = k[b].reshape(n, 3)
-        ke = np.einsum("nc,cij->nij", kb, m_el)  # (n, 4, 4)
-        a = sp.csc_matrix((ke.ravel()[keep], (rows_k, cols_k)), shape=(n - 1, n - 1))
-        kt = np.stack([[kb[:, 0], kb[:, 2]], [kb[:, 2], kb[:, 1]]])  # (2, 2, n)
-        rhs = np.zeros((n, 2))
-        for a_ in range(2):
-            # -Bbar^T (K e_a) per block, scattered to the corners
-            np.add.at(rhs[:, a_], corners, -np.einsum("kj,kn->nj", bbar, kt[:, a_]))
-        lu = spla.splu(  # SPD: symmetric mode, no pivoting
-            a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
-        )
-        u = np.zeros((n, 2))
-        u[1:] = lu.solve(rhs[1:])
-        ue = u[corners]  # (n, 4 corners, 2 loads)
-        mu = np.zeros((2, 2))
-        for gq in grad_rows:
-            g = np.eye(2)[None] + np.einsum("dj,njl->ndl", gq, ue)  # (n, dir, load)
-            mu += 0.25 * np.einsum("ndl,den,nem->lm", g, kt, g)
-        mu /= n
-        out[b] = 0.5 * (mu + mu.T)
-    return out

@@ -40,8 +40,6 @@ __all__ = [
     "CoarseHomogenization",
     "FaceConductance",
     "homogenize_faces",
-    "homogenize_faces_direct",
-    "homogenize_faces_reference",
     "logm_spd2",
     "logm_spd3",
     "solve_head",
@@ -370,99 +368,3 @@ def solve_head(
     z = conv(dim, 2, padding="valid", kernel_initializer="zeros", name=FACE_LOGITS)(x)
     k = FaceConductance(mu_matrix, mu_inclusion, name="conductance")(z)
     return CoarseHomogenization(tol=tol, name="log_mu")(k)
-
-
-def homogenize_faces_reference(*k: np.ndarray) -> np.ndarray:
-    """:func:`homogenize_faces_direct` of one grid given by its ``d`` face arrays.
-
-    Parameters
-    ----------
-    *k
-        ``d`` arrays of shape ``(m1, ..., md)``: the conductances of the ``+x1``, ..., ``+xd``
-        faces (``d`` = 2 or 3).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(d, d)`` float64.
-    """
-    return homogenize_faces_direct(np.stack(k, axis=-1)[None])[0]
-
-
-def homogenize_faces_direct(k: np.ndarray) -> np.ndarray:
-    """The same homogenization as :func:`homogenize_faces`, by a sparse direct solve (scipy).
-
-    What answers use (the network's forward pass supplies ``k``): exact to round-off and, on a
-    CPU, an order of magnitude faster than the conjugate gradient, whose iterations grow with
-    the square root of the contrast. One sparse LU factorization per grid (one cell pinned,
-    which removes the constant null space), both loads solved with it. No gradient.
-
-    Parameters
-    ----------
-    k : ndarray, shape (N, m1, m2, 2) or (N, m1, m2, m3, 3)
-        Face conductances (> 0): channel ``c`` holds the ``+x(c+1)`` face of each cell.
-
-    Returns
-    -------
-    ndarray of float64, shape (N, d, d)
-        ``mu_ab`` of every grid, symmetric.
-    """
-    import scipy.sparse as sp
-    import scipy.sparse.linalg as spla
-
-    k = np.asarray(k, dtype=np.float64)
-    dim = k.ndim - 2
-    if dim not in (2, 3) or k.shape[-1] != dim:
-        raise ValueError(
-            f"face conductances must be (N, m1, m2, 2) or (N, m1, m2, m3, 3), got {k.shape}"
-        )
-    shape = k.shape[1:-1]
-    n = int(np.prod(shape))
-    rows, cols, face, sign = _face_pattern(shape)
-    out = np.empty((k.shape[0], dim, dim))
-    for b in range(k.shape[0]):
-        flat = k[b].reshape(n, dim)
-        a = sp.csc_matrix((sign * flat.ravel()[face], (rows, cols)), shape=(n - 1, n - 1))
-        # load a: b_a = -D_a^T k_a, i.e. k_a(i) - k_a(i - e_a) ... with the pinned cell dropped
-        rhs = np.stack(
-            [(k[b, ..., c] - np.roll(k[b, ..., c], 1, axis=c)).ravel()[1:] for c in range(dim)],
-            axis=1,
-        )
-        u = np.zeros((n, dim))
-        lu = spla.splu(  # the matrix is SPD: symmetric mode, no pivoting
-            a, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
-        )
-        u[1:] = lu.solve(rhs)
-        mu = np.zeros((dim, dim))
-        for c in range(dim):
-            uc = u.reshape(*shape, dim)
-            g = np.eye(dim)[c] + (np.roll(uc, -1, axis=c) - uc)  # (..., load): component c
-            g = g.reshape(n, dim)
-            mu += np.einsum("i,ia,ib->ab", flat[:, c], g, g)
-        mu /= n
-        out[b] = 0.5 * (mu + mu.T)
-    return out
-
-
-def _face_pattern(shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
-    """Triplets of ``sum_c D_c^T diag(k_c) D_c`` without the row and column of cell 0.
-
-    Entry ``t`` of the matrix is ``sign[t] * k.ravel()[face[t]]`` at ``(rows[t], cols[t])``
-    (duplicates summed), with ``k`` of shape ``(n, d)`` and cells shifted down by one.
-    """
-    dim = len(shape)
-    n = int(np.prod(shape))
-    idx = np.arange(n).reshape(shape)
-    r, c, f, s = [], [], [], []
-    for axis in range(dim):
-        i = idx.ravel()
-        j = np.roll(idx, -1, axis=axis).ravel()
-        fid = i * dim + axis
-        for a, bb, sg in ((i, i, 1.0), (j, j, 1.0), (i, j, -1.0), (j, i, -1.0)):
-            r.append(a)
-            c.append(bb)
-            f.append(fid)
-            s.append(np.full(n, sg))
-    rows, cols, face, sign = (np.concatenate(v) for v in (r, c, f, s))
-    keep = (rows != 0) & (cols != 0)
-    return rows[keep] - 1, cols[keep] - 1, face[keep], sign[keep]

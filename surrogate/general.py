@@ -288,21 +288,22 @@ def _corrected(mu, corr):
 
 
 def _answer_np(net, grid, glob, log_c, *, coarse: str = "faces"):
-    """What :func:`_answer_tf` computes, with the coarse solve done by a sparse direct solve
-    (:func:`surrogate.coarse_solve.homogenize_faces_direct`: exact, and on a CPU several times
-    faster than the conjugate gradient). Returns numpy arrays (N, 2, 2) and (N,)."""
-    from surrogate.coarse_solve import homogenize_faces_direct
+    """What :func:`_answer_tf` computes, without TensorFlow: ``net(grid, glob)`` gives the
+    network's outputs (e.g. :func:`surrogate.general_forward.forward`), the coarse solve is a
+    sparse direct solve (exact, and on a CPU several times faster than the conjugate gradient).
+    Returns numpy arrays (N, 2, 2) and (N,)."""
+    from surrogate.coarse_direct import homogenize_faces_direct, homogenize_tensors_direct
+    from surrogate.coarse_q1 import tensor_of_logits_np
+    from surrogate.general_forward import corrected
 
     logits, log_sigma, corr = (np.asarray(t, dtype=np.float64) for t in net(grid, glob))
     log_c = np.asarray(log_c, dtype=np.float64)
     if coarse == "tensors":
-        from surrogate.coarse_q1 import homogenize_tensors_direct, tensor_of_logits
-
-        mu = homogenize_tensors_direct(np.asarray(tensor_of_logits(logits, log_c)))
+        mu = homogenize_tensors_direct(tensor_of_logits_np(logits, log_c))
     else:
         k = np.exp(log_c[:, None, None, None] / (1.0 + np.exp(-logits)))
         mu = homogenize_faces_direct(k)
-    return np.asarray(_corrected(mu, corr)), log_sigma[:, 0]
+    return corrected(mu, corr), log_sigma[:, 0]
 
 
 def _components_tf(mu):
@@ -368,9 +369,7 @@ class GeneralModel:
         batch_size: int = 256,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        import keras
-
-        import surrogate.layers  # noqa: F401  (registers PeriodicPad)
+        from surrogate.general_forward import load_weights
 
         path = Path(path)
         meta_path = path / "metadata.json"
@@ -380,10 +379,9 @@ class GeneralModel:
         if self.metadata.get("kind") != "general":
             raise InputError(f"{path} is not a general model (kind {self.metadata.get('kind')!r})")
         self.name = str(self.metadata.get("name", path.name))
-        try:
-            self.network = keras.models.load_model(path / "general.keras", compile=False)
-        except Exception as exc:  # a truncated or foreign file
-            raise InputError(f"cannot load {path / 'general.keras'}: {exc}") from None
+        self.path = path
+        self.weights = load_weights(path / "general.keras")  # a truncated file: one line
+        self._network = None
         cal = self.metadata.get("calibration", {})
         self.tta = int(tta if tta is not None else cal.get("tta", 2))
         if self.tta not in (1, 2, 4, 8):
@@ -399,8 +397,27 @@ class GeneralModel:
         self.beta = float(cal.get("beta", 0.0))
         self.coarse = str(self.metadata.get("coarse", "faces"))
         _check_coarse(self.coarse)
+        if HEADS[self.coarse][0] != self.weights.head:
+            raise InputError(
+                f"{meta_path}: coarse {self.coarse!r} does not fit the network's head "
+                f"{self.weights.head!r}"
+            )
         self.batch_size = int(batch_size)
-        self._forward = None
+
+    @property
+    def network(self):
+        """The Keras network (loaded on first use; answers do not need it)."""
+        if self._network is None:
+            import keras
+
+            import surrogate.layers  # noqa: F401  (registers PeriodicPad)
+
+            file = self.path / "general.keras"
+            try:
+                self._network = keras.models.load_model(file, compile=False)
+            except Exception as exc:  # a truncated or foreign file
+                raise InputError(f"cannot load {file}: {exc}") from None
+        return self._network
 
     def _alpha(self, contrast: np.ndarray) -> np.ndarray:
         """The calibrated factor of every answer's band of contrast, shape (N,)."""
@@ -414,20 +431,15 @@ class GeneralModel:
 
     def _run(self, grid, glob, log_c):
         """Normalized tensors (N, 2, 2) and error estimates (N,) of feature batches."""
-        import tensorflow as tf
+        from surrogate.general_forward import forward
 
-        if self._forward is None:
-            net = self.network
+        def net(g, h):
+            return forward(self.weights, g, h)
 
-            @tf.function(reduce_retracing=True)
-            def forward(g, h):
-                return net([g, h])
-
-            self._forward = forward
         mus, sig = [], []
         for i in range(0, grid.shape[0], self.batch_size):
             sl = slice(i, i + self.batch_size)
-            mu, ls = _answer_np(self._forward, grid[sl], glob[sl], log_c[sl], coarse=self.coarse)
+            mu, ls = _answer_np(net, grid[sl], glob[sl], log_c[sl], coarse=self.coarse)
             mus.append(mu)
             sig.append(np.exp(ls))
         return np.concatenate(mus), np.concatenate(sig)

@@ -26,7 +26,8 @@ __all__ = ["add_predict"]
 
 
 def add_predict(subparsers: argparse._SubParsersAction, handler_prelude) -> None:
-    """Add the ``predict`` command; ``handler_prelude(args)`` imports TensorFlow quietly."""
+    """Add the ``predict`` command; ``handler_prelude(args)`` imports TensorFlow quietly (only
+    specialist models need it: the general model answers in numpy)."""
     p = subparsers.add_parser(
         "predict",
         help="effective permeability of image files by a surrogate, with an error bound",
@@ -78,8 +79,7 @@ def add_predict(subparsers: argparse._SubParsersAction, handler_prelude) -> None
     add_phase_arguments(p, mu=False)  # greyscale images: --threshold, --invert, --preview
 
     def handler(args: argparse.Namespace) -> int:
-        handler_prelude(args)
-        return _predict(args)
+        return _predict(args, handler_prelude)
 
     p.set_defaults(handler=handler)
 
@@ -125,7 +125,7 @@ def _as_batch(arr: np.ndarray, dim: int, path: str) -> np.ndarray:
     raise InputError(f"{path}: expected {dim}D image(s), got an array of shape {arr.shape}")
 
 
-def _predict(args: argparse.Namespace) -> int:
+def _predict(args: argparse.Namespace, import_tensorflow) -> int:
     from surrogate.registry import GENERAL_MODEL, is_general
 
     model = args.model if args.model is not None else GENERAL_MODEL
@@ -141,6 +141,7 @@ def _predict(args: argparse.Namespace) -> int:
             )
         provider, dim = _general(args, model), 2
     else:
+        import_tensorflow(args)  # before anything that may load DOLFINx
         provider, dim = _specialist(args, model), None
     dim = dim or provider.dim
     failed = 0

@@ -7,11 +7,8 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from surrogate.coarse_q1 import (  # noqa: E402
-    homogenize_tensors,
-    homogenize_tensors_direct,
-    tensor_of_logits,
-)
+from surrogate.coarse_direct import homogenize_tensors_direct  # noqa: E402
+from surrogate.coarse_q1 import homogenize_tensors, tensor_of_logits  # noqa: E402
 
 
 def _random_tensors(shape, log_c, seed):

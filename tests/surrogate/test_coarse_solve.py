@@ -12,14 +12,8 @@ import tensorflow as tf
 from surrogate_helpers import disk_images, fv_homogenize
 
 from magnetohom.errors import InputError
-from surrogate.coarse_solve import (
-    CoarseHomogenization,
-    homogenize_faces,
-    homogenize_faces_direct,
-    homogenize_faces_reference,
-    logm_spd2,
-    logm_spd3,
-)
+from surrogate.coarse_direct import homogenize_faces_direct, homogenize_faces_reference
+from surrogate.coarse_solve import CoarseHomogenization, homogenize_faces, logm_spd2, logm_spd3
 from surrogate.models import build_model, model_options
 from surrogate.tensors import mandel, sym_logm
 
