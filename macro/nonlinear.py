@@ -99,6 +99,9 @@ class NonlinearMacroSolution:
         ranks).
     law_calls : int
         Point-law evaluations (with :class:`InverseLaw`: its inner Newton steps included).
+    region_mean_sensitivity : dict int -> float
+        Vector potential with ``sensitivity=True``: ``d<A_z>/ds`` [Wb/m] per current region
+        for all currents scaled by ``s`` (at ``s = 1``), from the converged tangent.
     """
 
     potential: Any
@@ -114,16 +117,12 @@ class NonlinearMacroSolution:
     formulation: str = "scalar"
     region_mean_potential: dict[int, float] = field(default_factory=dict)
     law_calls: int = 0
+    region_mean_sensitivity: dict[int, float] = field(default_factory=dict)
 
     def region_mean_B(self, cells: np.ndarray) -> np.ndarray:
         """Mean ``B`` (d,) over owned cells ``cells`` (this rank), T."""
         w = self.weights[cells]
         return np.einsum("cq,cqi->i", w, self.B[cells]) / w.sum()
-
-    @property
-    def provider(self) -> str:
-        """Label used by :mod:`macro.output`'s plots."""
-        return self.formulation
 
 
 class PointLaws:
@@ -199,6 +198,20 @@ class CellProblemLaw:
         return B, T
 
 
+def _inverse(T: np.ndarray) -> np.ndarray:
+    """Inverses of a batch of 2x2 or 3x3 matrices (M, d, d), in closed form (adjugate)."""
+    d = T.shape[-1]
+    if d == 2:
+        a, b, c, e = T[:, 0, 0], T[:, 0, 1], T[:, 1, 0], T[:, 1, 1]
+        det = a * e - b * c
+        return np.stack([np.stack([e, -b], -1), np.stack([-c, a], -1)], -2) / det[:, None, None]
+    if d == 3:
+        cof = np.cross(T[:, [1, 2, 0]][:, :, None], T[:, [2, 0, 1]][:, :, None])[:, :, 0]
+        det = np.einsum("ki,ki->k", T[:, 0], cof[:, 0])
+        return np.swapaxes(cof, 1, 2) / det[:, None, None]
+    return np.linalg.inv(T)
+
+
 class InverseLaw:
     """``B -> (H, dH/dB)`` of a point law ``H -> (B, dB/dH)``, by Newton at every point.
 
@@ -271,7 +284,7 @@ class InverseLaw:
                     f"steps at {int(todo.sum())} of {M} points (relative misfit {worst:.1e})"
                 )
             self.iterations += 1
-            step = np.linalg.solve(T[todo], r[todo][..., None])[..., 0]
+            step = np.einsum("kij,kj->ki", _inverse(T[todo]), r[todo])
             alpha = np.ones(int(todo.sum()))
             idx = np.flatnonzero(todo)
             for _ in range(30):
@@ -291,16 +304,14 @@ class InverseLaw:
             r = B - Bt
             rn = np.linalg.norm(r, axis=1)
         self._H, self._B, self._T = H.copy(), B.copy(), T.copy()
-        return H, np.linalg.inv(T)
+        return H, _inverse(T)
 
-    def predict(self, B_target: np.ndarray) -> None:
-        """Move the starting guess of the next call to the first-order prediction at
-        ``B_target`` (M, d): ``H + (dB/dH)^-1 (B_target - B)``."""
-        if self._H is None:
-            return
-        dB = np.asarray(B_target, dtype=np.float64) - self._B
-        self._H = self._H + np.linalg.solve(self._T, dB[..., None])[..., 0]
-        self._B, self._T = self._eval(self._H)
+    def seed(self, H: np.ndarray) -> None:
+        """Start the next call's Newton at the fields ``H`` (M, d) [A/m] (one law call), e.g.
+        another law's answer at a nearby state."""
+        H = np.array(H, dtype=np.float64)
+        self._H = H
+        self._B, self._T = self._eval(H)
 
 
 def _newton(
@@ -393,6 +404,35 @@ def _newton(
         b.destroy()
         ksp.destroy()
     return state, residuals, lin_its
+
+
+def _linear_solve(a_form: Any, L_form: Any, bc0: Any, u: Any, *, rtol: float) -> int:
+    """Solve ``a u = L`` (homogeneous ``bc0``) by CG + BoomerAMG into ``u``; CG iterations."""
+    from dolfinx.fem import petsc
+    from petsc4py import PETSc
+
+    A = petsc.assemble_matrix(a_form, bcs=[bc0])
+    A.assemble()
+    b = petsc.assemble_vector(L_form)
+    b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    petsc.set_bc(b, [bc0])
+    ksp = PETSc.KSP().create(u.function_space.mesh.comm)
+    ksp.setType("cg")
+    ksp.getPC().setType("hypre")
+    ksp.getPC().setHYPREType("boomeramg")
+    ksp.setTolerances(rtol=rtol, atol=1e-300, max_it=2000)
+    ksp.setOperators(A)
+    try:
+        ksp.solve(b, dfx.petsc_vector(u))
+        u.x.scatter_forward()
+        reason, its = ksp.getConvergedReason(), ksp.getIterationNumber()
+    finally:
+        ksp.destroy()
+        A.destroy()
+        b.destroy()
+    if reason <= 0:
+        raise SolverError(f"macro CG did not converge (reason {reason})")
+    return int(its)
 
 
 def _check_tangent_shape(B: np.ndarray, T: np.ndarray, shape: tuple[int, ...]) -> None:
@@ -526,6 +566,7 @@ def solve_vector_potential_nl(
     max_newton: int = 30,
     linear_rtol: float = 1e-10,
     initial: Any = None,
+    sensitivity: bool = False,
 ) -> NonlinearMacroSolution:
     """Nonlinear 2D vector potential ``A_z`` with out-of-plane currents, by Newton.
 
@@ -555,6 +596,9 @@ def solve_vector_potential_nl(
     linear_rtol : float
     initial : dolfinx.fem.Function or ndarray, optional
         Starting ``A`` (e.g. the previous current's solution, scaled); default 0.
+    sensitivity : bool
+        Also ``dA/ds`` for all currents scaled by ``s`` (one linear solve with the converged
+        tangent; the incremental inductance): ``region_mean_sensitivity``.
 
     Returns
     -------
@@ -640,10 +684,19 @@ def solve_vector_potential_nl(
         A, F_form=F_form, J_form=J_form, bc0=bc0, update=update, rtol=rtol,
         max_newton=max_newton, linear_rtol=linear_rtol, scale=scale,
     )  # fmt: skip
-    means = {
-        t: comm.allreduce(fem.assemble_scalar(fem.form(A * dx(t))), op=MPI.SUM) / areas[t]
-        for t in currents
-    }
+
+    def region_means(u) -> dict[int, float]:
+        return {
+            t: comm.allreduce(fem.assemble_scalar(fem.form(u * dx(t))), op=MPI.SUM) / areas[t]
+            for t in currents
+        }
+
+    means = region_means(A)
+    dmeans: dict[int, float] = {}
+    if sensitivity:  # K dA/ds = dF/ds: the source vector, with the tangent at the solution
+        dA = fem.Function(V)
+        _linear_solve(J_form, fem.form(source), bc0, dA, rtol=linear_rtol)
+        dmeans = region_means(dA)
     log.info(
         "nonlinear macro (A_z): %d Newton iterations, residuals %s",
         len(residuals) - 1,
@@ -663,4 +716,5 @@ def solve_vector_potential_nl(
         formulation="vector",
         region_mean_potential=means,
         law_calls=int(timer["calls"]),
+        region_mean_sensitivity=dmeans,
     )

@@ -105,7 +105,13 @@ def test_saturating_slab_exact_1d_and_quadratic_newton():
     ptag, _ = _point_tags(msh, tags)
     laws = PointLaws(np.ones(len(ptag)), np.ones(len(ptag), bool), lambda H: law.evaluate(H)[:2])
     sol = solve_vector_potential_nl(
-        msh, laws, currents={1: J}, cell_tags=tags, facet_tags=ftags, boundary=7, rtol=1e-11,
+        msh,
+        laws,
+        currents={1: J},
+        cell_tags=tags,
+        facet_tags=ftags,
+        boundary=7,
+        rtol=1e-11,
         linear_rtol=1e-13,
     )
     # exact discrete solution: A(x_i) = h sum_{e < i} b(J |m_e - 1/2|) sign(1/2 - m_e)
