@@ -95,8 +95,8 @@ class ChokeStep:
         ``Psi / I`` and ``dPsi / dI`` [H].
     core_mean_B : float
         Mean ``|B|`` over the core [T].
-    core_max_field : float
-        Largest ``|H| / H_k*`` at a composite point.
+    core_max_field, core_mean_field : float
+        Largest and mean ``|H| / H_k*`` over the composite points.
     newton_iterations : int
     residuals : tuple of float
     law_calls : int
@@ -110,6 +110,7 @@ class ChokeStep:
     incremental_inductance: float
     core_mean_B: float
     core_max_field: float
+    core_mean_field: float
     newton_iterations: int
     residuals: tuple[float, ...]
     law_calls: int
@@ -163,6 +164,7 @@ class ChokeSweep:
                     "incremental_inductance_H": s.incremental_inductance,
                     "core_mean_B_T": s.core_mean_B,
                     "core_max_field_knees": s.core_max_field,
+                    "core_mean_field_knees": s.core_mean_field,
                     "newton_iterations": s.newton_iterations,
                     "residuals": list(s.residuals),
                     "law_calls": s.law_calls,
@@ -421,10 +423,14 @@ class ChokeProblem:
             Hc = np.linalg.norm(sol.H.reshape(-1, 2)[p["composite"]], axis=1)
             local = float(np.max(Hc / p["knee"])) if Hc.size else 0.0
             max_field = comm.allreduce(local, op=MPI.MAX)
+            mean_field = comm.allreduce(float(np.sum(Hc / p["knee"]))) / max(
+                comm.allreduce(int(Hc.size)), 1
+            )
             step = ChokeStep(
                 current=float(current), flux_linkage=float(psi), inductance=float(psi / current),
                 incremental_inductance=float(dpsi), core_mean_B=float(mean_b),
-                core_max_field=float(max_field), newton_iterations=sol.newton_iterations,
+                core_max_field=float(max_field), core_mean_field=float(mean_field),
+                newton_iterations=sol.newton_iterations,
                 residuals=sol.residuals, law_calls=sol.law_calls, law_seconds=float(law_s),
                 seconds=float(seconds),
             )  # fmt: skip

@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
         "--currents",
         default=None,
         help="choke: increasing currents in A, comma-separated (default "
-        "1,2,5,10,20,30,50: linear through the knee into saturation at 1000 turns)",
+        "1,2,5,10,15,20,25: linear through the knee into saturation at 1000 turns)",
     )
     p.add_argument("--turns", type=int, default=1000, help="choke: coil turns (default 1000)")
     p.add_argument(
@@ -207,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 #: Default currents of the choke demo [A] (1000 turns).
-CHOKE_CURRENTS = "1,2,5,10,20,30,50"
+CHOKE_CURRENTS = "1,2,5,10,15,20,25"
 
 
 def _run_choke(args: argparse.Namespace) -> int:
@@ -281,14 +281,15 @@ def _choke_table(summary: dict[str, Any]) -> str:
         f"quadrature points, mean knee field {summary['mean_knee_field_A_per_m']:.3g} A/m, "
         f"{summary['mpi_ranks']} rank(s)",
         f"{'provider':<9s}{'I [A]':>8s}{'Psi [Wb]':>11s}{'L [mH]':>10s}{'dPsi/dI [mH]':>14s}"
-        f"{'<|B|> core':>11s}{'max H/Hk':>9s}{'Newton':>7s}{'s':>8s}",
+        f"{'<|B|> core':>11s}{'<H/Hk>':>8s}{'max H/Hk':>9s}{'Newton':>7s}{'s':>8s}",
     ]
     for name, sw in summary["providers"].items():
         for s in sw["steps"]:
             lines.append(
                 f"{name:<9s}{s['current_A']:8.3g}{s['flux_linkage_Wb']:11.4g}"
                 f"{1e3 * s['inductance_H']:10.4g}{1e3 * s['incremental_inductance_H']:14.4g}"
-                f"{s['core_mean_B_T']:11.3g}{s['core_max_field_knees']:9.2f}"
+                f"{s['core_mean_B_T']:11.3g}{s['core_mean_field_knees']:8.2f}"
+                f"{s['core_max_field_knees']:9.2f}"
                 f"{s['newton_iterations']:7d}{s['total_s']:8.2f}"
             )
         if sw["out_of_range"]:
