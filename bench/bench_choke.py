@@ -59,8 +59,8 @@ def main() -> None:
                  "knee": prob.knee_field(), "timings": prob.timings, "sweeps": {}}  # fmt: skip
     say("| provider | I (A) | Ψ (Wb) | L = Ψ/I (mH) | dΨ/dI (mH) | core ⟨|B|⟩ (T) "
         "| ⟨|H|/H_k*⟩ / max | Newton its | residual history | law calls | law s "
-        "| total s |")  # fmt: skip
-    say("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        "| total s | CPU s |")  # fmt: skip
+    say("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     sweeps = {}
     for name in names:
         if name == "nested":
@@ -77,22 +77,25 @@ def main() -> None:
                 f"{1e3 * s.incremental_inductance:.5g} | {s.core_mean_B:.3g} | "
                 f"{s.core_mean_field:.2f} / {s.core_max_field:.2f} | {s.newton_iterations} | "
                 f"{hist} | {s.law_calls} | "
-                f"{s.law_seconds:.3g} | {s.seconds:.3g} |")  # fmt: skip
+                f"{s.law_seconds:.3g} | {s.seconds:.3g} | {s.cpu_seconds:.3g} |")  # fmt: skip
         if sw.setup_seconds:
             say(f"| {name} | set-up (law load + one-off trace) | | | | | | | | | | "
                 f"{sw.setup_seconds:.2f} |")  # fmt: skip
     if "nested" in sweeps:
         say("\n| I (A) | L learned vs nested | L linear vs nested | dΨ/dI learned vs nested | "
-            "nested s | learned s | speed-up |")  # fmt: skip
+            "nested s (CPU s) | learned s (CPU s) | speed-up wall (CPU) |")  # fmt: skip
         say("| --- | --- | --- | --- | --- | --- | --- |")
         by = {n: {s.current: s for s in sw.steps} for n, sw in sweeps.items()}
         for c, n_ in by["nested"].items():
             a = by.get("learned", {}).get(c)
             lin = by.get("linear", {}).get(c)
+            if a is None:
+                continue
             say(f"| {c:g} | {_rel(a, n_)} | {_rel(lin, n_)} | "
-                f"{_rel(a, n_, 'incremental_inductance')} | {n_.seconds:.1f} | "
-                f"{a.seconds if a else float('nan'):.3g} | "
-                f"{n_.seconds / a.seconds if a else float('nan'):.0f}x |")  # fmt: skip
+                f"{_rel(a, n_, 'incremental_inductance')} | {n_.seconds:.1f} "
+                f"({n_.cpu_seconds:.1f}) | {a.seconds:.3g} ({a.cpu_seconds:.3g}) | "
+                f"{n_.seconds / a.seconds:.0f}x "
+                f"({n_.cpu_seconds / a.cpu_seconds:.0f}x) |")  # fmt: skip
     if args.json and comm.rank == 0:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
