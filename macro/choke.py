@@ -332,7 +332,10 @@ class ChokeProblem:
 
             return PointLaws(ones, p["composite"], linear), lambda: 0
         if provider == "nested":
-            nested = CellProblemLaw(p["images"], self.phase_laws(), rtol=1e-10)
+            from mpi4py import MPI
+
+            nested = CellProblemLaw(p["images"], self.phase_laws(), rtol=1e-10,
+                                    comm=MPI.COMM_WORLD)  # fmt: skip
             return PointLaws(ones, p["composite"], nested), lambda: 0
         from surrogate.convex_law import ConvexLaw, ConvexLawProvider, load_law
 
@@ -392,7 +395,8 @@ class ChokeProblem:
         m = self.mesh()
         pos, neg = m.tag("coil_pos"), m.tag("coil_neg")
         # a cell problem answers to its Newton tolerance (1e-10): invert to 1e-9 there
-        inverse = InverseLaw(point_law, rtol=1e-9 if provider == "nested" else 1e-11)
+        inverse = InverseLaw(point_law, rtol=1e-9 if provider == "nested" else 1e-11,
+                             comm=comm if provider == "nested" else None)  # fmt: skip
         if provider == "learned":  # the one-off TensorFlow trace, outside the timed steps
             inverse(np.zeros((p["composite"].size, 2)))
         result = ChokeSweep(provider, setup_seconds=time.perf_counter() - t0)

@@ -150,7 +150,7 @@ class PointLaws:
         d = H.shape[1]
         B = MU0 * self.mu_r[:, None] * H
         T = MU0 * self.mu_r[:, None, None] * np.eye(d)
-        if self.composite.any():
+        if self.composite.any() or getattr(self.provider, "collective", False):
             Bc, Tc = self.provider(H[self.composite])
             B[self.composite], T[self.composite] = Bc, Tc
         return B, T
@@ -162,23 +162,45 @@ class CellProblemLaw:
     A point asked again at exactly its previous field answers from its previous solution
     (line searches re-evaluate the points they did not move).
 
+    With a communicator of several ranks the call is *collective* and the cell problems are
+    balanced over the ranks whatever the mesh partition gives each (the composite points of a
+    component are rarely spread evenly): the fields of all ranks' points are gathered, rank
+    ``r`` solves the points ``r, r + size, ...`` of the global list, and the answers are
+    gathered back (a few kB per call).  Every rank must then call it equally often
+    (:class:`InverseLaw` with the same ``comm`` does).
+
     Parameters
     ----------
     images : ndarray, shape (K, n, ..., n), bool
-        Microstructure of each point (True = inclusion).
+        Microstructure of each of this rank's points (True = inclusion).
     laws : (matrix law, inclusion law)
         :mod:`micro.phase_laws` laws.
     rtol : float
         Newton tolerance of the cell problems.
+    comm : mpi4py communicator, optional
+        Balance the cell problems over its ranks (collective calls).
     """
 
-    def __init__(self, images: np.ndarray, laws: Sequence[Any], *, rtol: float = 1e-9) -> None:
+    def __init__(
+        self, images: np.ndarray, laws: Sequence[Any], *, rtol: float = 1e-9, comm: Any = None
+    ) -> None:
         from micro.nonlinear import NonlinearHomogenizer
 
         self.images = np.asarray(images, dtype=bool)
         self.laws = list(laws)
-        self.cell = NonlinearHomogenizer(self.images.shape[1:], rtol=rtol)
-        self._last: list[Any] = [None] * len(self.images)
+        self.comm = comm if comm is not None and comm.size > 1 else None
+        self.collective = self.comm is not None
+        if self.collective:
+            counts = self.comm.allgather(len(self.images))
+            offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+            self._local = slice(offsets[self.comm.rank], offsets[self.comm.rank + 1])
+            self._all = np.concatenate(self.comm.allgather(self.images))
+            self._mine = np.arange(self.comm.rank, len(self._all), self.comm.size)
+        else:
+            self._all = self.images
+            self._mine = np.arange(len(self.images))
+        self.cell = NonlinearHomogenizer(self._all.shape[1:], rtol=rtol)
+        self._last: list[Any] = [None] * len(self._all)
         self.solves = 0
         self.newton_iterations = 0
 
@@ -187,21 +209,39 @@ class CellProblemLaw:
         if len(H) != len(self.images):
             raise InputError(f"{len(H)} fields for {len(self.images)} cells")
         d = H.shape[1]
-        B, T = np.empty((len(H), d)), np.empty((len(H), d, d))
-        for k, (image, h) in enumerate(zip(self.images, H, strict=True)):
+        H_all = np.concatenate(self.comm.allgather(H)) if self.collective else H
+        B, T = np.empty((len(self._mine), d)), np.empty((len(self._mine), d, d))
+        failure = None
+        for j, k in enumerate(self._mine):
+            h = H_all[k]
             prev = self._last[k]
             if prev is not None and np.array_equal(prev.H, h):  # the same field: no new solve
-                B[k], T[k] = prev.B, prev.tangent
+                B[j], T[j] = prev.B, prev.tangent
                 continue
             init = None
             if prev is not None:
                 init = prev.fluctuation + np.tensordot(h - prev.H, prev.sensitivity, axes=1)
-            res = self.cell.solve(image, self.laws, h, initial=init)
+            try:
+                res = self.cell.solve(self._all[k], self.laws, h, initial=init)
+            except SolverError as exc:
+                if not self.collective:
+                    raise
+                failure = f"cell problem of point {k}: {exc}"
+                B[j:], T[j:] = 0.0, 0.0
+                break
             self._last[k] = res
-            B[k], T[k] = res.B, res.tangent
+            B[j], T[j] = res.B, res.tangent
             self.solves += 1
             self.newton_iterations += res.newton_iterations
-        return B, T
+        if not self.collective:
+            return B, T
+        failures = [f for f in self.comm.allgather(failure) if f]
+        if failures:
+            raise SolverError(failures[0])
+        B_all, T_all = np.empty((len(self._all), d)), np.empty((len(self._all), d, d))
+        for idx, b, t in self.comm.allgather((self._mine, B, T)):
+            B_all[idx], T_all[idx] = b, t
+        return B_all[self._local], T_all[self._local]
 
 
 def _inverse(T: np.ndarray) -> np.ndarray:
@@ -239,6 +279,10 @@ class InverseLaw:
         a cell problem's tolerance).
     max_iter : int
         Newton steps per call; more raise :class:`SolverError`.
+    comm : mpi4py communicator, optional
+        For a collective law (:class:`CellProblemLaw` with a communicator): the ranks take
+        every decision (another step, another halving, failure) together, so that they call
+        the law equally often.
 
     Attributes
     ----------
@@ -246,14 +290,22 @@ class InverseLaw:
         Calls of the inverse, of the law, Newton steps (of all calls).
     """
 
-    def __init__(self, law: PointLaw, *, rtol: float = 1e-11, max_iter: int = 60) -> None:
+    def __init__(
+        self, law: PointLaw, *, rtol: float = 1e-11, max_iter: int = 60, comm: Any = None
+    ) -> None:
         if not 0 < rtol < 1:
             raise InputError(f"rtol must be in (0, 1): got {rtol}")
         self.law, self.rtol, self.max_iter = law, float(rtol), int(max_iter)
+        self.comm = comm if comm is not None and comm.size > 1 else None
         self._H: np.ndarray | None = None
         self._B: np.ndarray | None = None
         self._T: np.ndarray | None = None
         self.calls = self.law_calls = self.iterations = 0
+
+    def _any(self, flag: bool) -> bool:
+        from mpi4py import MPI
+
+        return bool(flag) if self.comm is None else self.comm.allreduce(bool(flag), op=MPI.LOR)
 
     def _eval(self, H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         B, T = self.law(H)
@@ -272,7 +324,7 @@ class InverseLaw:
             raise InputError(f"B must be a finite (M, d) array: got shape {Bt.shape}")
         self.calls += 1
         M, d = Bt.shape
-        if self._H is None or self._H.shape != Bt.shape:
+        if self._any(self._H is None or self._H.shape != Bt.shape):
             H = np.zeros_like(Bt)
             B, T = self._eval(H)
         else:
@@ -283,10 +335,10 @@ class InverseLaw:
         rn = np.linalg.norm(r, axis=1)
         for k in range(self.max_iter + 1):
             todo = rn > tol
-            if not todo.any():
+            if not self._any(todo.any()):
                 break
             if k == self.max_iter:
-                worst = float(np.max(rn / (mag + 1e-300)))
+                worst = float(np.max(rn / (mag + 1e-300), initial=0.0))
                 raise SolverError(
                     f"inverting the point law H(B) did not converge in {self.max_iter} Newton "
                     f"steps at {int(todo.sum())} of {M} points (relative misfit {worst:.1e})"
@@ -304,14 +356,14 @@ class InverseLaw:
                 ok |= rn_new <= tol[idx]
                 accept = idx[ok]
                 H[accept], B[accept], T[accept] = trial[accept], Bn[accept], Tn[accept]
-                if ok.all():
+                if not self._any(not ok.all()):
                     break
                 idx, alpha, step = idx[~ok], alpha[~ok] * 0.5, step[~ok]
             else:
                 # no descent left: the law's own accuracy (a cell problem's tolerance) is
                 # reached; accepted within 100 rtol, a failure otherwise
-                if np.any(rn[idx] > 100 * tol[idx]):
-                    worst = float(np.max(rn[idx] / (mag[idx] + 1e-300)))
+                if self._any(np.any(rn[idx] > 100 * tol[idx])):
+                    worst = float(np.max(rn[idx] / (mag[idx] + 1e-300), initial=0.0))
                     raise SolverError(
                         f"inverting the point law H(B): the line search failed at {idx.size} "
                         f"points (relative misfit {worst:.1e})"

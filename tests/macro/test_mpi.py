@@ -64,3 +64,14 @@ def test_choke_serial_equals_two_ranks():
             assert b["incremental_inductance_H"] == pytest.approx(
                 a["incremental_inductance_H"], rel=1e-6
             )
+
+
+@pytest.mark.slow
+def test_choke_nested_balanced_over_two_ranks():
+    """Nested FE² with the cell problems balanced over 2 ranks (collective CellProblemLaw and
+    InverseLaw) gives the serial answer."""
+    args = ("--demo", "choke", "--size", "tiny", "--providers", "nested", "--currents", "2")
+    serial, parallel = _run(1, *args), _run(2, *args)
+    a, b = serial["providers"]["nested"]["steps"][0], parallel["providers"]["nested"]["steps"][0]
+    assert b["inductance_H"] == pytest.approx(a["inductance_H"], rel=1e-7)
+    assert b["newton_iterations"] == a["newton_iterations"]
