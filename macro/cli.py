@@ -3,6 +3,7 @@
 Examples::
 
     magnetohom macro --demo shield --size small --provider fe -o out/shield
+    magnetohom macro --demo choke --currents 2,5,10,20,40 --providers learned,linear -o out/choke
     magnetohom macro --demo inductor --compare --json
     mpirun -n 2 magnetohom macro --demo inductor --provider fe
 
@@ -22,27 +23,31 @@ __all__ = ["register", "run"]
 
 logger = logging.getLogger(__name__)
 
-_DEMOS = ("shield", "inductor", "shield3d")
+_DEMOS = ("shield", "inductor", "shield3d", "choke")
 
 
 def register(subparsers: Any) -> None:
     """Add the ``macro`` sub-command."""
     p = subparsers.add_parser(
         "macro",
-        help="FE² macroscale magnetostatics demos (shield, inductor, shield3d); comparisons",
+        help="FE² macroscale magnetostatics demos (shield, inductor, shield3d, choke); "
+        "comparisons",
         description="Solve a demo component with mu* from a provider at every quadrature "
-        "point, or compare providers against the full FE² reference.",
+        "point, or compare providers against the full FE² reference. The choke demo is "
+        "nonlinear (saturating composite core, A_z by Newton): it sweeps --currents with the "
+        "nonlinear providers learned (the learned convex law), nested (nested FE²) and linear "
+        "(linear mu*) and writes L(I).",
     )
     p.add_argument("--demo", required=True, help=f"demo problem: {', '.join(_DEMOS)}")
-    p.add_argument("--size", default="small",
+    p.add_argument("--size", default=None,
                    help="mesh density: tiny, small, medium, large or elements across the "
-                   "thinnest composite part (default small)")  # fmt: skip
+                   "thinnest composite part (default small; choke: tiny)")  # fmt: skip
     p.add_argument(
         "--provider",
-        default="fe",
-        help="a provider of macro.provider's registry: fe, analytic, cnn (a specialist), "
-        "general (any microstructure and phases), hybrid (general + FE where its bound "
-        "exceeds --tolerance)",
+        default=None,
+        help="a provider of macro.provider's registry: fe (default), analytic, cnn (a "
+        "specialist), general (any microstructure and phases), hybrid (general + FE where its "
+        "bound exceeds --tolerance); choke: learned, nested or linear",
     )
     p.add_argument(
         "--tolerance",
@@ -52,8 +57,22 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--providers",
-        default="fe,cnn,analytic",
-        help="with --compare: comma-separated providers (default fe,cnn,analytic)",
+        default=None,
+        help="with --compare: comma-separated providers (default fe,cnn,analytic); choke: "
+        "side by side (default learned,nested,linear)",
+    )
+    p.add_argument(
+        "--currents",
+        default=None,
+        help="choke: increasing currents in A, comma-separated (default "
+        "1,2,5,10,15,20,25: linear through the knee into saturation at 1000 turns)",
+    )
+    p.add_argument("--turns", type=int, default=1000, help="choke: coil turns (default 1000)")
+    p.add_argument(
+        "--law",
+        default=None,
+        help="choke: the learned law, a shipped name or a directory written by "
+        "`magnetohom train-law` (default: the shipped saturating-disks32)",
     )
     p.add_argument("--compare", action="store_true", help="compare providers against fe")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -97,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.demo not in _DEMOS:
         raise InputError(f"unknown demo {args.demo!r}; valid demos: {', '.join(_DEMOS)}")
+    if args.demo == "choke":
+        return _run_choke(args)
+    args.size = args.size or "small"
+    args.provider = args.provider or "fe"
+    args.providers = args.providers or "fe,cnn,analytic"
     from macro.provider import available_providers
 
     if not args.compare and args.provider not in available_providers():
@@ -200,6 +224,100 @@ def run(args: argparse.Namespace) -> int:
         else:
             _print_result(summary, result.qoi_name)
     return 0
+
+
+#: Default currents of the choke demo [A] (1000 turns).
+CHOKE_CURRENTS = "1,2,5,10,15,20,25"
+
+
+def _run_choke(args: argparse.Namespace) -> int:
+    """The nonlinear choke demo: an L(I) sweep per provider, side by side."""
+    import numpy as np
+
+    from macro.choke import NONLINEAR_PROVIDERS, parse_currents
+    from magnetohom.errors import InputError
+
+    if args.compare:
+        raise InputError("--compare is for the linear demos; the choke compares --providers")
+    spec = args.providers or args.provider or "learned,nested,linear"
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in NONLINEAR_PROVIDERS]
+    if not names or unknown:
+        known = ", ".join(NONLINEAR_PROVIDERS)
+        raise InputError(f"unknown provider(s) {unknown or spec!r} for the choke; known: {known}")
+    currents = parse_currents(args.currents or CHOKE_CURRENTS)
+    if args.resolution is not None and args.resolution != 32:
+        raise InputError("the choke's SVEs are 32^2 (the learned law's); leave --resolution out")
+    if args.turns < 1:
+        raise InputError(f"--turns must be >= 1: got {args.turns}")
+    if args.outdir:
+        from magnetohom.paths import check_output_dir
+
+        check_output_dir(args.outdir)
+    if "learned" in names:
+        from magnetohom.quiet import import_tensorflow
+
+        import_tensorflow(getattr(args, "verbose", 0))  # before DOLFINx
+    import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
+
+    from mpi4py import MPI
+
+    from macro.choke import ChokeProblem, write_choke_outputs
+    from macro.geometry import resolve_size
+
+    _share_cores(MPI.COMM_WORLD)
+    size = args.size or "tiny"
+    resolve_size(size)
+    problem = ChokeProblem(size=size, turns=args.turns, degree=args.degree, seed=args.seed)
+    mid = currents[np.argmin(np.abs(np.log(currents) - np.log(currents).mean()))]
+    keep = sorted({float(currents[0]), float(mid), float(currents[-1])})
+    sweeps = {}
+    for name in names:
+        sweeps[name] = problem.sweep(name, currents, law=args.law, keep=keep if args.outdir
+                                     else ())  # fmt: skip
+    summary = {
+        "problem": "choke",
+        "turns": problem.turns,
+        "depth_m": problem.depth,
+        "n_composite_points": problem.n_composite_points(),
+        "mean_knee_field_A_per_m": problem.knee_field(),
+        "mpi_ranks": MPI.COMM_WORLD.size,
+        "timings_s": dict(problem.timings),
+        "providers": {n: sw.summary() for n, sw in sweeps.items()},
+    }
+    if args.outdir:
+        summary["files"] = write_choke_outputs(problem, sweeps, args.outdir, summary=summary)
+    if MPI.COMM_WORLD.rank == 0:
+        if args.json:
+            print(json.dumps(summary, default=_num))
+        else:
+            print(_choke_table(summary))
+    return 0
+
+
+def _choke_table(summary: dict[str, Any]) -> str:
+    lines = [
+        f"choke: {summary['turns']} turns, {summary['n_composite_points']} composite "
+        f"quadrature points, mean knee field {summary['mean_knee_field_A_per_m']:.3g} A/m, "
+        f"{summary['mpi_ranks']} rank(s)",
+        f"{'provider':<9s}{'I [A]':>8s}{'Psi [Wb]':>11s}{'L [mH]':>10s}{'dPsi/dI [mH]':>14s}"
+        f"{'<|B|> core':>11s}{'<H/Hk>':>8s}{'max H/Hk':>9s}{'Newton':>7s}{'s':>8s}",
+    ]
+    for name, sw in summary["providers"].items():
+        for s in sw["steps"]:
+            lines.append(
+                f"{name:<9s}{s['current_A']:8.3g}{s['flux_linkage_Wb']:11.4g}"
+                f"{1e3 * s['inductance_H']:10.4g}{1e3 * s['incremental_inductance_H']:14.4g}"
+                f"{s['core_mean_B_T']:11.3g}{s['core_mean_field_knees']:8.2f}"
+                f"{s['core_max_field_knees']:9.2f}"
+                f"{s['newton_iterations']:7d}{s['total_s']:8.2f}"
+            )
+        if sw["out_of_range"]:
+            lines.append(f"{name:<9s}{sw['out_of_range']} evaluations beyond the trained range")
+    for kind, path in (summary.get("files") or {}).items():
+        if isinstance(path, str):
+            lines.append(f"wrote {kind}: {path}")
+    return "\n".join(lines)
 
 
 def _write_compare(cmp: Any, problem: Any, outdir: str, summary: dict[str, Any]) -> None:

@@ -50,18 +50,51 @@ from magnetohom.errors import InputError
 from micro.phase_laws import MU0
 
 __all__ = [
+    "DEFAULT_LAW",
+    "LAWS_DIR",
     "ConvexLaw",
     "ConvexLawOptions",
     "ConvexLawProvider",
     "LawEvaluation",
     "TrainSummary",
+    "available_laws",
     "dataset_cells",
     "evaluate_convex_law",
     "law_features",
+    "load_law",
     "train_convex_law",
 ]
 
 log = logging.getLogger(__name__)
+
+#: Directory of the shipped learned laws (``surrogate/laws/<name>/``: ``config.json``,
+#: ``weights.weights.h5``, ``metadata.json``, ``PROVENANCE.md``).
+LAWS_DIR = Path(__file__).resolve().parent / "laws"
+#: The shipped law of the ``choke`` demo (disks on 32^2 SVEs, ``linear:1`` / ``arctan:1000,1.6``).
+DEFAULT_LAW = "saturating-disks32"
+
+
+def available_laws() -> dict[str, Path]:
+    """Shipped learned laws: name -> directory (those holding a ``config.json``)."""
+    if not LAWS_DIR.is_dir():
+        return {}
+    return {p.name: p for p in sorted(LAWS_DIR.iterdir()) if (p / "config.json").is_file()}
+
+
+def load_law(name_or_path: str | os.PathLike | None = None) -> ConvexLaw:
+    """A learned law by shipped name (:func:`available_laws`) or directory (``None``:
+    :data:`DEFAULT_LAW`).  A directory wins over a name; neither is an :class:`InputError`."""
+    name_or_path = DEFAULT_LAW if name_or_path is None else name_or_path
+    path = Path(name_or_path)
+    if not path.is_dir():
+        shipped = available_laws()
+        if str(name_or_path) not in shipped:
+            raise InputError(
+                f"no learned law {str(name_or_path)!r}: not a directory, and the shipped laws "
+                f"are {', '.join(shipped) or 'none'} (train one with `magnetohom train-law`)"
+            )
+        path = shipped[str(name_or_path)]
+    return ConvexLaw.load(path)
 
 
 @dataclass(frozen=True)
