@@ -511,6 +511,27 @@ def _check_tangent_shape(B: np.ndarray, T: np.ndarray, shape: tuple[int, ...]) -
         raise SolverError("the point law returned NaN or inf")
 
 
+def _point_fields(mesh: Any, degree: int, quadrature_degree: int) -> tuple:
+    """The unknown's space and the quadrature-point fields of a nonlinear macro solve.
+
+    Returns ``(V, qd, vector field, tensor field, (owned cells, points per cell), vector dofs,
+    tensor dofs)``: the dofs of the owned points in :func:`macro.coefficient.quadrature_points`
+    order (cell-major), so that a point law's ``(M, d)`` / ``(M, d, d)`` arrays are written with
+    ``field.x.array[dofs] = values.ravel()``.
+    """
+    from dolfinx import fem
+
+    V = dfx.functionspace(mesh, "CG", int(degree))
+    qd = int(quadrature_degree)
+    vec = fem.Function(quadrature_space(mesh, qd, "vector"))
+    ten = fem.Function(quadrature_space(mesh, qd, "tensor"))
+    pts, _ = quadrature_points(mesh, qd)
+    n_owned, nq = pts.shape[:2]
+    vdofs = _owned_dofs(vec.function_space, n_owned, nq).ravel()
+    dofs = _owned_dofs(ten.function_space, n_owned, nq).ravel()
+    return V, qd, vec, ten, (n_owned, nq), vdofs, dofs
+
+
 def solve_scalar_potential_nl(
     mesh: Any,
     law: PointLaw,
@@ -562,14 +583,7 @@ def solve_scalar_potential_nl(
     h0 = np.asarray(H0, dtype=np.float64)
     if h0.shape != (gdim,) or not np.all(np.isfinite(h0)):
         raise InputError(f"H0 must be {gdim} finite numbers: got {H0!r}")
-    V = dfx.functionspace(mesh, "CG", int(degree))
-    qd = int(quadrature_degree)
-    Bq = fem.Function(quadrature_space(mesh, qd, "vector"))
-    Tq = fem.Function(quadrature_space(mesh, qd, "tensor"))
-    pts, _ = quadrature_points(mesh, qd)
-    n_owned, nq = pts.shape[:2]
-    dofs = _owned_dofs(Tq.function_space, n_owned, nq).ravel()
-    vdofs = _owned_dofs(Bq.function_space, n_owned, nq).ravel()
+    V, qd, Bq, Tq, (n_owned, nq), vdofs, dofs = _point_fields(mesh, degree, quadrature_degree)
 
     rho = fem.Function(V, name="rho")
     rho.interpolate(lambda x: -np.einsum("i,i...->...", h0, x[:gdim]))
@@ -697,14 +711,7 @@ def solve_vector_potential_nl(
         raise InputError("currents in regions need cell tags")
     inverse = law if isinstance(law, InverseLaw) else InverseLaw(law)
     comm = mesh.comm
-    V = dfx.functionspace(mesh, "CG", int(degree))
-    qd = int(quadrature_degree)
-    Hq = fem.Function(quadrature_space(mesh, qd, "vector"))
-    Nq = fem.Function(quadrature_space(mesh, qd, "tensor"))
-    pts, _ = quadrature_points(mesh, qd)
-    n_owned, nq = pts.shape[:2]
-    dofs = _owned_dofs(Nq.function_space, n_owned, nq).ravel()
-    vdofs = _owned_dofs(Hq.function_space, n_owned, nq).ravel()
+    V, qd, Hq, Nq, (n_owned, nq), vdofs, dofs = _point_fields(mesh, degree, quadrature_degree)
 
     A = fem.Function(V, name="A_z")
     if initial is not None:
