@@ -78,8 +78,8 @@ def homogenize_faces_direct(k: np.ndarray) -> np.ndarray:
         u = np.zeros((n, dim))
         u[1:] = _splu(a).solve(rhs)
         mu = np.zeros((dim, dim))
+        uc = u.reshape(*shape, dim)
         for c in range(dim):
-            uc = u.reshape(*shape, dim)
             g = np.eye(dim)[c] + (np.roll(uc, -1, axis=c) - uc)  # (..., load): component c
             g = g.reshape(n, dim)
             mu += np.einsum("i,ia,ib->ab", flat[:, c], g, g)

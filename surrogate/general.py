@@ -395,13 +395,8 @@ class GeneralModel:
                 f"{self.contrast_edges.size + 1} contrast bands"
             )
         self.beta = float(cal.get("beta", 0.0))
-        self.coarse = str(self.metadata.get("coarse", "faces"))
-        _check_coarse(self.coarse)
-        if HEADS[self.coarse][0] != self.weights.head:
-            raise InputError(
-                f"{meta_path}: coarse {self.coarse!r} does not fit the network's head "
-                f"{self.weights.head!r}"
-            )
+        # the coarse solve the network was trained with, as its head layer says
+        self.coarse = next(c for c, (head, _) in HEADS.items() if head == self.weights.head)
         self.batch_size = int(batch_size)
 
     @property
@@ -626,18 +621,17 @@ def train_general(
 
     if state is not None and (out / "last.keras").is_file():
         net = keras.models.load_model(out / "last.keras", compile=False)
-        coarse = _coarse_of(net)
         start, history = int(state["epoch"]), state["history"]
         logger.info("resuming at epoch %d", start)
     elif init_file is not None:
         net = _network_from(keras.models.load_model(init_file, compile=False), coarse, seed)
-        width = int(net.get_layer("lift").filters)
-        depth = sum(1 for layer in net.layers if layer.name.startswith("conv"))
         start, history = 0, {"loss": [], "val_mape": [], "seconds": []}
         logger.info("starting from the weights of %s", init_file)
     else:
         net = build_general_network(width=width, depth=depth, seed=seed, coarse=coarse)
         start, history = 0, {"loss": [], "val_mape": [], "seconds": []}
+    # what a resumed or carried-over network is, whatever the arguments said
+    width, depth, coarse = *_width_depth(net), _coarse_of(net)
     steps = epochs * int(np.ceil(n_train / batch_size)) + 1
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.02)
     opt = keras.optimizers.Adam(schedule)
@@ -733,8 +727,7 @@ def _network_from(net, coarse: str, seed: int):
         return net
     if coarse != "tensors":
         raise InputError("--init: a 'tensors' model cannot start a 'faces' one")
-    width = int(net.get_layer("lift").filters)
-    depth = sum(1 for layer in net.layers if layer.name.startswith("conv"))
+    width, depth = _width_depth(net)
     new = build_general_network(width=width, depth=depth, seed=seed, coarse=coarse)
     for layer in net.layers:
         if layer.weights and layer.name != "face_logits":
@@ -744,6 +737,12 @@ def _network_from(net, coarse: str, seed: int):
     k3[..., :2] = kernel
     new.get_layer("tensor_logits").set_weights([k3, np.r_[bias, 0.0].astype(bias.dtype)])
     return new
+
+
+def _width_depth(net) -> tuple[int, int]:
+    """Channels and number of 3x3 convolutions of a general network."""
+    depth = sum(1 for layer in net.layers if layer.name.startswith("conv"))
+    return int(net.get_layer("lift").filters), depth
 
 
 def _coarse_of(net) -> str:
