@@ -211,6 +211,10 @@ def _check_coarse(coarse: str) -> None:
         raise InputError(f"coarse must be one of {', '.join(HEADS)}: got {coarse!r}")
 
 
+#: Fit losses of :func:`train_general`, and the Huber loss's change from squares to absolute
+#: values (in ``log mu``: a 1 % error).
+LOSSES, HUBER_DELTA = ("mse", "huber"), 0.01
+
 #: CG tolerance and iteration limit of the coarse solve (answers; training uses 1e-4 in float32).
 SOLVE_TOL, SOLVE_MAX_IT = 1e-7, 3000
 
@@ -565,6 +569,7 @@ def train_general(
     name: str = "general",
     init: str | Path | None = None,
     coarse: str = "faces",
+    loss: str = "mse",
 ) -> dict[str, Any]:
     """Train the general network on mixed datasets (:mod:`micro.mixed_dataset`).
 
@@ -592,6 +597,10 @@ def train_general(
         from the face channels (angle 0).
     coarse : {"faces", "tensors"}
         The coarse solve (:func:`build_general_network`); a resumed run keeps its own.
+    loss : {"mse", "huber"}
+        The fit term on the errors of ``[log mu_11, log mu_22, rho]``: squared, or Huber with
+        :data:`HUBER_DELTA` (linear beyond it: the mean absolute error that the MAPE measures,
+        rather than the squares that a few high-contrast outliers dominate).
 
     Returns
     -------
@@ -602,6 +611,8 @@ def train_general(
     import tensorflow as tf
 
     _check_coarse(coarse)
+    if loss not in LOSSES:
+        raise InputError(f"loss must be one of {', '.join(LOSSES)}: got {loss!r}")
     out = Path(out)
     rng = np.random.default_rng(seed)
     init_file = _init_file(init) if init is not None else None
@@ -637,6 +648,7 @@ def train_general(
     opt = keras.optimizers.Adam(schedule)
     opt.iterations.assign(start * int(np.ceil(n_train / batch_size)))
     w = tf.constant([1.0, 1.0, 1.0])
+    huber = loss == "huber"
 
     @tf.function
     def step(grid, glob, logc, y):
@@ -645,7 +657,12 @@ def train_general(
                                solve_dtype="float32")  # fmt: skip
             pred = tf.cast(_components_tf(mu), tf.float32)
             err = tf.abs(pred - y)
-            fit = tf.reduce_mean(tf.reduce_sum(w * err**2, axis=1))
+            if huber:
+                d = HUBER_DELTA
+                per = tf.where(err < d, 0.5 * err**2 / d, err - 0.5 * d)
+            else:
+                per = err**2
+            fit = tf.reduce_mean(tf.reduce_sum(w * per, axis=1))
             size = tf.stop_gradient(tf.reduce_max(err, axis=1))
             nll = tf.reduce_mean(size * tf.exp(-u) + u)
             loss = fit + 1e-3 * nll
@@ -686,6 +703,7 @@ def train_general(
         "depth": depth,
         "block": BLOCK,
         "coarse": coarse,
+        "loss": loss,
         "train_files": [Path(p).name for p in train_files],
         "val_files": [Path(p).name for p in val_files],
         "val_fraction": val_fraction,

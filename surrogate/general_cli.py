@@ -47,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="faces",
         help="coarse solve: face conductances, or a full tensor per block on a Q1 grid",
     )
+    p.add_argument(
+        "--loss",
+        choices=("mse", "huber"),
+        default="mse",
+        help="fit loss on the log-components: squares, or Huber (absolute beyond a 1 %% error)",
+    )
     p.set_defaults(handler=_train)
     c = subparsers.add_parser(
         "calibrate-general",
@@ -95,6 +101,7 @@ def _train(args: argparse.Namespace) -> int:
         seed=args.seed,
         init=args.init,
         coarse=args.coarse,
+        loss=args.loss,
     )
     print(f"{args.output}: best validation error {100 * min(history['val_mape']):.2f} %")
     return 0

@@ -310,3 +310,15 @@ def test_tensor_coarse_answers_equal_the_training_graph(tiny_general_tensors, ti
                                   faces.get_layer("conv0").get_weights()[0])  # fmt: skip
     with pytest.raises(InputError, match="cannot start"):
         _network_from(new, "faces", 0)
+
+
+def test_huber_loss_is_recorded_and_an_unknown_loss_refused(tiny_general_tensors, tmp_path):
+    """The loss a model was fitted with is in its metadata; an unknown one is a clear error
+    before anything is written."""
+    from surrogate.general import train_general
+
+    meta = json.loads((tiny_general_tensors / "metadata.json").read_text())
+    assert meta["loss"] == "huber"
+    with pytest.raises(InputError, match="loss must be one of mse, huber"):
+        train_general([], tmp_path / "bad", loss="l3")
+    assert not (tmp_path / "bad").exists()
