@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
-__all__ = ["line_bounds_2d"]
+__all__ = ["gelu_inplace", "line_bounds_2d"]
 
 
 @njit(cache=True, nogil=True)
@@ -124,3 +126,15 @@ def line_bounds_2d(strong, contrast, e0, e1):
         cell[k, 3] = harm_row / n1
         cell[k, 4] = n2 / inv_arith_col
     return blocks, cell
+
+
+@njit(cache=True, nogil=True)
+def gelu_inplace(x):
+    """``x <- x Phi(x)`` (exact GELU, ``Phi`` the normal CDF through ``erf``) of a flat float32
+    array, in place: what Keras's ``gelu`` computes, at a fraction of ``scipy.special.erf``'s
+    cost."""
+    r = np.float32(0.7071067811865476)
+    for i in range(x.size):
+        v = x[i]
+        x[i] = np.float32(0.5) * v * (np.float32(1.0) + math.erf(v * r))
+    return x

@@ -99,9 +99,12 @@ def load_weights(path: str | Path) -> GeneralWeights:
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    from scipy.special import erf
+    """Exact GELU of a float32 array (a new array; compiled)."""
+    from surrogate._general_jit import gelu_inplace
 
-    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+    out = np.array(x, dtype=np.float32, order="C")
+    gelu_inplace(out.reshape(-1))
+    return out
 
 
 def _act(w: GeneralWeights, name: str, x: np.ndarray) -> np.ndarray:
@@ -116,12 +119,20 @@ def _dense(w: GeneralWeights, name: str, x: np.ndarray) -> np.ndarray:
 def _conv(w: GeneralWeights, name: str, x: np.ndarray) -> np.ndarray:
     """``Conv2D(padding="valid")`` of ``x`` (N, m1, m2, C)."""
     kernel, bias = w.params[name]
-    k1, k2 = kernel.shape[:2]
+    k1, k2, c_in, c_out = kernel.shape
     m1, m2 = x.shape[1] - k1 + 1, x.shape[2] - k2 + 1
-    out = np.broadcast_to(bias, (*x.shape[:1], m1, m2, bias.size)).copy()
-    for a in range(k1):
-        for b in range(k2):
-            out += x[:, a : a + m1, b : b + m2] @ kernel[a, b]
+    if k1 * k2 == 1:
+        return _act(w, name, x @ kernel[0, 0] + bias)
+    # one matrix product over the k1 k2 shifted copies (im2col), in chunks of images
+    flat = kernel.reshape(k1 * k2 * c_in, c_out)
+    out = np.empty((x.shape[0], m1, m2, c_out), dtype=np.result_type(x, kernel))
+    step = max(1, 2**22 // max(1, m1 * m2 * k1 * k2 * c_in))
+    for s in range(0, x.shape[0], step):
+        xs = x[s : s + step]
+        cols = np.concatenate(
+            [xs[:, a : a + m1, b : b + m2] for a in range(k1) for b in range(k2)], axis=-1
+        )
+        out[s : s + step] = cols @ flat + bias
     return _act(w, name, out)
 
 
