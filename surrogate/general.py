@@ -201,6 +201,9 @@ def build_general_network(*, width: int = 24, depth: int = 4, seed: int = 0, coa
 
 #: Band edges of ``|log10 contrast|`` of the calibrated bound (one ``alpha`` per band).
 CONTRAST_EDGES = (1.0, 2.0, 3.0)
+#: Class edges of the cell side ``sqrt(n1 n2)`` in pixels of the calibrated bound: small cells
+#: (a grid of fewer than 14 blocks a side) err more and are calibrated on their own rows.
+SIZE_EDGES = (112.0,)
 
 #: The coarse solves of the general network: the head layer's name and its channels per block.
 HEADS = {"faces": ("face_logits", 2), "tensors": ("tensor_logits", 3)}
@@ -390,14 +393,18 @@ class GeneralModel:
         self.tta = int(tta if tta is not None else cal.get("tta", 2))
         if self.tta not in (1, 2, 4, 8):
             raise InputError(f"tta must be 1, 2, 4 or 8: got {self.tta}")
-        # alpha: one number, or one per band of |log10 contrast| split at ``contrast_edges``
-        self.alpha = np.atleast_1d(np.asarray(cal.get("alpha", np.inf), dtype=np.float64))
+        # alpha: one number, one per band of |log10 contrast| split at ``contrast_edges``, or
+        # one row of those per class of cell side split at ``size_edges``
         self.contrast_edges = np.asarray(cal.get("contrast_edges", []), dtype=np.float64)
-        if self.alpha.size != self.contrast_edges.size + 1:
+        self.size_edges = np.asarray(cal.get("size_edges", []), dtype=np.float64)
+        alpha = np.asarray(cal.get("alpha", np.inf), dtype=np.float64)
+        shape = (self.size_edges.size + 1, self.contrast_edges.size + 1)
+        if alpha.size != shape[0] * shape[1] or alpha.ndim > 2:
             raise InputError(
-                f"{meta_path}: calibration has {self.alpha.size} alpha values for "
-                f"{self.contrast_edges.size + 1} contrast bands"
+                f"{meta_path}: calibration has {alpha.size} alpha values for "
+                f"{shape[1]} contrast bands in {shape[0]} size classes"
             )
+        self.alpha = alpha.reshape(shape)
         self.beta = float(cal.get("beta", 0.0))
         # the coarse solve the network was trained with, as its head layer says
         self.coarse = next(c for c, (head, _) in HEADS.items() if head == self.weights.head)
@@ -418,10 +425,11 @@ class GeneralModel:
                 raise InputError(f"cannot load {file}: {exc}") from None
         return self._network
 
-    def _alpha(self, contrast: np.ndarray) -> np.ndarray:
-        """The calibrated factor of every answer's band of contrast, shape (N,)."""
+    def _alpha(self, contrast: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """The calibrated factor of every answer's band of contrast and class of cell size
+        (cells of ``shape``), shape (N,)."""
         band = np.searchsorted(self.contrast_edges, np.abs(np.log10(contrast)), side="right")
-        return self.alpha[band]
+        return self.alpha[_size_class(shape, self.size_edges), band]
 
     @property
     def ops(self) -> list[tuple[bool, bool, bool]]:
@@ -495,7 +503,7 @@ class GeneralModel:
         cap = 0.999 * np.sqrt(mu[:, 0, 0] * mu[:, 1, 1])
         mu[:, 0, 1] = mu[:, 1, 0] = np.clip(mu[:, 0, 1], -cap, cap)
         rig = line_bound_error(mu, bounds)
-        cal = self._alpha(contrast) * (sigma + spread) + self.beta
+        cal = self._alpha(contrast, images.shape[1:]) * (sigma + spread) + self.beta
         bound = np.minimum(rig, cal)
         vf = images.reshape(images.shape[0], -1).mean(axis=1)
         return GeneralPrediction(
@@ -792,8 +800,10 @@ def calibrate(
     coverage: float = 0.995,
     beta: float = 0.002,
     contrast_edges: Sequence[float] = CONTRAST_EDGES,
+    size_edges: Sequence[float] = SIZE_EDGES,
 ) -> dict[str, Any]:
-    """Choose ``alpha`` per band of contrast so that the bound covers ``coverage`` of each band.
+    """Choose ``alpha`` per band of contrast and class of cell size so that the bound covers
+    ``coverage`` of each.
 
     The rows of ``cal_files`` must be rows the network was not trained or validated on. The
     bound is ``alpha (sigma + spread) + beta``, with one ``alpha`` per band of
@@ -802,7 +812,10 @@ def calibrate(
     ones). In each band ``alpha`` is the split-conformal quantile of
     ``(error - beta) / (sigma + spread)``: the ``ceil((n + 1) coverage)``-th smallest of the
     band's ``n`` ratios (so that a new exchangeable row is covered with probability at least
-    ``coverage``), rounded up. The result is stored in the model's ``metadata.json``.
+    ``coverage``), rounded up. The bands are also split by the cell's side ``sqrt(n1 n2)`` at
+    ``size_edges`` (pixels; a conditional, "Mondrian", calibration: small cells, of few blocks,
+    err more than large ones at the same estimate). The result is stored in the model's
+    ``metadata.json``.
 
     Parameters
     ----------
@@ -814,25 +827,32 @@ def calibrate(
         Floor of the bound (fraction).
     contrast_edges : sequence of float
         Increasing band edges in ``|log10 contrast|``; every band needs calibration rows.
+    size_edges : sequence of float
+        Increasing class edges of the cell side in pixels; every class of every band needs
+        calibration rows.
 
     Returns
     -------
     dict
-        ``alpha`` (list, one per band), ``contrast_edges``, ``beta``, ``tta``, ``coverage``
-        (reached on the calibration set), ``n`` and ``n_band``.
+        ``alpha`` (list of lists: one row per size class, one value per band),
+        ``contrast_edges``, ``size_edges``, ``beta``, ``tta``, ``coverage`` (reached on the
+        calibration set), ``n`` and ``n_band`` (rows per class and band).
     """
     from micro.mixed_dataset import load_mixed_dataset
 
     edges = np.asarray(contrast_edges, dtype=np.float64)
-    if edges.ndim != 1 or np.any(np.diff(edges) <= 0) or np.any(edges <= 0):
-        raise InputError(f"contrast edges must be positive and increasing: got {list(edges)}")
+    sizes = np.asarray(size_edges, dtype=np.float64)
+    for what, e in (("contrast", edges), ("size", sizes)):
+        if e.ndim != 1 or np.any(np.diff(e) <= 0) or np.any(e <= 0):
+            raise InputError(f"{what} edges must be positive and increasing: got {list(e)}")
     model_dir = Path(model_dir)
     meta_path = model_dir / "metadata.json"
     meta = json.loads(meta_path.read_text())
     meta.pop("calibration", None)  # a model whose stored calibration is broken recalibrates
     model = GeneralModel(model_dir, tta=tta, metadata=meta)
-    model.alpha, model.contrast_edges, model.beta = np.ones(1), np.zeros(0), 0.0
-    ratios, bands = [], []
+    model.alpha, model.beta = np.ones((1, 1)), 0.0
+    model.contrast_edges, model.size_edges = np.zeros(0), np.zeros(0)
+    ratios, bands, classes = [], [], []
     for p in cal_files:
         d = load_mixed_dataset(p)
         pred = model.predict(d.images, mu_matrix=d.mu_phases[:, 0], mu_inclusion=d.mu_phases[:, 1])
@@ -841,32 +861,42 @@ def calibrate(
         ratios.append(np.where(pred.rigorous, 0.0, (err - beta) / np.maximum(scale, 1e-12)))
         contrast = d.mu_phases[:, 1] / d.mu_phases[:, 0]
         bands.append(np.searchsorted(edges, np.abs(np.log10(contrast)), side="right"))
-    r, band = np.concatenate(ratios), np.concatenate(bands)
-    alpha, counts = [], []
-    for b in range(edges.size + 1):
-        rb = np.sort(r[band == b])
-        rank = int(np.ceil((rb.size + 1) * coverage))
-        if rank > rb.size:
-            lo = edges[b - 1] if b else 0
-            raise InputError(
-                f"calibration: {rb.size} rows with |log10 contrast| in band {b} "
-                f"(from {lo:g}) are too few for coverage {coverage}"
-            )
-        alpha.append(float(np.ceil(max(rb[rank - 1], 0.0) * 100) / 100))
-        counts.append(int(rb.size))
-    covered = r <= np.asarray(alpha)[band]
+        classes.append(np.full(len(contrast), _size_class(d.images.shape[1:], sizes)))
+    r, band, cls = np.concatenate(ratios), np.concatenate(bands), np.concatenate(classes)
+    alpha = np.empty((sizes.size + 1, edges.size + 1))
+    counts = np.zeros(alpha.shape, dtype=int)
+    for c in range(sizes.size + 1):
+        for b in range(edges.size + 1):
+            rb = np.sort(r[(band == b) & (cls == c)])
+            rank = int(np.ceil((rb.size + 1) * coverage))
+            if rank > rb.size:
+                lo = edges[b - 1] if b else 0
+                side = f" and cell side in class {c} (from {sizes[c - 1]:g} px)" if c else ""
+                raise InputError(
+                    f"calibration: {rb.size} rows with |log10 contrast| in band {b} "
+                    f"(from {lo:g}){side} are too few for coverage {coverage}"
+                )
+            alpha[c, b] = np.ceil(max(rb[rank - 1], 0.0) * 100) / 100
+            counts[c, b] = rb.size
+    covered = r <= alpha[cls, band]
     meta["calibration"] = {
-        "alpha": alpha,
+        "alpha": alpha.tolist(),
         "contrast_edges": edges.tolist(),
+        "size_edges": sizes.tolist(),
         "beta": beta,
         "tta": tta,
         "coverage": float(np.mean(covered)),
         "n": int(r.size),
-        "n_band": counts,
+        "n_band": counts.tolist(),
         "files": [Path(p).name for p in cal_files],
     }
     meta_path.write_text(json.dumps(meta, indent=1))
     return meta["calibration"]
+
+
+def _size_class(shape: Sequence[int], size_edges: np.ndarray) -> int:
+    """Class of a cell of ``shape`` (n1, n2) among the side classes split at ``size_edges``."""
+    return int(np.searchsorted(size_edges, np.sqrt(shape[0] * shape[1]), side="right"))
 
 
 # --------------------------------------------------------------------------- provider

@@ -68,6 +68,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="1,2,3",
         help="band edges of |log10 contrast|, one alpha per band (default 1,2,3; '' for one)",
     )
+    c.add_argument(
+        "--size-edges",
+        default="112",
+        help="class edges of the cell side sqrt(n1 n2) in pixels, one alpha per class and band "
+        "(default 112; '' for one class)",
+    )
     c.set_defaults(handler=_calibrate)
 
 
@@ -114,12 +120,8 @@ def _calibrate(args: argparse.Namespace) -> int:
         raise InputError(f"--beta must be in [0, 1): got {args.beta}")
     from surrogate.general import calibrate  # answers run in numpy: no TensorFlow needed
 
-    try:
-        edges = [float(v) for v in args.contrast_edges.split(",") if v.strip()]
-    except ValueError:
-        raise InputError(
-            f"--contrast-edges must be numbers separated by commas: got {args.contrast_edges!r}"
-        ) from None
+    edges = _numbers(args.contrast_edges, "--contrast-edges")
+    sizes = _numbers(args.size_edges, "--size-edges")
     cal = calibrate(
         args.model,
         args.data,
@@ -127,10 +129,20 @@ def _calibrate(args: argparse.Namespace) -> int:
         coverage=args.coverage,
         beta=args.beta,
         contrast_edges=edges,
+        size_edges=sizes,
     )
     print(
         f"{args.model}: alpha {cal['alpha']} (|log10 contrast| bands split at "
-        f"{cal['contrast_edges']}), beta {cal['beta']}, tta {cal['tta']}: the bound covers "
+        f"{cal['contrast_edges']}, cell sides split at {cal['size_edges']} px), beta "
+        f"{cal['beta']}, tta {cal['tta']}: the bound covers "
         f"{100 * cal['coverage']:.1f} % of {cal['n']} calibration rows"
     )
     return 0
+
+
+def _numbers(text: str, option: str) -> list[float]:
+    """``"1,2,3"`` -> ``[1.0, 2.0, 3.0]`` (``""`` -> ``[]``); anything else a clear error."""
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{option} must be numbers separated by commas: got {text!r}") from None

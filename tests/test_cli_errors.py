@@ -96,6 +96,9 @@ def test_output_that_is_or_lies_under_a_file(capsys, afile, argv):
         (["train", "data.h5", "-o", "m", "--epochs", "0"], "epochs"),
         (["train", "data.h5", "-o", "m", "--max-samples", "-1"], "max_samples"),
         (["train", "data.h5", "-o", "m", "--option", "filters=[16,"], "not valid JSON"),
+        (["calibrate-general", "m", "data.h5", "--size-edges", "1x2"], "--size-edges must be"),
+        (["calibrate-general", "m", "data.h5", "--size-edges", "200,100"], "size edges must be"),
+        (["calibrate-general", "m", "data.h5", "--contrast-edges", "a"], "--contrast-edges"),
     ],
 )
 def test_bad_training_arguments(capsys, tmp_path, monkeypatch, argv, match):

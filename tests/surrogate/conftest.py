@@ -85,7 +85,7 @@ def tiny_general(tmp_path_factory, mixed_dataset):
 
     out = tmp_path_factory.mktemp("general") / "tiny-general"
     train_general([mixed_dataset], out, epochs=1, batch_size=8, width=4, depth=1, name="tiny")
-    calibrate(out, [mixed_dataset], tta=2, coverage=0.95, contrast_edges=())
+    calibrate(out, [mixed_dataset], tta=2, coverage=0.95, contrast_edges=(), size_edges=())
     return out
 
 
@@ -97,5 +97,5 @@ def tiny_general_tensors(tmp_path_factory, mixed_dataset, tiny_general):
     out = tmp_path_factory.mktemp("general") / "tiny-tensors"
     train_general([mixed_dataset], out, epochs=1, batch_size=8, name="tiny-tensors",
                   init=tiny_general, coarse="tensors", loss="huber")  # fmt: skip
-    calibrate(out, [mixed_dataset], tta=2, coverage=0.95, contrast_edges=())
+    calibrate(out, [mixed_dataset], tta=2, coverage=0.95, contrast_edges=(), size_edges=())
     return out

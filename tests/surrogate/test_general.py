@@ -266,8 +266,9 @@ def test_calibration_per_contrast_band_covers_each_band(tiny_general, mixed_data
 
     model_dir = tmp_path / "banded"
     shutil.copytree(tiny_general, model_dir)
-    cal = calibrate(model_dir, [mixed_dataset], tta=1, coverage=0.8, contrast_edges=(2.0,))
-    assert len(cal["alpha"]) == 2 and sum(cal["n_band"]) == cal["n"] == 24
+    cal = calibrate(model_dir, [mixed_dataset], tta=1, coverage=0.8, contrast_edges=(2.0,),
+                    size_edges=())  # fmt: skip
+    assert np.shape(cal["alpha"]) == (1, 2) and np.sum(cal["n_band"]) == cal["n"] == 24
     d = load_mixed_dataset(mixed_dataset)
     model = GeneralModel(model_dir)
     pred = model.predict(d.images, mu_matrix=d.mu_phases[:, 0], mu_inclusion=d.mu_phases[:, 1])
@@ -277,12 +278,14 @@ def test_calibration_per_contrast_band_covers_each_band(tiny_general, mixed_data
         assert covered[band == b].mean() >= 0.8
     before = (model_dir / "metadata.json").read_text()
     with pytest.raises(InputError, match="too few"):
-        calibrate(model_dir, [mixed_dataset], tta=1, coverage=0.999)
+        calibrate(model_dir, [mixed_dataset], tta=1, coverage=0.999, size_edges=())
+    with pytest.raises(InputError, match=r"in class 1 \(from 112 px\) are too few"):
+        calibrate(model_dir, [mixed_dataset], tta=1, coverage=0.8, contrast_edges=())
     assert (model_dir / "metadata.json").read_text() == before  # a failed run changes nothing
     meta = json.loads(before)
     meta["calibration"] = {"alpha": [1.0, 2.0], "contrast_edges": [], "beta": 0.0, "tta": 1}
     (model_dir / "metadata.json").write_text(json.dumps(meta))
-    with pytest.raises(InputError, match="2 alpha values for 1 contrast bands"):
+    with pytest.raises(InputError, match="2 alpha values for 1 contrast bands in 1 size"):
         GeneralModel(model_dir)
 
 
@@ -322,3 +325,28 @@ def test_huber_loss_is_recorded_and_an_unknown_loss_refused(tiny_general_tensors
     with pytest.raises(InputError, match="loss must be one of mse, huber"):
         train_general([], tmp_path / "bad", loss="l3")
     assert not (tmp_path / "bad").exists()
+
+
+def test_calibration_by_cell_size_covers_each_class(tiny_general, mixed_dataset, tmp_path):
+    """Mondrian calibration: one alpha per class of cell side, each class covered on its own
+    rows, and answers take their own class's alpha."""
+    import shutil
+
+    from micro.mixed_dataset import generate_mixed_dataset, load_mixed_dataset
+    from surrogate.general import calibrate
+
+    model_dir = tmp_path / "sized"
+    shutil.copytree(tiny_general, model_dir)
+    larger = tmp_path / "mixed48.h5"
+    generate_mixed_dataset(larger, 24, shape=(48, 40), seed=5)
+    cal = calibrate(model_dir, [mixed_dataset, larger], tta=1, coverage=0.8, contrast_edges=(),
+                    size_edges=(40.0,))  # fmt: skip
+    assert np.shape(cal["alpha"]) == (2, 1) and cal["n_band"] == [[24], [24]]
+    model = GeneralModel(model_dir)
+    for c, path in enumerate((mixed_dataset, larger)):
+        d = load_mixed_dataset(path)
+        pred = model.predict(d.images, mu_matrix=d.mu_phases[:, 0], mu_inclusion=d.mu_phases[:, 1])
+        err = relative_error(pred.mu_eff, d.mu_eff)
+        assert np.mean(err <= pred.rel_error_bound + 1e-12) >= 0.8
+        got = model._alpha(d.mu_phases[:, 1] / d.mu_phases[:, 0], d.images.shape[1:])
+        np.testing.assert_array_equal(got, cal["alpha"][c][0])
