@@ -22,10 +22,14 @@ and ``R R^T = mu* - I`` (Cholesky), so that
     d^2 psi* / dH_bar^2 (0) = mu_0 mu*     exactly, for every set of weights:
 
 the small-field limit is the linear law.  ``B_bar = dpsi*/dH_bar`` is the closed-form gradient
-(``sum_k 2 beta_k phi_k'(q_k) A_k^T A_k h``), the tangent ``d^2 psi*/dH_bar^2`` its automatic
-derivative (a gradient tape's batch Jacobian); the tangent is symmetric positive definite for
-every input (``mu_0 I`` plus positive semidefinite terms), and ``psi*`` itself is evaluated with
-``phi_k(q) = q/2 2F1(1/(2p), 1/p; 1 + 1/p; -q^p)`` (scipy).
+(``sum_k 2 beta_k phi_k'(q_k) A_k^T A_k h``), the tangent ``d^2 psi*/dH_bar^2`` its closed-form
+derivative (:meth:`ConvexLaw._respond`); the tangent is symmetric positive definite for every
+input (``mu_0 I`` plus positive semidefinite terms), and ``psi*`` itself is evaluated with
+``phi_k(q) = q/2 2F1(1/(2p), 1/p; 1 + 1/p; -q^p)`` (scipy).  Evaluation runs in numpy (the MLP
+from a cached float64 copy of its weights, read with h5py at load): neither loading nor
+evaluating a law starts TensorFlow.  Keras/TensorFlow train the network; the same law in
+TensorFlow, its tangent a gradient tape's batch Jacobian (``ConvexLaw._evaluate_tf``), is the
+reference the tests hold the numpy evaluation to.
 
 :class:`ConvexLaw` holds the network, trains on :func:`micro.dataset_nl.load_nl_dataset` data
 (:func:`train_convex_law`), saves and loads itself; :class:`ConvexLawProvider` binds it to the
