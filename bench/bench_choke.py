@@ -6,7 +6,8 @@ current warm-started from the previous one), the nested FE² reference only ``--
 (a subset: it is slow), started from the learned law's solution at the current below (so that
 the nested Newton needs the same few steps as within a sweep).  Prints per current and provider
 the flux linkage, L = Psi/I, dPsi/dI, the macro Newton residual history, law calls and times
-(end to end per current; the learned law's one-off TensorFlow trace is reported separately),
+(end to end per current; the learned law's one-off set-up -- loading, its constants at the
+points -- is reported separately),
 then learned-vs-nested differences and speed-ups; ``--json`` writes everything.
 
 Usage::
@@ -35,8 +36,6 @@ def main() -> None:
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args()
     names = [n for n in args.providers.split(",") if n]
-    if "learned" in names:
-        import tensorflow as tf  # noqa: F401  (before DOLFINx's solvers run)
     from mpi4py import MPI
 
     from macro.choke import ChokeProblem, parse_currents
@@ -79,7 +78,7 @@ def main() -> None:
                 f"{hist} | {s.law_calls} | "
                 f"{s.law_seconds:.3g} | {s.seconds:.3g} | {s.cpu_seconds:.3g} |")  # fmt: skip
         if sw.setup_seconds:
-            say(f"| {name} | set-up (law load + one-off trace) | | | | | | | | | | "
+            say(f"| {name} | set-up (law load + per-point constants) | | | | | | | | | | "
                 f"{sw.setup_seconds:.2f} |")  # fmt: skip
     if "nested" in sweeps:
         say("\n| I (A) | L learned vs nested | L linear vs nested | dΨ/dI learned vs nested | "

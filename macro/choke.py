@@ -10,7 +10,8 @@ the nonlinear A_z problem (:func:`macro.nonlinear.solve_vector_potential_nl`) is
 the composite's effective law from a *nonlinear provider*:
 
 * ``learned`` -- the learned convex law (:class:`surrogate.convex_law.ConvexLawProvider`; by
-  default the shipped law :data:`surrogate.convex_law.DEFAULT_LAW`), imported lazily;
+  default the shipped law :data:`surrogate.convex_law.DEFAULT_LAW`), imported lazily; it
+  loads and answers in numpy (no TensorFlow);
 * ``nested`` -- nested FE²: a nonlinear cell problem per composite point in every law call
   (:class:`macro.nonlinear.CellProblemLaw`);
 * ``linear`` -- the linear ``mu*`` of each SVE (the small-field tangent; cannot saturate).
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 
 #: Nonlinear providers of the choke demo (name -> one-line description).
 NONLINEAR_PROVIDERS = {
-    "learned": "learned convex effective law (surrogate.convex_law; TensorFlow)",
+    "learned": "learned convex effective law (surrogate.convex_law; numpy)",
     "nested": "nested FE²: a nonlinear cell problem per composite point and law call",
     "linear": "linear mu* of each SVE (small-field tangent; cannot saturate)",
 }
@@ -133,7 +134,8 @@ class ChokeSweep:
     solutions : dict float -> NonlinearMacroSolution
         At the currents asked to keep.
     setup_seconds : float
-        One-off set-up of the provider (law loading, first TensorFlow call).
+        One-off set-up of the provider (law loading; the learned law's per-point constants:
+        knee fields and its MLP at the points' descriptors).
     out_of_range : int
         Learned law: point evaluations beyond its trained field range (flagged).
     """
@@ -397,7 +399,7 @@ class ChokeProblem:
         # a cell problem answers to its Newton tolerance (1e-10): invert to 1e-9 there
         inverse = InverseLaw(point_law, rtol=1e-9 if provider == "nested" else 1e-11,
                              comm=comm if provider == "nested" else None)  # fmt: skip
-        if provider == "learned":  # the one-off TensorFlow trace, outside the timed steps
+        if provider == "learned":  # the per-point constants once, outside the timed steps
             inverse(np.zeros((p["composite"].size, 2)))
         result = ChokeSweep(provider, setup_seconds=time.perf_counter() - t0)
         keep_set = {float(k) for k in keep}

@@ -254,10 +254,7 @@ def _run_choke(args: argparse.Namespace) -> int:
         from magnetohom.paths import check_output_dir
 
         check_output_dir(args.outdir)
-    if "learned" in names:
-        from magnetohom.quiet import import_tensorflow
-
-        import_tensorflow(getattr(args, "verbose", 0))  # before DOLFINx
+    # the learned law loads and evaluates in numpy (h5py ordered first below): no TensorFlow
     import magnetohom.dolfinx_compat  # noqa: F401  (h5py, then DOLFINx)
 
     from mpi4py import MPI

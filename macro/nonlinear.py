@@ -54,7 +54,7 @@ from macro.coefficient import (
     quadrature_points,
     quadrature_space,
 )
-from macro.solve import MU0, _boundary_dofs, _gradient_at_points
+from macro.solve import MU0, _boundary_dofs, _gradient_evaluator
 from magnetohom.errors import InputError, SolverError
 
 __all__ = [
@@ -594,9 +594,11 @@ def solve_scalar_potential_nl(
     F_form = fem.form(-ufl.inner(Bq, ufl.grad(v)) * dx)
     J_form = fem.form(ufl.inner(Tq * ufl.grad(w), ufl.grad(v)) * dx)
     timer = {"law": 0.0, "calls": 0}
+    gradient = _gradient_evaluator(rho, qd)  # compiled once; _newton updates rho in place
 
     def update(u) -> tuple[np.ndarray, np.ndarray]:
-        H = -_gradient_at_points(u, qd).reshape(-1, gdim)
+        assert u is rho
+        H = -gradient().reshape(-1, gdim)
         t0 = time.perf_counter()
         B, T = law(H)
         timer["law"] += time.perf_counter() - t0
@@ -741,9 +743,11 @@ def solve_vector_potential_nl(
     scale = rhs.norm()
     rhs.destroy()
     timer = {"law": 0.0, "calls": 0}
+    gradient = _gradient_evaluator(A, qd)  # compiled once; _newton updates A in place
 
     def update(u) -> tuple[np.ndarray, np.ndarray]:
-        g = _gradient_at_points(u, qd).reshape(-1, 2)
+        assert u is A
+        g = gradient().reshape(-1, 2)
         B = np.stack([g[:, 1], -g[:, 0]], axis=1)
         t0 = time.perf_counter()
         before = inverse.law_calls

@@ -192,6 +192,12 @@ def _solve(a: Any, L: Any, bcs: list[Any], V: Any, *, rtol: float, pc: str, max_
 
 def _gradient_at_points(u: Any, degree: int) -> np.ndarray:
     """``grad u`` at the owned cells' quadrature points, ``(n_owned, n_qp, gdim)``."""
+    return _gradient_evaluator(u, degree)()
+
+
+def _gradient_evaluator(u: Any, degree: int) -> Callable[[], np.ndarray]:
+    """A function of no arguments giving :func:`_gradient_at_points` of ``u``'s current values:
+    the expression is compiled once (a Newton loop evaluates it at every iterate)."""
     import ufl
     from dolfinx import fem
 
@@ -202,10 +208,15 @@ def _gradient_at_points(u: Any, degree: int) -> np.ndarray:
     n_owned = msh.topology.index_map(msh.topology.dim).size_local
     gdim = msh.geometry.dim
     if n_owned == 0:
-        return np.zeros((0, ref.shape[0], gdim))
+        return lambda: np.zeros((0, ref.shape[0], gdim))
     expr = fem.Expression(ufl.grad(u), ref)
-    values = dfx.eval_expression(expr, msh, np.arange(n_owned))
-    return values.reshape(n_owned, ref.shape[0], gdim)
+    cells = np.arange(n_owned)
+
+    def evaluate() -> np.ndarray:
+        values = dfx.eval_expression(expr, msh, cells)
+        return values.reshape(n_owned, ref.shape[0], gdim)
+
+    return evaluate
 
 
 def _region_sums(

@@ -146,3 +146,94 @@ def test_training_smoke(tmp_path, capsys):
     assert "held-out B error" in capsys.readouterr().out
     assert ConvexLaw.load(out).options.terms == 2
     assert main([*args, "--test-fraction", "2"]) == 2
+
+
+def _fields(law: ConvexLaw, cells: CellDescriptors, rng) -> np.ndarray:
+    """Random directions, |h| uniform up to the trained range, with h = 0, |h| = max_field
+    and tiny fields among them."""
+    n, d = len(cells), law.dim
+    u = rng.normal(size=(n, d))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    mag = rng.uniform(0.0, law.max_field, n)
+    mag[: n // 8], mag[n // 8 : n // 4], mag[n // 4 : n // 3] = 0.0, law.max_field, 1e-9
+    return u * (mag * law.knee_fields(cells))[:, None]
+
+
+def _shipped_cells(n: int, rng) -> CellDescriptors:
+    """Descriptors of a few real 32^2 SVEs (the shipped law's kind), repeated to ``n``."""
+    from micro.generate import generate_sve
+    from micro.nonlinear import describe_cells
+
+    vfs = rng.uniform(0.22, 0.43, 4)
+    images = np.stack([generate_sve(dim=2, size=32, volume_fraction=float(v), radius=2.5,
+                                    rng=rng).image for v in vfs])  # fmt: skip
+    return describe_cells(images, LAWS).take(rng.integers(0, 4, n))
+
+
+@pytest.mark.parametrize("which", ["shipped-2d", "random-3d", "random-2d"])
+def test_numpy_evaluation_matches_tensorflow(which):
+    from surrogate.convex_law import load_law
+
+    rng = np.random.default_rng(11)
+    if which == "shipped-2d":
+        law = load_law()
+        cells = _shipped_cells(96, rng)
+        mixed = _random_points(2, 32, rng)  # beyond the training cells: the same algebra
+        cells = CellDescriptors(
+            np.concatenate([cells.mu_lin, mixed.mu_lin]),
+            np.concatenate([cells.volume_fraction, mixed.volume_fraction]),
+            np.concatenate([cells.moments, mixed.moments]),
+        )
+    else:
+        dim = int(which[-2])
+        law = _random_law(dim, seed=5)
+        cells = _random_points(dim, 128, rng)
+    H = _fields(law, cells, rng)
+    ev, ref = law.evaluate(H, cells), law._evaluate_tf(H, cells)
+    scale_b = np.linalg.norm(ref.B, axis=1).max()
+    np.testing.assert_allclose(ev.B, ref.B, rtol=1e-12, atol=1e-12 * scale_b)
+    np.testing.assert_allclose(ev.tangent, ref.tangent, rtol=1e-12, atol=1e-12 * MU0)
+    np.testing.assert_allclose(ev.coenergy, ref.coenergy, rtol=1e-12, atol=1e-300)
+    np.testing.assert_array_equal(ev.in_range, ref.in_range)
+    # the provider answers the same (its per-point constants cached over calls)
+    prov = ConvexLawProvider(law, cells, on_range="flag")
+    for _ in range(2):
+        B, T = prov(H)
+        np.testing.assert_allclose(B, ev.B, rtol=1e-14, atol=1e-14 * scale_b)
+        np.testing.assert_allclose(T, ev.tangent, rtol=1e-14)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_closed_form_tangent_spd_and_finite_differences(dim):
+    rng = np.random.default_rng(12)
+    law = _random_law(dim, seed=7)
+    cells = _random_points(dim, 48, rng)
+    H = _fields(law, cells, rng)
+    ev = law.evaluate(H, cells)
+    np.testing.assert_array_equal(ev.tangent, np.swapaxes(ev.tangent, 1, 2))
+    assert np.linalg.eigvalsh(ev.tangent / MU0).min() > 1 - 1e-9
+    knee = law.knee_fields(cells)
+    eps = 1e-6 * knee
+    for k in range(dim):
+        e = np.zeros_like(H)
+        e[:, k] = eps
+        fd = (law.evaluate(H + e, cells).B - law.evaluate(H - e, cells).B) / (2 * eps[:, None])
+        np.testing.assert_allclose(fd, ev.tangent[:, :, k], rtol=1e-6, atol=1e-6 * MU0)
+
+
+def test_weights_set_through_mlp_are_seen_and_loading_needs_no_keras(tmp_path):
+    rng = np.random.default_rng(13)
+    law = _random_law(2, seed=1)
+    cells = _random_points(2, 8, rng)
+    H = _fields(law, cells, rng)
+    prov = ConvexLawProvider(law, cells, on_range="flag")
+    before = prov(H)[0]
+    law.mlp.set_weights([0.5 * w for w in law.mlp.get_weights()])
+    after = prov(H)[0]
+    assert not np.allclose(after, before)
+    np.testing.assert_allclose(after, law._evaluate_tf(H, cells).B, rtol=1e-12)
+    law.save(tmp_path / "law")
+    again = ConvexLaw.load(tmp_path / "law")
+    assert again._mlp is None  # read with h5py: no Keras model (no TensorFlow) needed
+    np.testing.assert_allclose(again.evaluate(H, cells).B, after, rtol=1e-14)
+    np.testing.assert_allclose(again._evaluate_tf(H, cells).B, after, rtol=1e-12)
