@@ -257,7 +257,7 @@ class ConvexLaw:
         self._b0 = np.log(np.expm1(1.0 / scales**2))
         # knee sharpness of each term: 1 (gradual) and 2 (sharp), alternating
         self._sharp = np.where(np.arange(o.terms) % 2 == 0, 1.0, 2.0)
-        n_feat = 4 + 3 * (d * (d + 1) // 2)
+        n_feat = self._layer_shapes()[0][0]
         self._feat_mean = np.zeros(n_feat)
         self._feat_std = np.ones(n_feat)
         # the Keras MLP (built on first use: training, saving, the TensorFlow reference) and

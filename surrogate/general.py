@@ -407,7 +407,7 @@ class GeneralModel:
         self.alpha = alpha.reshape(shape)
         self.beta = float(cal.get("beta", 0.0))
         # the coarse solve the network was trained with, as its head layer says
-        self.coarse = next(c for c, (head, _) in HEADS.items() if head == self.weights.head)
+        self.coarse = _coarse_of([self.weights.head])
         self.batch_size = int(batch_size)
 
     @property
@@ -428,7 +428,7 @@ class GeneralModel:
     def _alpha(self, contrast: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         """The calibrated factor of every answer's band of contrast and class of cell size
         (cells of ``shape``), shape (N,)."""
-        band = np.searchsorted(self.contrast_edges, np.abs(np.log10(contrast)), side="right")
+        band = _contrast_band(contrast, self.contrast_edges)
         return self.alpha[_size_class(shape, self.size_edges), band]
 
     @property
@@ -650,7 +650,7 @@ def train_general(
         net = build_general_network(width=width, depth=depth, seed=seed, coarse=coarse)
         start, history = 0, {"loss": [], "val_mape": [], "seconds": []}
     # what a resumed or carried-over network is, whatever the arguments said
-    width, depth, coarse = *_width_depth(net), _coarse_of(net)
+    width, depth, coarse = *_width_depth(net), _coarse_of(layer.name for layer in net.layers)
     steps = epochs * int(np.ceil(n_train / batch_size)) + 1
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.02)
     opt = keras.optimizers.Adam(schedule)
@@ -749,7 +749,7 @@ def _init_file(init: str | Path) -> Path:
 def _network_from(net, coarse: str, seed: int):
     """``net`` itself if its head is ``coarse``'s, else a ``tensors`` network started from a
     ``faces`` one (every other layer copied; eigenvalue channels from the faces, angle 0)."""
-    if _coarse_of(net) == coarse:
+    if _coarse_of(layer.name for layer in net.layers) == coarse:
         return net
     if coarse != "tensors":
         raise InputError("--init: a 'tensors' model cannot start a 'faces' one")
@@ -771,9 +771,10 @@ def _width_depth(net) -> tuple[int, int]:
     return int(net.get_layer("lift").filters), depth
 
 
-def _coarse_of(net) -> str:
-    names = {layer.name for layer in net.layers}
-    return "tensors" if "tensor_logits" in names else "faces"
+def _coarse_of(layer_names) -> str:
+    """The coarse solve of a network with these layer names: its head layer's (:data:`HEADS`)."""
+    names = set(layer_names)
+    return next((c for c, (head, _) in HEADS.items() if head in names), "faces")
 
 
 def _val_mape(net, groups, coarse: str = "faces") -> float:
@@ -860,7 +861,7 @@ def calibrate(
         scale = pred.rel_error_bound  # alpha = 1, beta = 0: sigma + spread (or rigorous)
         ratios.append(np.where(pred.rigorous, 0.0, (err - beta) / np.maximum(scale, 1e-12)))
         contrast = d.mu_phases[:, 1] / d.mu_phases[:, 0]
-        bands.append(np.searchsorted(edges, np.abs(np.log10(contrast)), side="right"))
+        bands.append(_contrast_band(contrast, edges))
         classes.append(np.full(len(contrast), _size_class(d.images.shape[1:], sizes)))
     r, band, cls = np.concatenate(ratios), np.concatenate(bands), np.concatenate(classes)
     alpha = np.empty((sizes.size + 1, edges.size + 1))
@@ -892,6 +893,12 @@ def calibrate(
     }
     meta_path.write_text(json.dumps(meta, indent=1))
     return meta["calibration"]
+
+
+def _contrast_band(contrast: np.ndarray, contrast_edges: np.ndarray) -> np.ndarray:
+    """Band of every contrast (N,) among the bands of ``|log10 contrast|`` split at
+    ``contrast_edges``, shape (N,) int."""
+    return np.searchsorted(contrast_edges, np.abs(np.log10(contrast)), side="right")
 
 
 def _size_class(shape: Sequence[int], size_edges: np.ndarray) -> int:

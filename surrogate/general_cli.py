@@ -21,6 +21,8 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train-general`` and ``calibrate-general`` commands."""
+    from surrogate.general import CONTRAST_EDGES, HEADS, LOSSES, SIZE_EDGES
+
     p = subparsers.add_parser(
         "train-general",
         help="train the general model on mixed datasets (resumable)",
@@ -43,13 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--coarse",
-        choices=("faces", "tensors"),
+        choices=tuple(HEADS),
         default="faces",
         help="coarse solve: face conductances, or a full tensor per block on a Q1 grid",
     )
     p.add_argument(
         "--loss",
-        choices=("mse", "huber"),
+        choices=LOSSES,
         default="mse",
         help="fit loss on the log-components: squares, or Huber (absolute beyond a 1 %% error)",
     )
@@ -65,14 +67,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--beta", type=float, default=0.002)
     c.add_argument(
         "--contrast-edges",
-        default="1,2,3",
-        help="band edges of |log10 contrast|, one alpha per band (default 1,2,3; '' for one)",
+        default=_joined(CONTRAST_EDGES),
+        help="band edges of |log10 contrast|, one alpha per band (default %(default)s; '' for "
+        "one)",
     )
     c.add_argument(
         "--size-edges",
-        default="112",
+        default=_joined(SIZE_EDGES),
         help="class edges of the cell side sqrt(n1 n2) in pixels, one alpha per class and band "
-        "(default 112; '' for one class)",
+        "(default %(default)s; '' for one class)",
     )
     c.set_defaults(handler=_calibrate)
 
@@ -146,3 +149,8 @@ def _numbers(text: str, option: str) -> list[float]:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise InputError(f"{option} must be numbers separated by commas: got {text!r}") from None
+
+
+def _joined(numbers) -> str:
+    """``(1.0, 2.0, 3.0)`` -> ``"1,2,3"`` (what :func:`_numbers` reads back)."""
+    return ",".join(f"{v:g}" for v in numbers)
