@@ -363,8 +363,10 @@ def _print_result(summary: dict[str, Any], qoi: str) -> None:
 
 def _resolution_text(resolution: Any, dim: int) -> str:
     """``64^2`` (square or cubic SVEs) or ``64x32`` (rectangular)."""
+    from micro.validate import format_size
+
     if isinstance(resolution, list | tuple):
-        return "x".join(str(int(v)) for v in resolution)
+        return format_size(tuple(resolution))
     return f"{resolution}^{dim}"
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from magnetohom.errors import InputError, SampleError
+from micro.validate import format_size
 
 __all__ = [
     "CallableFraction",
@@ -211,18 +212,13 @@ def as_fraction_field(spec: Any) -> FractionField:
     raise InputError(f"volume fraction must be a number, a callable or a field: got {spec!r}")
 
 
-def _size_text(size: int | tuple[int, ...]) -> str:
-    """``64`` or ``64x32``: a resolution as the messages write it."""
-    return str(size) if _is_int(size) else "x".join(str(int(v)) for v in size)
-
-
 def _point_error(
     k: int, gid: np.ndarray, vf: np.ndarray, kwargs: dict[str, Any], reason: str
 ) -> InputError:
     """The error of the k-th SVE of a batch, named by its global point index and class."""
     radius = kwargs.get("radius", kwargs.get("radius_range"))
     return InputError(
-        f"SVE of point {gid[k]} (vf {vf[k]:.3f}, {_size_text(kwargs['size'])} px, radius "
+        f"SVE of point {gid[k]} (vf {vf[k]:.3f}, {format_size(kwargs['size'])} px, radius "
         f"{radius}): {reason}"
     )
 
