@@ -128,13 +128,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"unknown provider {args.provider!r}; known: {known}")
     text = args.resolution
     if text is not None:
-        from micro.validate import parse_size
+        from micro.validate import compact_size, parse_size
 
         size = parse_size(text, what="--resolution")
         sides = size if isinstance(size, tuple) else (size,)
         if min(sides) < 4:
             raise InputError(f"--resolution must be >= 4: got {text}")
-        args.resolution = sides[0] if len(set(sides)) == 1 else sides
+        args.resolution = compact_size(sides)
     if args.outdir:
         from magnetohom.paths import check_output_dir
 

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from magnetohom.errors import InputError, SampleError
-from micro.validate import format_size
+from micro.validate import compact_size, format_size
 
 __all__ = [
     "CallableFraction",
@@ -338,7 +338,7 @@ class Material:
                 f"rectangular cell): got {resolution!r}"
             )
         sides = tuple(int(v) for v in sides)
-        return sides[0] if len(set(sides)) == 1 else sides
+        return compact_size(sides)
 
     def shape(self, resolution: int | tuple[int, ...] | None = None) -> tuple[int, ...]:
         """The SVE image shape at ``resolution`` (default: the material's, else 64)."""
@@ -440,7 +440,7 @@ class Material:
         if gid.shape[0] != pts.shape[0]:
             raise InputError(f"{pts.shape[0]} points but {gid.shape[0]} global indices")
         shape = self.shape(resolution)
-        size = shape[0] if len(set(shape)) == 1 else shape
+        size = compact_size(shape)
         vf = self.fractions(pts)
         kwargs: dict[str, Any] = {"dim": self.dim, "size": size, "overlap": self.overlap}
         if self.radius_range is not None:

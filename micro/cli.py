@@ -103,7 +103,7 @@ def cell_size(args: argparse.Namespace) -> tuple[int, int | tuple[int, ...] | No
         ``--size`` not N, N1xN2 or N1xN2xN3 with integer sides >= 2, or sides other than
         ``--dim``.
     """
-    from micro.validate import check_size, parse_size
+    from micro.validate import check_size, compact_size, parse_size
 
     size = None if args.size is None else parse_size(args.size)
     sides = len(size) if isinstance(size, tuple) else None
@@ -113,7 +113,7 @@ def cell_size(args: argparse.Namespace) -> tuple[int, int | tuple[int, ...] | No
     if size is None:
         return dim, None
     shape = check_size(size, dim=dim, what="--size")
-    return dim, shape[0] if len(set(shape)) == 1 else shape
+    return dim, compact_size(shape)
 
 
 def _add_generate(subparsers: argparse._SubParsersAction) -> None:

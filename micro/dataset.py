@@ -53,7 +53,7 @@ from micro.generate import (
     spawn_seeds,
     sve_shape,
 )
-from micro.validate import check_contrast, check_dim, check_mu, format_size
+from micro.validate import check_contrast, check_dim, check_mu, compact_size, format_size
 
 __all__ = [
     "Dataset",
@@ -281,7 +281,7 @@ def _check_options(**o: Any) -> dict[str, Any]:
         raise InputError(f"log_every must be >= 1: got {o['log_every']!r}")
     shape = sve_shape(o["dim"], o["size"])
     # the file's resolution: pixels per side of a square (cubic) cell, else its shape
-    o["resolution"] = shape[0] if len(set(shape)) == 1 else shape
+    o["resolution"] = compact_size(shape)
     if o["radius"] is not None and o["radius_range"] is not None:
         raise InputError("give either radius or radius_range, not both")
     radius, rr = o["radius"], o["radius_range"]

@@ -27,7 +27,7 @@ import numpy as np
 
 from magnetohom.errors import InputError, SampleError
 from micro._rsa import rasterize_balls, run_rsa, run_rsa_batch
-from micro.validate import check_dim, check_size, format_size
+from micro.validate import check_dim, check_size, compact_size, format_size
 
 __all__ = [
     "DEFAULT_RADIUS",
@@ -385,7 +385,7 @@ def generate_sve(
         volume_fraction=state.count / total,
         target_volume_fraction=target,
         dim=dim,
-        size=shape[0] if len(set(shape)) == 1 else shape,
+        size=compact_size(shape),
         overlap=overlap,
         radius=None if poly else rmin,
         radius_range=(rmin, rmax) if poly else None,

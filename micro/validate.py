@@ -23,6 +23,7 @@ __all__ = [
     "check_mu",
     "check_phase_mu",
     "check_size",
+    "compact_size",
     "format_size",
     "format_values",
     "parse_size",
@@ -86,6 +87,12 @@ def check_image_shape(
             f"got shape {shape}"
         )
     return shape
+
+
+def compact_size(shape: tuple[int, ...]) -> int | tuple[int, ...]:
+    """A cell shape as sizes are kept (files, options): ``n`` for a square (cubic) cell,
+    else the shape itself; the inverse of :func:`check_size`."""
+    return shape[0] if len(set(shape)) == 1 else shape
 
 
 def format_size(size: int | tuple[int, ...]) -> str:
