@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from magnetohom.errors import InputError, SampleError
-from micro.validate import compact_size, format_size
 
 __all__ = [
     "CallableFraction",
@@ -216,6 +215,8 @@ def _point_error(
     k: int, gid: np.ndarray, vf: np.ndarray, kwargs: dict[str, Any], reason: str
 ) -> InputError:
     """The error of the k-th SVE of a batch, named by its global point index and class."""
+    from micro.validate import format_size  # lazily: importing macro does not import micro
+
     radius = kwargs.get("radius", kwargs.get("radius_range"))
     return InputError(
         f"SVE of point {gid[k]} (vf {vf[k]:.3f}, {format_size(kwargs['size'])} px, radius "
@@ -338,6 +339,8 @@ class Material:
                 f"rectangular cell): got {resolution!r}"
             )
         sides = tuple(int(v) for v in sides)
+        from micro.validate import compact_size
+
         return compact_size(sides)
 
     def shape(self, resolution: int | tuple[int, ...] | None = None) -> tuple[int, ...]:
@@ -439,6 +442,8 @@ class Material:
         gid = np.asarray(global_index, dtype=np.int64).ravel()
         if gid.shape[0] != pts.shape[0]:
             raise InputError(f"{pts.shape[0]} points but {gid.shape[0]} global indices")
+        from micro.validate import compact_size
+
         shape = self.shape(resolution)
         size = compact_size(shape)
         vf = self.fractions(pts)
