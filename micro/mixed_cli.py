@@ -46,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-log10-contrast", type=float, default=4.0, help="contrasts up to 10^this (default 4)"
     )
     p.add_argument(
+        "--min-log10-contrast",
+        type=float,
+        default=0.0,
+        help="contrasts from 10^this (default 0: log-uniform over the whole range)",
+    )
+    p.add_argument(
         "--crop", type=float, default=0.3, help="share of non-periodic windows (default 0.3)"
     )
     p.set_defaults(handler=_run)
@@ -60,6 +66,11 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"--crop must be in [0, 1]: got {args.crop}")
     if not (0.0 <= args.max_log10_contrast <= 6.0):
         raise InputError(f"--max-log10-contrast must be in [0, 6]: got {args.max_log10_contrast}")
+    if not (0.0 <= args.min_log10_contrast <= args.max_log10_contrast):
+        raise InputError(
+            "--min-log10-contrast must be in [0, --max-log10-contrast]: "
+            f"got {args.min_log10_contrast}"
+        )
     kinds = None if args.kinds is None else tuple(k.strip() for k in args.kinds.split(","))
     n = generate_mixed_dataset(
         args.output,
@@ -68,6 +79,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         kinds=kinds,
         max_log10_contrast=args.max_log10_contrast,
+        min_log10_contrast=args.min_log10_contrast,
         crop=args.crop,
         progress=True,
     )

@@ -76,10 +76,15 @@ def _draw_row(
     max_log10_contrast: float,
     mu_matrix_range: tuple[float, float],
     crop: float,
+    min_log10_contrast: float = 0.0,
 ):
     rng = np.random.default_rng(seed)
     m = random_morphology(shape, rng=rng, kinds=kinds, crop=crop)
-    log_c = rng.uniform(-max_log10_contrast, max_log10_contrast)
+    if min_log10_contrast > 0:
+        size = rng.uniform(min_log10_contrast, max_log10_contrast)
+        log_c = size if rng.random() < 0.5 else -size
+    else:  # the draw of the files made before min_log10_contrast existed
+        log_c = rng.uniform(-max_log10_contrast, max_log10_contrast)
     lo, hi = np.log10(mu_matrix_range)
     mu_m = 10 ** rng.uniform(lo, hi)
     return m, np.array([mu_m, mu_m * 10**log_c])
@@ -93,6 +98,7 @@ def generate_mixed_dataset(
     seed: int = 0,
     kinds: tuple[str, ...] | None = None,
     max_log10_contrast: float = 4.0,
+    min_log10_contrast: float = 0.0,
     mu_matrix_range: tuple[float, float] = (1.0, 100.0),
     crop: float = 0.3,
     rtol: float = 1e-8,
@@ -112,6 +118,9 @@ def generate_mixed_dataset(
         Morphology classes (default all of :data:`micro.morphologies.MORPHOLOGIES`).
     max_log10_contrast : float
         Contrasts up to ``10**max_log10_contrast`` either way.
+    min_log10_contrast : float
+        Contrasts from ``10**min_log10_contrast`` (``|log10 c|`` uniform between the two; 0:
+        ``log10 c`` uniform over ``[-max, max]``).
     mu_matrix_range : (float, float)
         Range of ``mu_matrix`` (log-uniform).
     crop : float
@@ -146,6 +155,12 @@ def generate_mixed_dataset(
         "crop": float(crop),
         "n_samples": int(n_samples),
     }
+    if min_log10_contrast > 0:  # files made before the option have no such attribute
+        attrs["min_log10_contrast"] = float(min_log10_contrast)
+    if not 0 <= min_log10_contrast <= max_log10_contrast:
+        raise InputError(
+            f"min_log10_contrast must be in [0, max_log10_contrast]: got {min_log10_contrast}"
+        )
     path = Path(path)
     fresh = not path.exists()
     with h5py.File(path, "a") as f:
@@ -188,7 +203,10 @@ def generate_mixed_dataset(
 
             bar = tqdm(total=n_samples, initial=int(done.sum()), unit="SVE")
         for i in todo:
-            m, mu = _draw_row(seeds[i], shape, kinds, max_log10_contrast, mu_matrix_range, crop)
+            m, mu = _draw_row(
+                seeds[i], shape, kinds, max_log10_contrast, mu_matrix_range, crop,
+                min_log10_contrast,
+            )  # fmt: skip
             t0 = time.perf_counter()
             sol = h.solve_mu(np.where(m.image, mu[1], mu[0]))
             f["images"][i] = m.image.astype(np.uint8)

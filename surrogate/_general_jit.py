@@ -8,7 +8,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["gelu_inplace", "line_bounds_2d"]
+__all__ = ["crossings_2d", "gelu_inplace", "line_bounds_2d"]
 
 
 @njit(cache=True, nogil=True)
@@ -138,3 +138,137 @@ def gelu_inplace(x):
         v = x[i]
         x[i] = np.float32(0.5) * v * (np.float32(1.0) + math.erf(v * r))
     return x
+
+
+@njit(cache=True, nogil=True)
+def _min_crossing(s, k, rows, cols, along0, w, dist, cur, nxt):
+    """Fewest weak pixels on an 8-connected pixel path through a window of image ``k``.
+
+    The window is ``rows x cols`` (index arrays, periodic wrap already applied); the path runs
+    from the window's first to its last line along axis 0 (``along0``) or axis 1. A
+    breadth-first search by levels of cost (a pixel costs 1 if weak: zero-cost steps stay in
+    the level); ``w``, ``dist`` (2D) and ``cur``, ``nxt`` (1D) are scratch arrays at least the
+    window's size.
+    """
+    if along0:
+        h, b = rows.size, cols.size
+        for a in range(h):
+            for j in range(b):
+                w[a, j] = 1 - s[k, rows[a], cols[j]]
+    else:
+        h, b = cols.size, rows.size
+        for a in range(h):
+            for j in range(b):
+                w[a, j] = 1 - s[k, rows[j], cols[a]]
+    big = 1 << 30
+    for a in range(h):
+        for j in range(b):
+            dist[a, j] = big
+    n_cur = 0
+    n_nxt = 0
+    for j in range(b):  # sources: the first line
+        dist[0, j] = w[0, j]
+        if w[0, j] == 0:
+            cur[n_cur] = j
+            n_cur += 1
+        else:
+            nxt[n_nxt] = j
+            n_nxt += 1
+    level = 0
+    while n_cur + n_nxt > 0:
+        while n_cur > 0:
+            n_cur -= 1
+            node = cur[n_cur]
+            a, j = node // b, node % b
+            if dist[a, j] < level:
+                continue  # settled at a lower level already
+            if a == h - 1:
+                return level / h
+            dist[a, j] = level - 1  # mark settled (below every level still to come)
+            for aa in range(max(a - 1, 0), min(a + 2, h)):
+                for jj in range(max(j - 1, 0), min(j + 2, b)):
+                    v = level + w[aa, jj]
+                    if v < dist[aa, jj]:
+                        dist[aa, jj] = v
+                        if v == level:
+                            cur[n_cur] = aa * b + jj
+                            n_cur += 1
+                        else:
+                            nxt[n_nxt] = aa * b + jj
+                            n_nxt += 1
+        level += 1
+        for t in range(n_nxt):
+            cur[t] = nxt[t]
+        n_cur = n_nxt
+        n_nxt = 0
+    return 1.0
+
+
+@njit(cache=True, nogil=True)
+def crossings_2d(strong, e0, e1):
+    """Connectivity of the strong phase at high contrast, per block: the fewest weak pixels on a
+    path across a window, as a share of the window's length.
+
+    A path steps to any of the 8 neighbours of a pixel: on the Q1 grid of the labels two strong
+    pixels that share only a node conduct at the strong permeability's order, which the line
+    bounds (whole lines of pixels) do not see. 0 means a strong path crosses the window.
+
+    Parameters
+    ----------
+    strong : (N, n1, n2) uint8
+    e0, e1 : int64 arrays
+        First index of each block along axis 0 / axis 1.
+
+    Returns
+    -------
+    (N, m1, m2, 4) float64
+        Across the block along axis 0 and along axis 1; across the window from the block's
+        centre to the next block's centre along axis 0 (the ``+x1`` face) and along axis 1
+        (the ``+x2`` face), periodic wrap.
+    """
+    n_img, n1, n2 = strong.shape
+    m1, m2 = e0.size, e1.size
+    out = np.empty((n_img, m1, m2, 4))
+    blk0, len0, win0, wlen0 = _windows(e0, n1)
+    blk1, len1, win1, wlen1 = _windows(e1, n2)
+    size = max(blk0.shape[1], win0.shape[1], blk1.shape[1], win1.shape[1])
+    w = np.empty((size, size), dtype=np.int32)
+    dist = np.empty((size, size), dtype=np.int32)
+    cur = np.empty(4 * size * size, dtype=np.int32)
+    nxt = np.empty(4 * size * size, dtype=np.int32)
+    for k in range(n_img):
+        for bi in range(m1):
+            r = blk0[bi, : len0[bi]]
+            rf = win0[bi, : wlen0[bi]]
+            for bj in range(m2):
+                c = blk1[bj, : len1[bj]]
+                cf = win1[bj, : wlen1[bj]]
+                out[k, bi, bj, 0] = _min_crossing(strong, k, r, c, True, w, dist, cur, nxt)
+                out[k, bi, bj, 1] = _min_crossing(strong, k, r, c, False, w, dist, cur, nxt)
+                out[k, bi, bj, 2] = _min_crossing(strong, k, rf, c, True, w, dist, cur, nxt)
+                out[k, bi, bj, 3] = _min_crossing(strong, k, r, cf, False, w, dist, cur, nxt)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _windows(e, n):
+    """Pixel indices of each block along one axis, and of the window from its centre to the
+    next block's centre (periodic): padded arrays and their lengths."""
+    m = e.size
+    start = np.empty(m + 1, dtype=np.int64)
+    start[:m] = e
+    start[m] = n
+    centre = (start[:m] + start[1:]) // 2
+    lens = start[1:] - start[:m]
+    wlens = np.empty(m, dtype=np.int64)
+    for b in range(m):
+        span = (centre[(b + 1) % m] - centre[b]) % n
+        wlens[b] = span if span > 0 else n
+    blk = np.zeros((m, lens.max()), dtype=np.int64)
+    win = np.zeros((m, wlens.max()), dtype=np.int64)
+    for b in range(m):
+        for t in range(lens[b]):
+            blk[b, t] = start[b] + t
+        for t in range(wlens[b]):
+            win[b, t] = (centre[b] + t) % n
+    return blk, lens, win, wlens

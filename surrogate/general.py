@@ -59,7 +59,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BLOCK = 8
-N_GRID, N_GLOBAL = 10, 7
+N_GRID, N_GLOBAL = 14, 7
+#: Grid channels a :func:`_apply_symmetry` transposition swaps (x1 <-> x2 quantities).
+_TRANSPOSE = [0, 3, 4, 1, 2, 7, 8, 5, 6, 9, 11, 10, 13, 12]
 #: The eight symmetries of the square as (transpose, flip axis 0, flip axis 1).
 D4 = [(t, a, b) for t in (False, True) for a in (False, True) for b in (False, True)]
 
@@ -96,12 +98,12 @@ def _apply_symmetry(grid, glob, bounds, op):
     transpose, flip0, flip1 = op
     if flip0:
         grid = grid[:, ::-1].copy()
-        grid[..., 5:7] = np.roll(grid[..., 5:7], -1, axis=1)
+        grid[..., [5, 6, 12]] = np.roll(grid[..., [5, 6, 12]], -1, axis=1)
     if flip1:
         grid = grid[:, :, ::-1].copy()
-        grid[..., 7:9] = np.roll(grid[..., 7:9], -1, axis=2)
+        grid[..., [7, 8, 13]] = np.roll(grid[..., [7, 8, 13]], -1, axis=2)
     if transpose:
-        grid = np.swapaxes(grid, 1, 2)[..., [0, 3, 4, 1, 2, 7, 8, 5, 6, 9]]
+        grid = np.swapaxes(grid, 1, 2)[..., _TRANSPOSE]
         glob = glob[:, [0, 3, 4, 1, 2, 5, 6]] * np.array([1, 1, 1, 1, 1, 1, -1], np.float32)
         bounds = bounds[:, ::-1]
     return np.ascontiguousarray(grid), glob, bounds
@@ -148,7 +150,7 @@ def _targets(mu_norm):
 def build_general_network(*, width: int = 24, depth: int = 4, seed: int = 0, coarse: str = "faces"):
     """The general network (Keras), fully convolutional on the block grid.
 
-    ``[grid (N, m1, m2, 10), global (N, 7)] -> [faces (N, m1, m2, 2), log_sigma (N, 1),
+    ``[grid (N, m1, m2, 14), global (N, 7)] -> [faces (N, m1, m2, 2), log_sigma (N, 1),
     correction (N, 3)]``: the logits of the conductances of the ``+x1`` and ``+x2`` face of every
     block, the log of the network's own error estimate, and a correction of the coarse solve's
     matrix logarithm (what face conductances cannot carry: an anisotropy finer than a block).
@@ -747,17 +749,34 @@ def _init_file(init: str | Path) -> Path:
 
 
 def _network_from(net, coarse: str, seed: int):
-    """``net`` itself if its head is ``coarse``'s, else a ``tensors`` network started from a
-    ``faces`` one (every other layer copied; eigenvalue channels from the faces, angle 0)."""
-    if _coarse_of(layer.name for layer in net.layers) == coarse:
+    """``net`` itself if its head is ``coarse``'s and it takes today's grid features, else a new
+    network started from it: a ``tensors`` head from a ``faces`` one (eigenvalue channels from
+    the faces, angle 0), grid features added since with zero weights (so that it starts with
+    the old network's answers); every other layer copied."""
+    own = _coarse_of(layer.name for layer in net.layers)
+    channels = int(net.get_layer("lift").get_weights()[0].shape[2])
+    if own == coarse and channels == N_GRID:
         return net
-    if coarse != "tensors":
+    if own != coarse and coarse != "tensors":
         raise InputError("--init: a 'tensors' model cannot start a 'faces' one")
+    if channels > N_GRID:
+        raise InputError(
+            f"--init: a model of {channels} grid features cannot start one of {N_GRID}"
+        )
     width, depth = _width_depth(net)
     new = build_general_network(width=width, depth=depth, seed=seed, coarse=coarse)
     for layer in net.layers:
-        if layer.weights and layer.name != "face_logits":
-            new.get_layer(layer.name).set_weights(layer.get_weights())
+        if not layer.weights or (layer.name == HEADS[own][0] and own != coarse):
+            continue
+        weights = layer.get_weights()
+        if layer.name == "lift" and channels < N_GRID:
+            # features added since: their weights start at zero (the old network's answers)
+            kernel = np.zeros(weights[0].shape[:2] + (N_GRID,) + weights[0].shape[3:], np.float32)
+            kernel[:, :, :channels] = weights[0]
+            weights = [kernel, *weights[1:]]
+        new.get_layer(layer.name).set_weights(weights)
+    if own == coarse:
+        return new
     kernel, bias = net.get_layer("face_logits").get_weights()
     k3 = np.zeros(kernel.shape[:-1] + (3,), kernel.dtype)
     k3[..., :2] = kernel

@@ -146,24 +146,31 @@ def features(
 
     Returns
     -------
-    grid : ndarray of float32, shape (N, m1, m2, 10)
+    grid : ndarray of float32, shape (N, m1, m2, 14)
         Per block: strong-phase fraction, the lower and upper line bounds of ``mu_11`` and of
         ``mu_22`` as ``log(bound) / log(c)``, the shares of strong-strong and weak-weak pixel
-        pairs across the ``+x1`` and the ``+x2`` face, and ``log10(c) / 4``.
+        pairs across the ``+x1`` and the ``+x2`` face, ``log10(c) / 4``, and the strong phase's
+        connectivity (:func:`~surrogate._general_jit.crossings_2d`: the fewest weak pixels on a
+        path across the block along x1 and x2, and across the ``+x1`` and ``+x2`` face windows,
+        as shares of the window's length).
     cell : ndarray of float32, shape (N, 7)
         The same five numbers for the whole cell, ``log10(c) / 4`` and ``log(n1 / n2)``.
     bounds : ndarray of float64, shape (N, 2, 2)
         :func:`line_bounds`.
     """
+    from surrogate._general_jit import crossings_2d
+
     blocks, cell = _kernel(strong, contrast, block)
     n, n1, n2 = strong.shape
+    s = np.ascontiguousarray(strong, dtype=np.uint8)
     log_c = np.log(np.broadcast_to(np.asarray(contrast, np.float64), (n,)))
     t = log_c / np.log(10.0) / MAX_LOG10_CONTRAST
-    grid = np.empty((*blocks.shape[:3], 10), dtype=np.float32)
+    grid = np.empty((*blocks.shape[:3], 14), dtype=np.float32)
     grid[..., 0] = blocks[..., 0]
     grid[..., 1:5] = _log_normalized(blocks[..., 1:5], log_c[:, None, None, None])
     grid[..., 5:9] = blocks[..., 5:9]
     grid[..., 9] = t[:, None, None]
+    grid[..., 10:14] = crossings_2d(s, _edges(n1, block), _edges(n2, block))
     glob = np.empty((n, 7), dtype=np.float32)
     glob[:, 0] = cell[:, 0]
     glob[:, 1:5] = _log_normalized(cell[:, 1:], log_c[:, None])

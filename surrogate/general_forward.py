@@ -144,7 +144,7 @@ def forward(
     Parameters
     ----------
     w : GeneralWeights
-    grid : ndarray, shape (N, m1, m2, 10)
+    grid : ndarray, shape (N, m1, m2, 14)
     glob : ndarray, shape (N, 7)
 
     Returns

@@ -171,3 +171,22 @@ def test_mixed_dataset_of_rectangular_cells(tmp_path, capsys):
         np.testing.assert_allclose(label, direct, rtol=1e-6)
     assert main([*argv[:5], "16x8"]) == 2  # a side below 16
     assert "every side of --size must be an integer >= 16: got 16x8" in capsys.readouterr().err
+
+
+def test_mixed_dataset_contrast_band(tmp_path, capsys):
+    """``--min-log10-contrast``: every row's contrast in the band, either phase the stronger;
+    a band below 0 or above the maximum is a one-line error that writes nothing."""
+    path = tmp_path / "hc.h5"
+    argv = ["dataset-mixed", str(path), "-n", "12", "--size", "16", "--seed", "2",
+            "--min-log10-contrast", "2", "--max-log10-contrast", "3"]  # fmt: skip
+    assert main(argv) == 0
+    with h5py.File(path, "r") as f:
+        mu = f["mu_phases"][...]
+    log_c = np.log10(mu[:, 1] / mu[:, 0])
+    assert np.all((np.abs(log_c) >= 2) & (np.abs(log_c) <= 3))
+    assert np.any(log_c > 0) and np.any(log_c < 0)
+    assert main(argv) == 0  # resumed: same arguments, nothing new
+    bad = tmp_path / "bad.h5"
+    assert main(["dataset-mixed", str(bad), "-n", "2", "--min-log10-contrast", "5"]) == 2
+    assert "--min-log10-contrast must be in [0, --max-log10-contrast]" in capsys.readouterr().err
+    assert not bad.exists()

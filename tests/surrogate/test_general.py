@@ -60,9 +60,80 @@ def test_line_bounds_exact_for_laminates():
 def test_features_any_size_and_rectangular():
     images = _images(3, (40, 72))
     grid, glob, bounds = features(images, np.array([2.0, 50.0, 1e4]))
-    assert grid.shape == (3, 5, 9, 10) and glob.shape == (3, 7) and bounds.shape == (3, 2, 2)
+    assert grid.shape == (3, 5, 9, 14) and glob.shape == (3, 7) and bounds.shape == (3, 2, 2)
     assert np.all((grid[..., 1:5] >= 0) & (grid[..., 1:5] <= 1 + 1e-6))
     np.testing.assert_allclose(grid[..., 0].mean(axis=(1, 2)), images.mean(axis=(1, 2)), atol=0.02)
+
+
+def _reference_crossing(window):
+    """Fewest weak pixels on an 8-connected path from the first to the last row (Dijkstra)."""
+    import heapq
+
+    h, b = window.shape
+    cost = 1 - window.astype(int)
+    dist = np.full((h, b), np.inf)
+    heap = [(cost[0, j], 0, j) for j in range(b)]
+    for d, _, j in heap:
+        dist[0, j] = d
+    heapq.heapify(heap)
+    while heap:
+        d, a, j = heapq.heappop(heap)
+        if d > dist[a, j]:
+            continue
+        for aa in range(max(a - 1, 0), min(a + 2, h)):
+            for jj in range(max(j - 1, 0), min(j + 2, b)):
+                if d + cost[aa, jj] < dist[aa, jj]:
+                    dist[aa, jj] = d + cost[aa, jj]
+                    heapq.heappush(heap, (dist[aa, jj], aa, jj))
+    return dist[-1].min() / h
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (40, 27)])
+def test_crossing_features_match_shortest_paths(shape):
+    """The connectivity channels equal a plain Dijkstra over each window (block and face)."""
+    from surrogate._general_jit import crossings_2d
+    from surrogate.general_features import _edges
+
+    images = _images(4, shape, seed=11).astype(np.uint8)
+    e0, e1 = _edges(shape[0], 8), _edges(shape[1], 8)
+    got = crossings_2d(images, e0, e1)
+    s0, s1 = np.r_[e0, shape[0]], np.r_[e1, shape[1]]
+    c0, c1 = (s0[:-1] + s0[1:]) // 2, (s1[:-1] + s1[1:]) // 2
+    for k in range(len(images)):
+        for i in range(e0.size):
+            rows = np.arange(s0[i], s0[i + 1])
+            face_rows = (c0[i] + np.arange((c0[(i + 1) % e0.size] - c0[i]) % shape[0])) % shape[0]
+            for j in range(e1.size):
+                cols = np.arange(s1[j], s1[j + 1])
+                face_cols = c1[j] + np.arange((c1[(j + 1) % e1.size] - c1[j]) % shape[1])
+                face_cols %= shape[1]
+                img = images[k]
+                want = [
+                    _reference_crossing(img[np.ix_(rows, cols)]),
+                    _reference_crossing(img[np.ix_(rows, cols)].T),
+                    _reference_crossing(img[np.ix_(face_rows, cols)]),
+                    _reference_crossing(img[np.ix_(rows, face_cols)].T),
+                ]
+                np.testing.assert_allclose(got[k, i, j], want, atol=1e-12)
+
+
+def test_corner_contacts_conduct_on_the_q1_grid():
+    """Why the connectivity channels step diagonally: a staircase of strong pixels touching only
+    at corners carries the strong phase's permeability across the Q1 cell (FE), while every
+    straight line of pixels crosses the weak phase (the line bounds' lower bound stays ~1)."""
+    from micro.homogenization import homogenize
+
+    n, contrast = 32, 1e4
+    image = np.zeros((n, n), bool)
+    for i in range(n):
+        image[i, i] = True  # a periodic diagonal line, one pixel wide
+    mu = np.asarray(homogenize(image, mu_matrix=1.0, mu_inclusion=contrast, rtol=1e-10).mu_eff)
+    mu = mu.reshape(-1, 2, 2)[0]
+    lower = line_bounds(image[None], np.array([contrast]))[0, 0, 0]
+    assert lower < 1.1
+    assert mu[0, 0] > 0.05 * contrast / n  # O(c / n): the line conducts, not O(1)
+    grid = features(image[None], np.array([contrast]))[0]
+    assert np.all(grid[0, ..., 10][np.diag_indices(n // 8)] == 0)  # blocks on the diagonal
 
 
 @pytest.mark.parametrize("op", [(t, a, b) for t in (0, 1) for a in (0, 1) for b in (0, 1)])
@@ -350,3 +421,23 @@ def test_calibration_by_cell_size_covers_each_class(tiny_general, mixed_dataset,
         assert np.mean(err <= pred.rel_error_bound + 1e-12) >= 0.8
         got = model._alpha(d.mu_phases[:, 1] / d.mu_phases[:, 0], d.images.shape[1:])
         np.testing.assert_array_equal(got, cal["alpha"][c][0])
+
+
+def test_init_from_a_model_of_fewer_features_keeps_its_answers(monkeypatch):
+    """``train-general --init`` from a network of an older feature set: the channels added since
+    start with zero weights, so the new network answers exactly as the old one did."""
+    import surrogate.general as general
+
+    n_new = general.N_GRID
+    monkeypatch.setattr(general, "N_GRID", n_new - 4)
+    old = general.build_general_network(width=8, depth=2, seed=1)
+    monkeypatch.setattr(general, "N_GRID", n_new)
+    new = general._network_from(old, "faces", 0)
+    grid, glob, _ = features(_images(3, (32, 40), seed=2), np.array([3.0, 300.0, 3e3]))
+    before = old([grid[..., : n_new - 4], glob])
+    after = new([grid, glob])
+    for a, b in zip(before, after):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    with pytest.raises(InputError, match="grid features cannot start"):
+        monkeypatch.setattr(general, "N_GRID", n_new - 8)
+        general._network_from(new, "faces", 0)
