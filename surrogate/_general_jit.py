@@ -160,6 +160,18 @@ def _min_crossing(s, k, rows, cols, along0, w, dist, cur, nxt):
         for a in range(h):
             for j in range(b):
                 w[a, j] = 1 - s[k, rows[j], cols[a]]
+    n_strong = 0
+    full_line = False  # a straight line of strong pixels along the path
+    for j in range(b):
+        run = 0
+        for a in range(h):
+            run += 1 - w[a, j]
+        n_strong += run
+        full_line = full_line or run == h
+    if n_strong == 0:
+        return 1.0
+    if full_line:
+        return 0.0
     big = 1 << 30
     for a in range(h):
         for j in range(b):

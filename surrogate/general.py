@@ -580,12 +580,17 @@ def train_general(
     init: str | Path | None = None,
     coarse: str = "faces",
     loss: str = "mse",
+    interpolate: float = 1.0,
 ) -> dict[str, Any]:
     """Train the general network on mixed datasets (:mod:`micro.mixed_dataset`).
 
-    The weights of the best validation epoch are written to ``out/general.keras`` after every
-    improvement, and ``out/metadata.json`` (without calibration; see :func:`calibrate`) at the
-    end. A killed run restarts from the last saved weights and epoch.
+    The weights of the best validation epoch are written to ``out/best.keras`` after every
+    improvement; a killed run restarts from the last saved weights and epoch. At the end (also
+    when a finished run is run again, with the same result) the model is made from the best
+    weights: interpolated with the starting model's (``interpolate``), its error estimate
+    refitted on the validation rows (:func:`_refit_error_head`), written to
+    ``out/general.keras`` with ``out/metadata.json`` (without calibration; see
+    :func:`calibrate`).
 
     Parameters
     ----------
@@ -611,6 +616,11 @@ def train_general(
         The fit term on the errors of ``[log mu_11, log mu_22, rho]``: squared, or Huber with
         :data:`HUBER_DELTA` (linear beyond it: the mean absolute error that the MAPE measures,
         rather than the squares that a few high-contrast outliers dominate).
+    interpolate : float
+        In (0, 1]: the model keeps ``interpolate * best + (1 - interpolate) * init`` weights, a
+        weight-space ensemble of the fine-tuned and the starting network (WiSE-FT, Wortsman et
+        al. 2022: a fine-tuning run and its start lie in one basin, and the interpolation keeps
+        what each does better). 1 keeps the best weights; below 1 needs ``init``.
 
     Returns
     -------
@@ -623,6 +633,10 @@ def train_general(
     _check_coarse(coarse)
     if loss not in LOSSES:
         raise InputError(f"loss must be one of {', '.join(LOSSES)}: got {loss!r}")
+    if not 0 < interpolate <= 1:
+        raise InputError(f"interpolate must be in (0, 1]: got {interpolate}")
+    if interpolate < 1 and init is None:
+        raise InputError("interpolate below 1 needs init: the model to interpolate with")
     out = Path(out)
     rng = np.random.default_rng(seed)
     init_file = _init_file(init) if init is not None else None
@@ -703,9 +717,22 @@ def train_general(
         )
         if val_mape < best:
             best = val_mape
-            net.save(out / "general.keras")
+            net.save(out / "best.keras")
         net.save(out / "last.keras")
         state_path.write_text(json.dumps({"epoch": epoch + 1, "history": history}))
+    # runs made before best.keras existed kept their best weights in general.keras
+    best_file = out / "best.keras" if (out / "best.keras").is_file() else out / "general.keras"
+    final = keras.models.load_model(best_file, compile=False)
+    if interpolate < 1:
+        start_net = _network_from(keras.models.load_model(init_file, compile=False), coarse, seed)
+        final.set_weights(
+            [interpolate * w + (1 - interpolate) * w0
+             for w, w0 in zip(final.get_weights(), start_net.get_weights())]
+        )  # fmt: skip
+    error_head = _refit_error_head(final, val, coarse) if val else None
+    tmp = out / "general.partial.keras"
+    final.save(tmp)
+    tmp.replace(out / "general.keras")
     meta = {
         "kind": "general",
         "name": name,
@@ -721,6 +748,10 @@ def train_general(
         "epochs": epochs,
         "history": history,
     }
+    if interpolate < 1:
+        meta["interpolate"] = interpolate
+    if error_head is not None:
+        meta["error_head"] = error_head
     if init_file is not None:
         named = init_file.name == "general.keras"
         meta["init"] = init_file.parent.name if named else init_file.name
@@ -729,6 +760,69 @@ def train_general(
         meta["calibration"] = json.loads(old.read_text()).get("calibration", {})
     old.write_text(json.dumps(meta, indent=1))
     return history
+
+
+def _refit_error_head(net, groups, coarse: str = "faces") -> dict[str, float]:
+    """Refit the network's error estimate (layer ``log_sigma``) on held-out rows, in place.
+
+    The head is affine in the pooled features ``h`` (layer ``head_dense``): ``u = w . h + b``,
+    and its training term ``mean(e exp(-u) + u)`` (``e`` the row's largest error of
+    ``[log mu_11, log mu_22, rho]``, minimal at ``exp(u) = E[e | h]``) is convex in ``(w, b)``:
+    a damped Newton iteration reaches its minimum. Rows the network never trained on give it
+    the errors it makes on new cells; only ``log_sigma`` changes, so the answers do not.
+
+    Returns
+    -------
+    dict
+        ``rows``, and the term before and after (``nll_before``, ``nll_after``).
+    """
+    import keras
+    import tensorflow as tf
+
+    sub = keras.Model(net.inputs, [net.get_layer("head_dense").output, *net.outputs])
+
+    def forward(grid, glob, logc):
+        h, logits, _, corr = sub([grid, glob])
+        return h, _components_tf(_corrected(_mu_tf(logits, logc, coarse=coarse), corr))
+
+    feats, errs = [], []
+    for g in groups:
+        traced = tf.function(forward)  # one per group: the coarse solve needs static sizes
+        for i in range(0, len(g["y"]), 256):
+            sl = slice(i, i + 256)
+            h, comp = traced(g["grid"][sl], g["glob"][sl], g["logc"][sl])
+            feats.append(np.asarray(h, np.float64))
+            errs.append(np.abs(comp.numpy() - g["y"][sl]).max(axis=1))
+    x = np.concatenate(feats)
+    x = np.c_[x, np.ones(len(x))]
+    e = np.concatenate(errs).astype(np.float64)
+    kernel, bias = net.get_layer("log_sigma").get_weights()
+    theta = np.r_[kernel[:, 0], bias].astype(np.float64)
+
+    def term(t):
+        u = x @ t
+        return float(np.mean(e * np.exp(-u) + u))
+
+    before = term(theta)
+    for _ in range(100):
+        r = e * np.exp(-(x @ theta))
+        grad = x.T @ (1.0 - r) / len(e)
+        hess = (x * r[:, None]).T @ x / len(e) + 1e-8 * np.eye(x.shape[1])
+        step = np.linalg.solve(hess, grad)
+        t, now = 1.0, term(theta)
+        while term(theta - t * step) > now - 1e-4 * t * (grad @ step) and t > 1e-8:
+            t /= 2
+        theta = theta - t * step
+        if np.abs(grad).max() < 1e-10:
+            break
+    after = term(theta)
+    if after > before:  # cannot happen but for round-off: keep the trained head
+        return {"rows": int(len(e)), "nll_before": before, "nll_after": before}
+    net.get_layer("log_sigma").set_weights(
+        [theta[:-1, None].astype(kernel.dtype), theta[-1:].astype(bias.dtype)]
+    )
+    logger.info("error head refitted on %d held-out rows: %.4f -> %.4f", len(e), before, after)
+    return {"rows": int(len(e)), "nll_before": before, "nll_after": after}
 
 
 def _init_file(init: str | Path) -> Path:

@@ -55,6 +55,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="mse",
         help="fit loss on the log-components: squares, or Huber (absolute beyond a 1 %% error)",
     )
+    p.add_argument(
+        "--interpolate",
+        type=float,
+        default=1.0,
+        metavar="T",
+        help="keep T x the best weights + (1 - T) x the --init model's (weight-space ensemble "
+        "of the fine-tuned and the starting network; default 1: the best weights)",
+    )
     p.set_defaults(handler=_train)
     c = subparsers.add_parser(
         "calibrate-general",
@@ -95,6 +103,10 @@ def _train(args: argparse.Namespace) -> int:
         raise InputError(f"--learning-rate must be in (0, 1): got {args.learning_rate}")
     if not (0 <= args.val_fraction < 0.5):
         raise InputError(f"--val-fraction must be in [0, 0.5): got {args.val_fraction}")
+    if not (0 < args.interpolate <= 1):
+        raise InputError(f"--interpolate must be in (0, 1]: got {args.interpolate}")
+    if args.interpolate < 1 and args.init is None:
+        raise InputError("--interpolate below 1 needs --init: the model to interpolate with")
     _import_tensorflow()
     from surrogate.general import train_general
 
@@ -111,6 +123,7 @@ def _train(args: argparse.Namespace) -> int:
         init=args.init,
         coarse=args.coarse,
         loss=args.loss,
+        interpolate=args.interpolate,
     )
     print(f"{args.output}: best validation error {100 * min(history['val_mape']):.2f} %")
     return 0

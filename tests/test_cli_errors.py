@@ -99,6 +99,10 @@ def test_output_that_is_or_lies_under_a_file(capsys, afile, argv):
         (["calibrate-general", "m", "data.h5", "--size-edges", "1x2"], "--size-edges must be"),
         (["calibrate-general", "m", "data.h5", "--size-edges", "200,100"], "size edges must be"),
         (["calibrate-general", "m", "data.h5", "--contrast-edges", "a"], "--contrast-edges"),
+        (["train-general", "m", "data.h5", "--interpolate", "0.5"], "needs --init"),
+        (["train-general", "m", "data.h5", "--interpolate", "0"], "--interpolate must be"),
+        (["train-general", "m", "data.h5", "--interpolate", "nan"], "--interpolate must be"),
+        (["dataset-mixed", "d.h5", "-n", "2", "--min-log10-contrast", "-1"], "--min-log10"),
     ],
 )
 def test_bad_training_arguments(capsys, tmp_path, monkeypatch, argv, match):

@@ -441,3 +441,66 @@ def test_init_from_a_model_of_fewer_features_keeps_its_answers(monkeypatch):
     with pytest.raises(InputError, match="grid features cannot start"):
         monkeypatch.setattr(general, "N_GRID", n_new - 8)
         general._network_from(new, "faces", 0)
+
+
+def test_error_head_refit_minimizes_its_term_and_keeps_the_answers(tiny_general, mixed_dataset):
+    """The refit of ``log_sigma`` (a convex problem) reaches its minimum on the rows given,
+    and changes the error estimate only: the tensors answered stay the same."""
+    import keras
+
+    import surrogate.layers  # noqa: F401
+    from surrogate.general import _answer_tf, _load_rows, _refit_error_head
+
+    net = keras.models.load_model(tiny_general / "general.keras", compile=False)
+    rows = _load_rows([mixed_dataset])
+    g = rows[0]
+    mu0, u0 = (np.asarray(t) for t in _answer_tf(net, g["grid"], g["glob"], g["logc"]))
+    info = _refit_error_head(net, rows)
+    mu1, u1 = (np.asarray(t) for t in _answer_tf(net, g["grid"], g["glob"], g["logc"]))
+    np.testing.assert_array_equal(mu0, mu1)
+    assert info["rows"] == len(g["y"]) and info["nll_after"] <= info["nll_before"]
+    assert not np.allclose(u0, u1)
+    # a minimum: every small move of the head's weights raises the term
+    kernel, bias = net.get_layer("log_sigma").get_weights()
+    e = np.abs(
+        np.stack([np.log(mu1[:, 0, 0]), np.log(mu1[:, 1, 1]),
+                  mu1[:, 0, 1] / np.sqrt(mu1[:, 0, 0] * mu1[:, 1, 1])], axis=1) - g["y"]
+    ).max(axis=1)  # fmt: skip
+    np.testing.assert_allclose(np.mean(e * np.exp(-u1) + u1), info["nll_after"], rtol=1e-5)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        net.get_layer("log_sigma").set_weights([kernel, bias + rng.normal(0, 0.05, bias.shape)])
+        u = np.asarray(_answer_tf(net, g["grid"], g["glob"], g["logc"])[1])
+        assert np.mean(e * np.exp(-u) + u) >= info["nll_after"] - 1e-6
+
+
+def test_interpolated_fine_tuning(tiny_general, mixed_dataset, tmp_path):
+    """``interpolate``: the model is the mean of the best and the starting weights (all but the
+    refitted error head), and a finished run run again gives the same model."""
+    import json
+
+    import keras
+
+    import surrogate.layers  # noqa: F401
+    from surrogate.general import train_general
+
+    out = tmp_path / "wise"
+    kwargs = dict(epochs=1, batch_size=8, init=tiny_general, val_fraction=0.3, interpolate=0.5)
+    train_general([mixed_dataset], out, **kwargs)
+    load = lambda p: keras.models.load_model(p, compile=False)  # noqa: E731
+    final, best, start = (
+        load(out / "general.keras"),
+        load(out / "best.keras"),
+        load(tiny_general / "general.keras"),
+    )
+    for layer in final.layers:
+        if layer.weights and layer.name != "log_sigma":
+            for w, b, s in zip(layer.get_weights(), best.get_layer(layer.name).get_weights(),
+                               start.get_layer(layer.name).get_weights()):  # fmt: skip
+                np.testing.assert_allclose(w, 0.5 * b + 0.5 * s, rtol=1e-6, atol=1e-7)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["interpolate"] == 0.5 and meta["error_head"]["rows"] > 0
+    train_general([mixed_dataset], out, **kwargs)  # finished: only the final step again
+    again = load(out / "general.keras")
+    for a, b in zip(again.get_weights(), final.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
