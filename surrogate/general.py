@@ -35,6 +35,7 @@ import numpy as np
 
 from magnetohom.errors import InputError
 from surrogate.general_features import (
+    GRID_FEATURES,
     MAX_LOG10_CONTRAST,
     canonical_form,
     check_contrast,
@@ -59,7 +60,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BLOCK = 8
-N_GRID, N_GLOBAL = 14, 7
+N_GRID, N_GLOBAL = GRID_FEATURES, 7
 #: Grid channels a :func:`_apply_symmetry` transposition swaps (x1 <-> x2 quantities).
 _TRANSPOSE = [0, 3, 4, 1, 2, 7, 8, 5, 6, 9, 11, 10, 13, 12]
 #: The eight symmetries of the square as (transpose, flip axis 0, flip axis 1).

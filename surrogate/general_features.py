@@ -30,6 +30,7 @@ import numpy as np
 from magnetohom.errors import InputError
 
 __all__ = [
+    "GRID_FEATURES",
     "MAX_LOG10_CONTRAST",
     "canonical_form",
     "check_contrast",
@@ -41,6 +42,8 @@ __all__ = [
 
 #: Largest contrast ``mu_high / mu_low`` (as log10) the general model takes.
 MAX_LOG10_CONTRAST = 4.0
+#: Channels per block of the grid :func:`features` returns.
+GRID_FEATURES = 14
 
 
 def canonical_form(
@@ -105,14 +108,21 @@ def _log_normalized(values: np.ndarray, log_c: np.ndarray) -> np.ndarray:
     return np.where(log_c > 0, np.log(values) / safe, 0.0)
 
 
-def _kernel(strong: np.ndarray, contrast: np.ndarray, block: int):
-    from surrogate._general_jit import line_bounds_2d
-
+def _blocks(strong: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The masks as the compiled kernels take them (uint8, C order) and the first index of
+    each block along axis 0 and axis 1."""
     s = np.ascontiguousarray(strong, dtype=np.uint8)
     if s.ndim != 3:
         raise InputError(f"expected a batch of 2D images (N, n1, n2): got shape {s.shape}")
+    return s, _edges(s.shape[1], block), _edges(s.shape[2], block)
+
+
+def _kernel(s: np.ndarray, contrast: np.ndarray, e0: np.ndarray, e1: np.ndarray):
+    """:func:`surrogate._general_jit.line_bounds_2d` of the output of :func:`_blocks`."""
+    from surrogate._general_jit import line_bounds_2d
+
     c = np.ascontiguousarray(np.broadcast_to(np.asarray(contrast, np.float64), (s.shape[0],)))
-    return line_bounds_2d(s, c, _edges(s.shape[1], block), _edges(s.shape[2], block))
+    return line_bounds_2d(s, c, e0, e1)
 
 
 def line_bounds(strong: np.ndarray, contrast: np.ndarray) -> np.ndarray:
@@ -128,7 +138,8 @@ def line_bounds(strong: np.ndarray, contrast: np.ndarray) -> np.ndarray:
     ndarray of float64, shape (N, 2, 2)
         ``[:, k, 0]`` lower and ``[:, k, 1]`` upper bound of ``mu*_kk``.
     """
-    _, cell = _kernel(strong, contrast, max(strong.shape[1:]))
+    s, e0, e1 = _blocks(strong, max(np.shape(strong)[1:]))
+    _, cell = _kernel(s, contrast, e0, e1)
     return cell[:, 1:5].reshape(-1, 2, 2)
 
 
@@ -160,17 +171,17 @@ def features(
     """
     from surrogate._general_jit import crossings_2d
 
-    blocks, cell = _kernel(strong, contrast, block)
-    n, n1, n2 = strong.shape
-    s = np.ascontiguousarray(strong, dtype=np.uint8)
+    s, e0, e1 = _blocks(strong, block)
+    blocks, cell = _kernel(s, contrast, e0, e1)
+    n, n1, n2 = s.shape
     log_c = np.log(np.broadcast_to(np.asarray(contrast, np.float64), (n,)))
     t = log_c / np.log(10.0) / MAX_LOG10_CONTRAST
-    grid = np.empty((*blocks.shape[:3], 14), dtype=np.float32)
+    grid = np.empty((*blocks.shape[:3], GRID_FEATURES), dtype=np.float32)
     grid[..., 0] = blocks[..., 0]
     grid[..., 1:5] = _log_normalized(blocks[..., 1:5], log_c[:, None, None, None])
     grid[..., 5:9] = blocks[..., 5:9]
     grid[..., 9] = t[:, None, None]
-    grid[..., 10:14] = crossings_2d(s, _edges(n1, block), _edges(n2, block))
+    grid[..., 10:14] = crossings_2d(s, e0, e1)
     glob = np.empty((n, 7), dtype=np.float32)
     glob[:, 0] = cell[:, 0]
     glob[:, 1:5] = _log_normalized(cell[:, 1:], log_c[:, None])
