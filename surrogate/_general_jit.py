@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import njit
 
@@ -128,15 +126,29 @@ def line_bounds_2d(strong, contrast, e0, e1):
     return blocks, cell
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def gelu_inplace(x):
-    """``x <- x Phi(x)`` (exact GELU, ``Phi`` the normal CDF through ``erf``) of a flat float32
-    array, in place: what Keras's ``gelu`` computes, at a fraction of ``scipy.special.erf``'s
-    cost."""
+    """``x <- x Phi(x)`` (GELU, ``Phi`` the normal CDF through ``erf``) of a flat float32 array,
+    in place: what Keras's exact ``gelu`` computes. ``erf`` is the rational approximation of
+    Eigen (which TensorFlow's CPU kernels use) on [-4, 4], +-1 beyond: within 4e-7 of the exact
+    function, float32 round-off, and branch-free, so the loop vectorizes."""
     r = np.float32(0.7071067811865476)
+    lo, hi = np.float32(-4.0), np.float32(4.0)
     for i in range(x.size):
         v = x[i]
-        x[i] = np.float32(0.5) * v * (np.float32(1.0) + math.erf(v * r))
+        z = min(max(v * r, lo), hi)
+        z2 = z * z
+        p = z2 * np.float32(-2.72614225801306e-10) + np.float32(2.77068142495902e-08)
+        p = z2 * p + np.float32(-2.10102402082508e-06)
+        p = z2 * p + np.float32(-5.69250639462346e-05)
+        p = z2 * p + np.float32(-7.34990630326855e-04)
+        p = z2 * p + np.float32(-2.95459980854025e-03)
+        p = z2 * p + np.float32(-1.60960333262415e-02)
+        q = z2 * np.float32(-1.45660718464996e-05) + np.float32(-2.13374055278905e-04)
+        q = z2 * q + np.float32(-1.68282697438203e-03)
+        q = z2 * q + np.float32(-7.37332916720468e-03)
+        q = z2 * q + np.float32(-1.42647390514189e-02)
+        x[i] = np.float32(0.5) * v * (np.float32(1.0) + z * p / q)
     return x
 
 

@@ -10,6 +10,8 @@ several times faster.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from surrogate.coarse_q1 import GAUSS, gradient_rows
@@ -45,6 +47,9 @@ def homogenize_faces_reference(*k: np.ndarray) -> np.ndarray:
 def homogenize_faces_direct(k: np.ndarray) -> np.ndarray:
     """:func:`surrogate.coarse_solve.homogenize_faces` by a sparse direct solve (no gradient).
 
+    One sparse Cholesky factorization per grid, compiled, with the ordering and the symbolic
+    factorization shared by all grids of one shape (:func:`_face_plan`).
+
     Parameters
     ----------
     k : ndarray, shape (N, m1, m2, 2) or (N, m1, m2, m3, 3)
@@ -55,7 +60,7 @@ def homogenize_faces_direct(k: np.ndarray) -> np.ndarray:
     ndarray of float64, shape (N, d, d)
         ``mu_ab`` of every grid, symmetric.
     """
-    import scipy.sparse as sp
+    from surrogate._cholesky_jit import homogenize_faces
 
     k = np.asarray(k, dtype=np.float64)
     dim = k.ndim - 2
@@ -63,29 +68,47 @@ def homogenize_faces_direct(k: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"face conductances must be (N, m1, m2, 2) or (N, m1, m2, m3, 3), got {k.shape}"
         )
+    if not np.all(k > 0) or not np.all(np.isfinite(k)):
+        raise ValueError("face conductances must be positive and finite")
     shape = k.shape[1:-1]
+    plan = _face_plan(tuple(int(s) for s in shape))
+    flat = np.ascontiguousarray(k.reshape(k.shape[0], -1, dim))
+    mu, ok = homogenize_faces(flat, *plan)
+    if not np.all(ok):  # positive conductances give an SPD matrix: only round-off breaks it
+        raise ValueError(f"coarse solve: {np.count_nonzero(~ok)} grids are not positive definite")
+    return mu
+
+
+@functools.lru_cache(maxsize=16)
+def _face_plan(shape: tuple[int, ...]) -> tuple:
+    """Everything :func:`surrogate._cholesky_jit.homogenize_faces` needs besides the
+    conductances, for grids of ``shape``: the triplets, a fill-reducing order (SuperLU's
+    minimum degree on the unit-conductance matrix), the structure of the permuted upper
+    triangle and its symbolic factorization, and the periodic neighbours."""
+    import scipy.sparse as sp
+
+    from surrogate._cholesky_jit import symbolic
+
+    dim = len(shape)
     n = int(np.prod(shape))
+    m = n - 1
     rows, cols, face, sign = _face_pattern(shape)
-    out = np.empty((k.shape[0], dim, dim))
-    for b in range(k.shape[0]):
-        flat = k[b].reshape(n, dim)
-        a = sp.csc_matrix((sign * flat.ravel()[face], (rows, cols)), shape=(n - 1, n - 1))
-        # load a: b_a = -D_a^T k_a, i.e. k_a(i) - k_a(i - e_a) ... with the pinned cell dropped
-        rhs = np.stack(
-            [(k[b, ..., c] - np.roll(k[b, ..., c], 1, axis=c)).ravel()[1:] for c in range(dim)],
-            axis=1,
-        )
-        u = np.zeros((n, dim))
-        u[1:] = _splu(a).solve(rhs)
-        mu = np.zeros((dim, dim))
-        uc = u.reshape(*shape, dim)
-        for c in range(dim):
-            g = np.eye(dim)[c] + (np.roll(uc, -1, axis=c) - uc)  # (..., load): component c
-            g = g.reshape(n, dim)
-            mu += np.einsum("i,ia,ib->ab", flat[:, c], g, g)
-        mu /= n
-        out[b] = 0.5 * (mu + mu.T)
-    return out
+    unit = sp.csc_matrix((sign, (rows, cols)), shape=(m, m))
+    new = np.asarray(_splu(unit).perm_c, dtype=np.int64)  # cell i + 1 -> its place
+    r, c = new[rows], new[cols]
+    upper = r <= c
+    key = c[upper] * m + r[upper]  # column-major: sorted by column, then row
+    uniq, inverse = np.unique(key, return_inverse=True)
+    slot = np.full(rows.size, -1, np.int64)
+    slot[upper] = inverse
+    indptr = np.searchsorted(uniq // m, np.arange(m + 1)).astype(np.int64)
+    indices = (uniq % m).astype(np.int64)
+    lp, li, rp, ri, rpos = symbolic(indptr, indices, m)
+    idx = np.arange(n).reshape(shape)
+    nxt = np.stack([np.roll(idx, -1, axis=a).ravel() for a in range(dim)]).astype(np.int64)
+    prv = np.stack([np.roll(idx, 1, axis=a).ravel() for a in range(dim)]).astype(np.int64)
+    return (face.astype(np.int64), sign.astype(np.float64), slot, int(uniq.size), indptr,
+            indices, lp, li, rp, ri, rpos, new, nxt, prv)  # fmt: skip
 
 
 def _face_pattern(shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:

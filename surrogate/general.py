@@ -23,8 +23,10 @@ did not see (:func:`calibrate`). Relative error means ``max(|d mu_11| / mu_11, |
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,6 +62,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 BLOCK = 8
+#: Fewest cells per thread of :meth:`GeneralModel.predict`.
+_MIN_CHUNK = 16
 N_GRID, N_GLOBAL = GRID_FEATURES, 7
 #: Grid channels a :func:`_apply_symmetry` transposition swaps (x1 <-> x2 quantities).
 _TRANSPOSE = [0, 3, 4, 1, 2, 7, 8, 5, 6, 9, 11, 10, 13, 12]
@@ -369,6 +373,9 @@ class GeneralModel:
     metadata : dict, optional
         Use this instead of ``path / "metadata.json"`` (which must still exist), e.g. to
         calibrate without touching the stored file.
+    workers : int, optional
+        Threads that answer chunks of a batch (default: the CPUs this process may use); the
+        answers do not depend on it.
     """
 
     def __init__(
@@ -378,6 +385,7 @@ class GeneralModel:
         tta: int | None = None,
         batch_size: int = 256,
         metadata: dict[str, Any] | None = None,
+        workers: int | None = None,
     ) -> None:
         from surrogate.general_forward import load_weights
 
@@ -412,6 +420,11 @@ class GeneralModel:
         # the coarse solve the network was trained with, as its head layer says
         self.coarse = _coarse_of([self.weights.head])
         self.batch_size = int(batch_size)
+        if workers is None:
+            workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        if int(workers) < 1:
+            raise InputError(f"workers must be >= 1: got {workers}")
+        self.workers = int(workers)
 
     @property
     def network(self):
@@ -454,6 +467,22 @@ class GeneralModel:
             sig.append(np.exp(ls))
         return np.concatenate(mus), np.concatenate(sig)
 
+    def _answer_chunk(self, strong, contrast):
+        """Mean normalized tensor over the symmetries (N, 2, 2), error estimate (N,), spread
+        (N,) and line bounds (N, 2, 2) of canonical cells."""
+        grid, glob, bounds = _features(strong, contrast)
+        log_c = np.log(contrast)
+        answers = []
+        for op in self.ops:
+            g, h, _ = _apply_symmetry(grid, glob, bounds, op)
+            mu_op, sigma_op = self._run(g, h, log_c)
+            answers.append((_untransform(mu_op, op), sigma_op))
+        mus = np.stack([a[0] for a in answers])
+        mu = mus.mean(axis=0)
+        sigma = np.mean([a[1] for a in answers], axis=0)
+        spread = np.max([relative_error(m, mu) for m in mus], axis=0)
+        return mu, sigma, spread, bounds
+
     def predict(
         self,
         images: np.ndarray,
@@ -486,17 +515,21 @@ class GeneralModel:
             )
         strong, mu_low, contrast = canonical_form(images, mu_matrix, mu_inclusion)
         check_contrast(contrast)
-        grid, glob, bounds = _features(strong, contrast)
-        answers = []
-        log_c = np.log(contrast)
-        for op in self.ops:
-            g, h, _ = _apply_symmetry(grid, glob, bounds, op)
-            mu_op, sigma_op = self._run(g, h, log_c)
-            answers.append((_untransform(mu_op, op), sigma_op))
-        mus = np.stack([a[0] for a in answers])
-        mu = mus.mean(axis=0)
-        sigma = np.mean([a[1] for a in answers], axis=0)
-        spread = np.max([relative_error(m, mu) for m in mus], axis=0)
+        n = strong.shape[0]
+        # chunks answered in threads: the compiled kernels and numpy release the GIL
+        parts = max(1, min(self.workers, n // _MIN_CHUNK))
+        edges = np.linspace(0, n, parts + 1).astype(int)
+        chunks = [slice(a, b) for a, b in itertools.pairwise(edges)]
+        if parts == 1:
+            answers = [self._answer_chunk(strong, contrast)]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(parts) as pool:
+                answers = list(
+                    pool.map(lambda sl: self._answer_chunk(strong[sl], contrast[sl]), chunks)
+                )
+        mu, sigma, spread, bounds = (np.concatenate(a) for a in zip(*answers))
         f = strong.reshape(strong.shape[0], -1).mean(axis=1)
         lo_w, up_w = wiener_bounds(f, contrast)
         mu = _clip_eigenvalues(mu, lo_w, up_w)

@@ -99,10 +99,11 @@ def load_weights(path: str | Path) -> GeneralWeights:
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    """Exact GELU of a float32 array (a new array; compiled)."""
+    """Exact GELU of a float32 array (compiled), in place when ``x`` is a C-ordered float32
+    array (the fresh outputs of :func:`_dense` and :func:`_conv`)."""
     from surrogate._general_jit import gelu_inplace
 
-    out = np.array(x, dtype=np.float32, order="C")
+    out = np.require(x, dtype=np.float32, requirements="C")
     gelu_inplace(out.reshape(-1))
     return out
 
@@ -123,16 +124,14 @@ def _conv(w: GeneralWeights, name: str, x: np.ndarray) -> np.ndarray:
     m1, m2 = x.shape[1] - k1 + 1, x.shape[2] - k2 + 1
     if k1 * k2 == 1:
         return _act(w, name, x @ kernel[0, 0] + bias)
-    # one matrix product over the k1 k2 shifted copies (im2col), in chunks of images
-    flat = kernel.reshape(k1 * k2 * c_in, c_out)
-    out = np.empty((x.shape[0], m1, m2, c_out), dtype=np.result_type(x, kernel))
-    step = max(1, 2**22 // max(1, m1 * m2 * k1 * k2 * c_in))
-    for s in range(0, x.shape[0], step):
-        xs = x[s : s + step]
-        cols = np.concatenate(
-            [xs[:, a : a + m1, b : b + m2] for a in range(k1) for b in range(k2)], axis=-1
-        )
-        out[s : s + step] = cols @ flat + bias
+    # one matrix product per kernel tap, summed over the shifted views: no im2col copy
+    out = x[:, :m1, :m2] @ kernel[0, 0] + bias
+    tap = np.empty_like(out)
+    for a in range(k1):
+        for b in range(k2):
+            if a or b:
+                np.matmul(x[:, a : a + m1, b : b + m2], kernel[a, b], out=tap)
+                out += tap
     return _act(w, name, out)
 
 

@@ -100,6 +100,11 @@ def test_direct_batch_matches_the_iteration_at_high_contrast_and_the_laminate():
     np.testing.assert_allclose(mu, np.diag([2 / (1 / layers).sum(), layers.mean()]), rtol=1e-12)
     with pytest.raises(ValueError, match="face conductances"):
         homogenize_faces_direct(k[..., :1])
+    for bad in (0.0, -1.0, np.nan):
+        k_bad = k.copy()
+        k_bad[1, 3, 4, 0] = bad
+        with pytest.raises(ValueError, match="positive and finite"):
+            homogenize_faces_direct(k_bad)
 
 
 def test_float32_iteration_gives_the_float64_result():

@@ -207,6 +207,18 @@ def test_identities_hold_by_construction(coarse, request):
     np.testing.assert_allclose(same, 3.0 * np.eye(2)[None].repeat(5, 0), rtol=1e-12, atol=1e-12)
 
 
+def test_answers_do_not_depend_on_the_threads(tiny_general):
+    """Chunks answered in parallel threads give the answers of one thread, bit for bit."""
+    images = _images(40, (32, 32), seed=21)
+    mu_i = np.geomspace(0.01, 3e3, 40)
+    one = GeneralModel(tiny_general, workers=1).predict(images, mu_matrix=1.0, mu_inclusion=mu_i)
+    three = GeneralModel(tiny_general, workers=3).predict(images, mu_matrix=1.0, mu_inclusion=mu_i)
+    np.testing.assert_array_equal(one.mu_eff, three.mu_eff)
+    np.testing.assert_array_equal(one.rel_error_bound, three.rel_error_bound)
+    with pytest.raises(InputError, match="workers must be >= 1"):
+        GeneralModel(tiny_general, workers=0)
+
+
 def test_contrast_beyond_training_is_refused_or_goes_to_fe(tiny_general):
     model = GeneralModel(tiny_general)
     img = _images(1)

@@ -66,3 +66,17 @@ def test_predict_with_the_general_model_does_not_start_tensorflow(tmp_path):
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert '"source": "cnn"' in res.stdout
+
+
+def test_gelu_is_the_exact_one_to_float32_round_off():
+    """The compiled GELU (a rational erf) against ``x Phi(x)`` through the exact ``erf``."""
+    import math
+
+    from surrogate.general_forward import _gelu
+
+    x = np.concatenate([np.linspace(-12.0, 12.0, 200_001), [0.0, -0.0, 1e-30, -50.0, 50.0]])
+    exact = np.array([0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))) for v in x])
+    got = _gelu(x.astype(np.float32))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, exact, rtol=2e-6, atol=2e-6)
+    assert got[x == 50.0] == 50.0 and got[x == -50.0] == 0.0
