@@ -31,10 +31,12 @@ linear dataset with the same class and ``base_seed``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -359,14 +361,65 @@ class NLDataset:
         return len(self.base)
 
 
-def load_nl_dataset(path: str | os.PathLike) -> NLDataset:
-    """Read the finished samples of a nonlinear dataset file.
+def load_nl_dataset(path: str | os.PathLike | Sequence[str | os.PathLike]) -> NLDataset:
+    """Read the finished samples of a nonlinear dataset file, or of several files of one
+    composite (their samples in the order of the files).
+
+    Several files must share the phase laws, the cell shape and the field sampling
+    (directions, magnitudes, range, spacing) and hold no sample twice (the same SVE seed); the
+    result's ``base.path`` and ``base.attrs`` are the first file's, ``base.index`` the rows in
+    each sample's own file.
 
     Raises
     ------
     InputError
-        Not a nonlinear dataset (no ``field`` labels), unreadable, or no sample done.
+        Not a nonlinear dataset (no ``field`` labels), unreadable, or no sample done; files
+        that do not fit together.
     """
+    if isinstance(path, str | os.PathLike):
+        return _load_nl_file(path)
+    parts = [_load_nl_file(p) for p in path]
+    if not parts:
+        raise InputError("no nonlinear dataset file given")
+    first = parts[0]
+    keys = ("n_directions", "n_magnitudes", "max_field", "spacing")
+    seen: dict[int, Path] = {}
+    for part in parts:
+        here = part.base.path
+        if part.base.images.shape[1:] != first.base.images.shape[1:]:
+            raise InputError(
+                f"{here}: cells of {part.base.images.shape[1:]} pixels, "
+                f"{first.base.path} has {first.base.images.shape[1:]}"
+            )
+        for k in ("matrix_law", "inclusion_law", *keys):
+            if part.base.attrs.get(k) != first.base.attrs.get(k):
+                raise InputError(
+                    f"{here}: {k} {part.base.attrs.get(k)!r} differs from "
+                    f"{first.base.path}'s {first.base.attrs.get(k)!r}"
+                )
+        for seed in part.base.seeds.tolist():
+            if seed in seen:
+                raise InputError(f"{here} repeats samples of {seen[seed]} (the same SVE seeds)")
+            seen[seed] = here
+    if len(parts) == 1:
+        return first
+
+    def cat(get):
+        return np.concatenate([get(p) for p in parts])
+
+    base = dataclasses.replace(
+        first.base,
+        **{
+            name: cat(lambda p, name=name: getattr(p.base, name))
+            for name in ("images", "mu_eff", "volume_fraction", "target_volume_fraction",
+                         "seeds", "index", "iterations", "solve_seconds")
+        },
+    )  # fmt: skip
+    arrays = {name: cat(lambda p, name=name: getattr(p, name)) for name in _EXTRA}
+    return NLDataset(base=base, laws=first.laws, **arrays)
+
+
+def _load_nl_file(path: str | os.PathLike) -> NLDataset:
     base = load_dataset(path)
     path = Path(path)
     with _open_h5(path, "r") as f:

@@ -322,11 +322,12 @@ def _add_train_law(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train-law",
         help="train the learned convex effective law on a nonlinear dataset (dataset-nl)",
-        description="Train surrogate.convex_law on DATASET (from 'magnetohom dataset-nl'), "
+        description="Train surrogate.convex_law on DATASET (from 'magnetohom dataset-nl'; "
+        "several files of one composite are joined), "
         "holding out --test-fraction of the microstructures; prints the held-out errors of B "
         "(relative to |B|) and of the tangent, and writes the law to OUT.",
     )
-    p.add_argument("dataset", metavar="DATASET.h5", help="nonlinear dataset")
+    p.add_argument("dataset", nargs="+", metavar="DATASET.h5", help="nonlinear dataset(s)")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="law directory")
     p.add_argument("--epochs", type=int, default=300, help="epochs (default 300)")
     p.add_argument("--terms", type=int, default=16, help="saturating terms (default 16)")

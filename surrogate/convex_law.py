@@ -611,7 +611,8 @@ def train_convex_law(
 
     Parameters
     ----------
-    dataset : micro.dataset_nl.NLDataset or path-like
+    dataset : micro.dataset_nl.NLDataset, path-like, or sequence of path-like
+        A dataset, or the file(s) :func:`micro.dataset_nl.load_nl_dataset` reads.
     test_fraction : float
         Share of the microstructures held out (never trained on).
     options : ConvexLawOptions, optional

@@ -87,6 +87,32 @@ def test_resume_and_mismatch(reference, tmp_path):
         )
 
 
+def test_several_files_of_one_composite_are_joined(reference, tmp_path):
+    """Files of other seeds join in order; the same samples twice, another law or other cells
+    are one clear error each."""
+    other = tmp_path / "other.h5"
+    generate_nl_dataset(other, n_samples=1, base_seed=8, **LAWS, **OPTS)
+    one, two = load_nl_dataset(reference), load_nl_dataset(other)
+    both = load_nl_dataset([reference, other])
+    assert len(both) == N + 1 and both.laws == one.laws
+    np.testing.assert_array_equal(both.base.images, np.concatenate([one.base.images,
+                                                                   two.base.images]))  # fmt: skip
+    for name in ("field", "flux", "tangent", "coenergy", "knee_field"):
+        np.testing.assert_array_equal(
+            getattr(both, name), np.concatenate([getattr(one, name), getattr(two, name)])
+        )
+    np.testing.assert_array_equal(both.base.mu_eff[N:], two.base.mu_eff)
+    with pytest.raises(InputError, match="repeats samples of"):
+        load_nl_dataset([reference, other, reference])
+    law = tmp_path / "law.h5"
+    generate_nl_dataset(law, n_samples=1, base_seed=9, matrix_law=LinearLaw(1.0),
+                        inclusion_law=ArctanLaw(1000.0, 1.2), **OPTS)  # fmt: skip
+    with pytest.raises(InputError, match="inclusion_law"):
+        load_nl_dataset([reference, law])
+    with pytest.raises(InputError, match="no nonlinear dataset file"):
+        load_nl_dataset([])
+
+
 @pytest.mark.mpi
 def test_mpirun_two_ranks_and_cli(reference, tmp_path):
     out = tmp_path / "mpi.h5"

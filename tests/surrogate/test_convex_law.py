@@ -146,6 +146,9 @@ def test_training_smoke(tmp_path, capsys):
     assert "held-out B error" in capsys.readouterr().out
     assert ConvexLaw.load(out).options.terms == 2
     assert main([*args, "--test-fraction", "2"]) == 2
+    assert main(["train-law", str(path), str(path), "-o", str(tmp_path / "twice")]) == 2
+    assert "repeats samples of" in capsys.readouterr().err
+    assert not (tmp_path / "twice").exists()
 
 
 def _fields(law: ConvexLaw, cells: CellDescriptors, rng) -> np.ndarray:
