@@ -607,8 +607,8 @@ def train_general(
     epochs: int = 30,
     batch_size: int = 32,
     learning_rate: float = 2e-3,
-    width: int = 24,
-    depth: int = 4,
+    width: int | None = None,
+    depth: int | None = None,
     seed: int = 0,
     name: str = "general",
     init: str | Path | None = None,
@@ -634,13 +634,17 @@ def train_general(
         ``seed``).
     out : str or Path
         Model directory.
-    epochs, batch_size, learning_rate, width, seed
+    epochs, batch_size, learning_rate, seed
         Training options (Adam with cosine decay).
+    width, depth : int, optional
+        Channels and 3x3 convolutions of the network (default 24 and 4, or the ``init``
+        model's own; more than the ``init`` model's widens or deepens it, see
+        :func:`_network_from`). A resumed run keeps its own.
     name : str
         The model's name in messages.
     init : str or Path, optional
         A general model directory (or its ``.keras`` file) whose weights start a new run
-        (fine-tuning with a fresh schedule; ``width`` and ``depth`` are then the model's own).
+        (fine-tuning with a fresh schedule).
         Ignored when ``out`` holds a run to resume. A ``faces`` model can start a ``tensors``
         one: every layer but the head is copied, and the head's two eigenvalue channels start
         from the face channels (angle 0).
@@ -693,11 +697,13 @@ def train_general(
         start, history = int(state["epoch"]), state["history"]
         logger.info("resuming at epoch %d", start)
     elif init_file is not None:
-        net = _network_from(keras.models.load_model(init_file, compile=False), coarse, seed)
+        net = _network_from(
+            keras.models.load_model(init_file, compile=False), coarse, seed, width, depth
+        )
         start, history = 0, {"loss": [], "val_mape": [], "seconds": []}
         logger.info("starting from the weights of %s", init_file)
     else:
-        net = build_general_network(width=width, depth=depth, seed=seed, coarse=coarse)
+        net = build_general_network(width=width or 24, depth=depth or 4, seed=seed, coarse=coarse)
         start, history = 0, {"loss": [], "val_mape": [], "seconds": []}
     # what a resumed or carried-over network is, whatever the arguments said
     width, depth, coarse = *_width_depth(net), _coarse_of(layer.name for layer in net.layers)
@@ -758,7 +764,9 @@ def train_general(
     best_file = out / "best.keras" if (out / "best.keras").is_file() else out / "general.keras"
     final = keras.models.load_model(best_file, compile=False)
     if interpolate < 1:
-        start_net = _network_from(keras.models.load_model(init_file, compile=False), coarse, seed)
+        start_net = _network_from(
+            keras.models.load_model(init_file, compile=False), coarse, seed, width, depth
+        )
         final.set_weights(
             [interpolate * w + (1 - interpolate) * w0
              for w, w0 in zip(final.get_weights(), start_net.get_weights())]
@@ -876,14 +884,34 @@ def _init_file(init: str | Path) -> Path:
     return path
 
 
-def _network_from(net, coarse: str, seed: int):
-    """``net`` itself if its head is ``coarse``'s and it takes today's grid features, else a new
-    network started from it: a ``tensors`` head from a ``faces`` one (eigenvalue channels from
-    the faces, angle 0), grid features added since with zero weights (so that it starts with
-    the old network's answers); every other layer copied."""
+def _network_from(net, coarse: str, seed: int, width: int | None = None,
+                  depth: int | None = None):  # fmt: skip
+    """``net`` itself if its head is ``coarse``'s, it takes today's grid features and has the
+    ``width`` and ``depth`` asked for (None: its own), else a new network started from it that
+    gives the same answers:
+
+    * a ``tensors`` head from a ``faces`` one (eigenvalue channels from the faces, angle 0);
+    * grid features added since: zero weights;
+    * more channels (``width``): the new channels start from the new network's random weights,
+      and every weight from a new channel into an old one is zero (Net2WiderNet-style, Chen et
+      al. 2016, without the copy of units: the old channels compute what they computed, the new
+      ones learn from there);
+    * more convolutions (``depth``): the new residual layers start at zero, i.e. identities.
+
+    Every other weight is copied.
+    """
     own = _coarse_of(layer.name for layer in net.layers)
     channels = int(net.get_layer("lift").get_weights()[0].shape[2])
-    if own == coarse and channels == N_GRID:
+    old_width, old_depth = _width_depth(net)
+    width = old_width if width is None else int(width)
+    depth = old_depth if depth is None else int(depth)
+    if width < old_width or depth < old_depth:
+        raise InputError(
+            f"--init: a network of width {old_width} and depth {old_depth} cannot start one of "
+            f"width {width} and depth {depth} (only wider and deeper)"
+        )
+    same_shape = (width, depth) == (old_width, old_depth)
+    if own == coarse and channels == N_GRID and same_shape:
         return net
     if own != coarse and coarse != "tensors":
         raise InputError("--init: a 'tensors' model cannot start a 'faces' one")
@@ -891,23 +919,29 @@ def _network_from(net, coarse: str, seed: int):
         raise InputError(
             f"--init: a model of {channels} grid features cannot start one of {N_GRID}"
         )
-    width, depth = _width_depth(net)
     new = build_general_network(width=width, depth=depth, seed=seed, coarse=coarse)
     for layer in net.layers:
         if not layer.weights or (layer.name == HEADS[own][0] and own != coarse):
             continue
-        weights = layer.get_weights()
-        if layer.name == "lift" and channels < N_GRID:
-            # features added since: their weights start at zero (the old network's answers)
-            kernel = np.zeros(weights[0].shape[:2] + (N_GRID,) + weights[0].shape[3:], np.float32)
-            kernel[:, :, :channels] = weights[0]
-            weights = [kernel, *weights[1:]]
-        new.get_layer(layer.name).set_weights(weights)
+        kernel, bias = layer.get_weights()
+        fresh, fresh_bias = new.get_layer(layer.name).get_weights()
+        k_in, k_out = kernel.shape[-2:]
+        # rows of the old inputs in the new kernel: the pooled head reads [gap(x), global]
+        rows = np.arange(k_in)
+        if layer.name == "head_dense":
+            rows = np.r_[np.arange(old_width), width + np.arange(k_in - old_width)]
+        fresh[..., :k_out] = 0.0  # inputs new to an old channel: zero weights
+        fresh[..., rows, :k_out] = kernel
+        fresh_bias[:k_out] = bias
+        new.get_layer(layer.name).set_weights([fresh, fresh_bias])
+    for j in range(old_depth, depth):  # new residual convolutions: identities at the start
+        conv = new.get_layer(f"conv{j}")
+        conv.set_weights([np.zeros_like(w) for w in conv.get_weights()])
     if own == coarse:
         return new
     kernel, bias = net.get_layer("face_logits").get_weights()
-    k3 = np.zeros(kernel.shape[:-1] + (3,), kernel.dtype)
-    k3[..., :2] = kernel
+    k3 = np.zeros(kernel.shape[:-2] + (width, 3), kernel.dtype)
+    k3[..., :old_width, :2] = kernel
     new.get_layer("tensor_logits").set_weights([k3, np.r_[bias, 0.0].astype(bias.dtype)])
     return new
 

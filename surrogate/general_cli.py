@@ -35,8 +35,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--learning-rate", type=float, default=3e-3)
     p.add_argument("--val-fraction", type=float, default=0.06)
-    p.add_argument("--width", type=int, default=24)
-    p.add_argument("--depth", type=int, default=4)
+    p.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="channels (default 24, or --init's own; more than --init's widens it)",
+    )
+    p.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        help="3x3 convolutions (default 4, or --init's own; more than --init's deepens it)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--init",
@@ -97,7 +107,7 @@ def _import_tensorflow() -> None:
 
 def _train(args: argparse.Namespace) -> int:
     for name in ("epochs", "batch_size", "width", "depth"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1: got {getattr(args, name)}")
     if not (args.learning_rate > 0 and args.learning_rate < 1):
         raise InputError(f"--learning-rate must be in (0, 1): got {args.learning_rate}")

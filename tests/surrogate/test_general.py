@@ -455,6 +455,35 @@ def test_init_from_a_model_of_fewer_features_keeps_its_answers(monkeypatch):
         general._network_from(new, "faces", 0)
 
 
+@pytest.mark.parametrize("coarse", ["faces", "tensors"])
+def test_a_wider_and_deeper_network_started_from_one_keeps_its_answers(coarse):
+    """``train-general --init M --width W --depth D``: the new channels never reach an old one
+    and the new convolutions start as identities, so the network answers as ``M`` did; the
+    new channels' weights are not all zero (they can learn); a narrower one is refused."""
+    import surrogate.general as general
+
+    old = general.build_general_network(width=8, depth=2, seed=1)
+    # weights that are not the initializer's zeros, so a slip in the copy would show
+    for layer in old.layers:
+        if layer.weights:
+            rng = np.random.default_rng(len(layer.name))
+            layer.set_weights([0.3 * rng.standard_normal(w.shape) for w in layer.get_weights()])
+    new = general._network_from(old, coarse, 0, width=12, depth=4)
+    assert general._width_depth(new) == (12, 4)
+    grid, glob, _ = features(_images(3, (32, 40), seed=2), np.array([3.0, 300.0, 3e3]))
+    before, after = old([grid, glob]), new([grid, glob])
+    head = new.get_layer(general.HEADS[coarse][0]).get_weights()[0]
+    assert head.shape[-2] == 12
+    if coarse == "faces":
+        np.testing.assert_allclose(np.asarray(after[0]), np.asarray(before[0]), rtol=1e-5,
+                                   atol=1e-6)  # fmt: skip
+    for a, b in zip(before[1:], after[1:]):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
+    assert np.abs(new.get_layer("conv0").get_weights()[0][..., 8:]).max() > 0
+    with pytest.raises(InputError, match="only wider and deeper"):
+        general._network_from(new, coarse, 0, width=8)
+
+
 def test_error_head_refit_minimizes_its_term_and_keeps_the_answers(tiny_general, mixed_dataset):
     """The refit of ``log_sigma`` (a convex problem) reaches its minimum on the rows given,
     and changes the error estimate only: the tensors answered stay the same."""
