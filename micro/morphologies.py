@@ -33,7 +33,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from magnetohom.errors import InputError
 
@@ -266,6 +265,8 @@ def _lamellae(shape, rng):
 
 
 def _voronoi_distances(shape: tuple[int, int], rng: np.random.Generator, cells: int):
+    from scipy.spatial import cKDTree  # here: the registry's importers need no scipy.spatial
+
     seeds = rng.uniform(0, 1, (cells, 2)) * np.asarray(shape)
     tree = cKDTree(seeds, boxsize=np.asarray(shape, dtype=float))
     x, y = _grid(shape)
