@@ -978,7 +978,7 @@ def calibrate(
     model_dir: str | Path,
     cal_files: Sequence[str | Path],
     *,
-    tta: int = 2,
+    tta: int = 8,
     coverage: float = 0.995,
     beta: float = 0.002,
     contrast_edges: Sequence[float] = CONTRAST_EDGES,

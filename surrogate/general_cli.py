@@ -80,8 +80,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     c.add_argument("model", help="model directory")
     c.add_argument("data", nargs="+", help="mixed dataset files the model was not trained on")
-    c.add_argument("--tta", type=int, default=2, choices=(1, 2, 4, 8))
-    c.add_argument("--coverage", type=float, default=0.99)
+    c.add_argument(
+        "--tta", type=int, default=8, choices=(1, 2, 4, 8), help="symmetries averaged (default 8)"
+    )
+    c.add_argument("--coverage", type=float, default=0.995, help="per band (default 0.995)")
     c.add_argument("--beta", type=float, default=0.002)
     c.add_argument(
         "--contrast-edges",
