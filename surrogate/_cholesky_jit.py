@@ -83,15 +83,11 @@ def symbolic(indptr, indices, n):
     for j in range(n):
         lp[j + 1] = lp[j] + count[j]
     li = np.empty(lp[n], np.int64)
-    nxt = lp[:-1].copy()
     ri = np.empty(rp[n], np.int64)
     rpos = np.empty(rp[n], np.int64)
+    li[lp[:-1]] = np.arange(n)  # the diagonal first in each column
+    nxt = lp[:-1] + 1
     for k in range(n):  # rows in increasing order: each column's rows come out sorted
-        li[nxt[k]] = k  # the diagonal first
-        nxt[k] += 1
-    for j in range(n):
-        nxt[j] = lp[j] + 1
-    for k in range(n):
         row = rows_of[k]
         for t in range(row.size):
             i = row[t]
