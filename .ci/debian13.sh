@@ -40,7 +40,9 @@ t0=$(date +%s)
 if [ ! -f "$ROOTFS/$STAMP" ]; then
     command -v debootstrap >/dev/null || {
         log "installing debootstrap"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap
+        # one apt at a time: scripts/setup.sh may be installing the host's packages meanwhile
+        APT="flock /var/lock/magnetohom-apt.lock apt-get -o DPkg::Lock::Timeout=900"
+        $APT update -qq && DEBIAN_FRONTEND=noninteractive $APT install -y -qq debootstrap
     }
     for d in "$ROOTFS" "$ROOTFS.partial"; do
         umount_under "$d"

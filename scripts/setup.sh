@@ -19,8 +19,11 @@ done
 if [ -n "$missing" ]; then
     echo "[setup] installing Debian packages:$missing"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+    # one apt at a time: the CI's Debian 13 set-up may be installing debootstrap meanwhile
+    # (magnetohom's own lock), and apt waits for any other holder of dpkg's lock
+    APT="$SUDO flock /var/lock/magnetohom-apt.lock apt-get -o DPkg::Lock::Timeout=900"
+    $APT update -qq
+    DEBIAN_FRONTEND=noninteractive $APT install -y -qq $missing >/dev/null
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
