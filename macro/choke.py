@@ -138,6 +138,9 @@ class ChokeSweep:
         knee fields and its MLP at the points' descriptors).
     out_of_range : int
         Learned law: point evaluations beyond its trained field range (flagged).
+    unfamiliar_points : int
+        Learned law: points whose microstructure lies outside its training data (flagged:
+        :meth:`surrogate.convex_law.ConvexLaw.familiar`).
     """
 
     provider: str
@@ -145,6 +148,7 @@ class ChokeSweep:
     solutions: dict[float, Any] = field(default_factory=dict)
     setup_seconds: float = 0.0
     out_of_range: int = 0
+    unfamiliar_points: int = 0
 
     def table(self) -> dict[str, list[float]]:
         """Columns ``current_A``, ``flux_linkage_Wb``, ``inductance_H``,
@@ -162,6 +166,7 @@ class ChokeSweep:
             "provider": self.provider,
             "setup_s": self.setup_seconds,
             "out_of_range": self.out_of_range,
+            "unfamiliar_points": self.unfamiliar_points,
             "steps": [
                 {
                     "current_A": s.current,
@@ -307,9 +312,12 @@ class ChokeProblem:
         comm = MPI.COMM_WORLD
         return comm.allreduce(float(k.sum())) / max(comm.allreduce(int(k.size)), 1)
 
-    def point_law(self, provider: str, *, law: Any = None) -> tuple[Any, Callable[[], int]]:
-        """The :class:`macro.nonlinear.PointLaws` of a provider, and a counter of its
-        out-of-range evaluations.
+    def point_law(
+        self, provider: str, *, law: Any = None
+    ) -> tuple[Any, Callable[[], tuple[int, int]]]:
+        """The :class:`macro.nonlinear.PointLaws` of a provider, and a counter of its flags:
+        ``(evaluations beyond the trained field range, points whose microstructure lies
+        outside the training data)`` on this rank.
 
         Parameters
         ----------
@@ -332,13 +340,13 @@ class ChokeProblem:
             def linear(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 return MU0 * np.einsum("kij,kj->ki", mu, H), MU0 * mu
 
-            return PointLaws(ones, p["composite"], linear), lambda: 0
+            return PointLaws(ones, p["composite"], linear), lambda: (0, 0)
         if provider == "nested":
             from mpi4py import MPI
 
             nested = CellProblemLaw(p["images"], self.phase_laws(), rtol=1e-10,
                                     comm=MPI.COMM_WORLD)  # fmt: skip
-            return PointLaws(ones, p["composite"], nested), lambda: 0
+            return PointLaws(ones, p["composite"], nested), lambda: (0, 0)
         from surrogate.convex_law import ConvexLaw, ConvexLawProvider, load_law
 
         convex = law if isinstance(law, ConvexLaw) else load_law(law)
@@ -349,7 +357,7 @@ class ChokeProblem:
                 f"the learned law was trained for phase laws {theirs}, the choke uses {mine}"
             )
         prov = ConvexLawProvider(convex, p["cells"], on_range="flag")
-        return PointLaws(ones, p["composite"], prov), lambda: prov.out_of_range
+        return PointLaws(ones, p["composite"], prov), lambda: (prov.out_of_range, prov.unfamiliar)
 
     # -- the sweep -------------------------------------------------------------------------------
     def sweep(
@@ -392,7 +400,7 @@ class ChokeProblem:
         cur = parse_currents(currents)
         comm = MPI.COMM_WORLD
         t0 = time.perf_counter()
-        point_law, out_of_range = self.point_law(provider, law=law)
+        point_law, flags = self.point_law(provider, law=law)
         p = self.points()
         m = self.mesh()
         pos, neg = m.tag("coil_pos"), m.tag("coil_neg")
@@ -455,7 +463,9 @@ class ChokeProblem:
             if float(current) in keep_set:
                 result.solutions[float(current)] = sol
             previous, prev_current = sol, current
-        result.out_of_range = int(comm.allreduce(int(out_of_range())))
+        out_of_range, unfamiliar = flags()
+        result.out_of_range = int(comm.allreduce(int(out_of_range)))
+        result.unfamiliar_points = int(comm.allreduce(int(unfamiliar)))
         return result
 
 

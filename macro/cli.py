@@ -311,6 +311,11 @@ def _choke_table(summary: dict[str, Any]) -> str:
             )
         if sw["out_of_range"]:
             lines.append(f"{name:<9s}{sw['out_of_range']} evaluations beyond the trained range")
+        if sw.get("unfamiliar_points"):
+            lines.append(
+                f"{name:<9s}{sw['unfamiliar_points']} points with microstructures outside "
+                "the learned law's training data"
+            )
     for kind, path in (summary.get("files") or {}).items():
         if isinstance(path, str):
             lines.append(f"wrote {kind}: {path}")

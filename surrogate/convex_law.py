@@ -140,12 +140,16 @@ class LawEvaluation:
     coenergy : ndarray, shape (N,), float64, J/m^3
     in_range : ndarray, shape (N,), bool
         ``|H| <= max_field * H_k*`` (inside the trained range).
+    familiar : ndarray, shape (N,), bool
+        The microstructure's features inside the range of the training data
+        (:meth:`ConvexLaw.familiar`): False where the law extrapolates in the microstructure.
     """
 
     B: np.ndarray
     tangent: np.ndarray
     coenergy: np.ndarray
     in_range: np.ndarray
+    familiar: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,7 @@ class _Bound:
     Ahat: np.ndarray
     AtA: np.ndarray
     C: np.ndarray
+    familiar: np.ndarray
 
 
 def _check_mu(mu_lin: np.ndarray, d: int) -> np.ndarray:
@@ -260,6 +265,9 @@ class ConvexLaw:
         n_feat = self._layer_shapes()[0][0]
         self._feat_mean = np.zeros(n_feat)
         self._feat_std = np.ones(n_feat)
+        # range of the training data's features (None: not known, every microstructure familiar)
+        self._feat_min: np.ndarray | None = None
+        self._feat_max: np.ndarray | None = None
         # the Keras MLP (built on first use: training, saving, the TensorFlow reference) and
         # its weights in numpy, [(kernel, bias), ...] (what evaluation runs on); _version
         # counts the changes of the weights (a provider's per-point constants follow it)
@@ -405,6 +413,23 @@ class ConvexLaw:
             ]
         )
 
+    #: Margin of :meth:`familiar`, as a share of each feature's training range.
+    FAMILIAR_MARGIN = 0.05
+
+    def familiar(self, cells, *, feats: np.ndarray | None = None) -> np.ndarray:
+        """Whether each microstructure lies inside the training data's features, shape (N,),
+        bool: every feature of :func:`law_features` within its training range widened by
+        :attr:`FAMILIAR_MARGIN` of that range on each side (a box, not a hull: a point inside
+        it can still be an unusual combination).  All True for a law saved before the range
+        was recorded."""
+        if feats is None:
+            feats = law_features(cells)
+        if self._feat_min is None or self._feat_max is None:
+            return np.ones(len(feats), dtype=bool)
+        pad = self.FAMILIAR_MARGIN * (self._feat_max - self._feat_min)
+        inside = (feats >= self._feat_min - pad) & (feats <= self._feat_max + pad)
+        return np.all(inside, axis=1)
+
     # -- the network in numpy (evaluation) -----------------------------------------------------
     def _bind(self, cells) -> _Bound:
         """What the law needs of the points besides the field: knee fields, ``beta`` and
@@ -412,14 +437,23 @@ class ConvexLaw:
         d, K = self.dim, self.options.terms
         mu = _check_mu(cells.mu_lin, d)
         R = np.linalg.cholesky(mu - np.eye(d))
-        out = self._mlp_numpy(law_features(cells))
+        feats = law_features(cells)
+        out = self._mlp_numpy(feats)
         beta = np.logaddexp(0.0, out[:, :K] + self._b0) + 1e-12
         Ahat = out[:, K:].reshape(-1, K, d, d) + self._A0
         S = np.einsum("bk,bkij,bkil->bjl", beta, Ahat, Ahat) + 1e-10 * np.eye(d)
         L = np.linalg.cholesky(S)
         C = np.linalg.solve(np.swapaxes(L, 1, 2), np.swapaxes(R, 1, 2))  # L^T C = R^T
         AtA = np.swapaxes(Ahat, 2, 3) @ Ahat
-        return _Bound(self._version, self.knee_fields(cells), beta, Ahat, AtA, C)
+        return _Bound(
+            self._version,
+            self.knee_fields(cells),
+            beta,
+            Ahat,
+            AtA,
+            C,
+            self.familiar(cells, feats=feats),
+        )
 
     def _respond(
         self, H: np.ndarray, bound: _Bound, *, coenergy: bool = False
@@ -471,7 +505,9 @@ class ConvexLaw:
         bound = self._bind(cells)
         H = self._check_field(H, len(bound.knee))
         B, T, in_range, psi = self._respond(H, bound, coenergy=True)
-        return LawEvaluation(B=B, tangent=T, coenergy=psi, in_range=in_range)
+        return LawEvaluation(
+            B=B, tangent=T, coenergy=psi, in_range=in_range, familiar=bound.familiar
+        )
 
     def _evaluate_tf(self, H: np.ndarray, cells) -> LawEvaluation:
         """:meth:`evaluate` in TensorFlow, the tangent a gradient tape's batch Jacobian (the
@@ -496,6 +532,7 @@ class ConvexLaw:
             tangent=0.5 * (t.numpy() + np.swapaxes(t.numpy(), 1, 2)) * MU0,
             coenergy=psi * scale * knee,
             in_range=np.linalg.norm(h, axis=1) <= self.max_field * (1 + 1e-12),
+            familiar=self.familiar(cells, feats=feats),
         )
 
     # -- persistence ---------------------------------------------------------------------------
@@ -514,6 +551,9 @@ class ConvexLaw:
             "feat_mean": self._feat_mean.tolist(),
             "feat_std": self._feat_std.tolist(),
         }
+        if self._feat_min is not None and self._feat_max is not None:
+            config["feat_min"] = self._feat_min.tolist()
+            config["feat_max"] = self._feat_max.tolist()
         (out / "config.json").write_text(json.dumps(config, indent=1))
         self._keras_mlp().save_weights(str(out / "weights.weights.h5"))
         return out
@@ -545,6 +585,9 @@ class ConvexLaw:
         law._sharp = np.asarray(config["sharp"])
         law._feat_mean = np.asarray(config["feat_mean"])
         law._feat_std = np.asarray(config["feat_std"])
+        if "feat_min" in config and "feat_max" in config:
+            law._feat_min = np.asarray(config["feat_min"], dtype=np.float64)
+            law._feat_max = np.asarray(config["feat_max"], dtype=np.float64)
         weights = path / "weights.weights.h5"
         try:
             law._weights = _read_dense_weights(weights, law._layer_shapes())
@@ -643,6 +686,7 @@ def train_convex_law(
     h, feats, R, b, t = _arrays(ds, cells, train)
     law._feat_mean = feats.mean(axis=0)
     law._feat_std = np.maximum(feats.std(axis=0), 1e-3)
+    law._feat_min, law._feat_max = feats.min(axis=0), feats.max(axis=0)
     m = len(h)
     steps = options.epochs * int(np.ceil(m / options.batch_size))
     import keras
@@ -733,21 +777,57 @@ class ConvexLawProvider:
         count them in :attr:`out_of_range`, or answer from the nonlinear cell problem
         (needs ``images``).
     images : ndarray, shape (N, n, ..., n), bool, optional
-        The microstructures, for ``on_range="fallback"``.
+        The microstructures, for ``on_range="fallback"`` or ``on_unfamiliar="fallback"``.
+    on_unfamiliar : {"flag", "raise", "fallback"}
+        Points whose microstructure lies outside the training data's features
+        (:meth:`ConvexLaw.familiar`: the law extrapolates there): count them in
+        :attr:`unfamiliar` and log a warning, raise :class:`InputError`, or answer them from
+        the nonlinear cell problem at every call (needs ``images``).
+
+    Attributes
+    ----------
+    out_of_range : int
+        Point evaluations beyond the trained field range so far.
+    unfamiliar : int
+        Points whose microstructure is outside the training data (fixed at construction).
+    fallbacks : int
+        Point evaluations answered by the cell problem so far.
     """
 
     def __init__(
-        self, law: ConvexLaw, cells, *, on_range: str = "raise", images: np.ndarray | None = None
+        self,
+        law: ConvexLaw,
+        cells,
+        *,
+        on_range: str = "raise",
+        images: np.ndarray | None = None,
+        on_unfamiliar: str = "flag",
     ) -> None:
-        if on_range not in ("raise", "flag", "fallback"):
-            raise InputError(f"on_range must be 'raise', 'flag' or 'fallback': got {on_range!r}")
-        if on_range == "fallback" and images is None:
-            raise InputError("on_range='fallback' needs the images")
+        for name, value in (("on_range", on_range), ("on_unfamiliar", on_unfamiliar)):
+            if value not in ("raise", "flag", "fallback"):
+                raise InputError(f"{name} must be 'raise', 'flag' or 'fallback': got {value!r}")
+            if value == "fallback" and images is None:
+                raise InputError(f"{name}='fallback' needs the images")
         _check_mu(cells.mu_lin, law.dim)
         self.law, self.cells, self.on_range = law, cells, on_range
+        self.on_unfamiliar = on_unfamiliar
         self.images = None if images is None else np.asarray(images, dtype=bool)
         self.out_of_range = 0
         self.fallbacks = 0
+        strange = np.flatnonzero(~law.familiar(cells))
+        self.unfamiliar = int(strange.size)
+        if strange.size and on_unfamiliar == "raise":
+            raise InputError(
+                f"point {int(strange[0])} (and {strange.size - 1} more): its microstructure lies "
+                "outside the learned law's training data; use on_unfamiliar='fallback'"
+            )
+        if strange.size:
+            log.warning(
+                "learned law: %d of %d points have microstructures outside its training data%s",
+                strange.size,
+                len(cells),
+                " (answered by the cell problem)" if on_unfamiliar == "fallback" else "",
+            )
         self._cell: Any = None
         self._bound: _Bound | None = None
 
@@ -767,9 +847,7 @@ class ConvexLawProvider:
         H = self.law._check_field(H, len(bound.knee))
         B, T, in_range, _ = self.law._respond(H, bound)
         bad = np.flatnonzero(~in_range)
-        if bad.size == 0:
-            return B, T
-        if self.on_range == "raise":
+        if bad.size and self.on_range == "raise":
             i = int(bad[0])
             knee = bound.knee[i]
             raise InputError(
@@ -777,11 +855,14 @@ class ConvexLawProvider:
                 f"the learned law's range ({self.law.max_field:g}); use on_range='fallback'"
             )
         self.out_of_range += int(bad.size)
-        if self.on_range == "flag":
+        redo = bad if self.on_range == "fallback" else np.empty(0, dtype=int)
+        if self.on_unfamiliar == "fallback":
+            redo = np.union1d(redo, np.flatnonzero(~bound.familiar))
+        if redo.size == 0:
             return B, T
         from micro.nonlinear import NonlinearHomogenizer
 
-        for i in bad:
+        for i in redo:
             image = self.images[i]
             if self._cell is None or self._cell.shape != image.shape:
                 self._cell = NonlinearHomogenizer(image.shape)

@@ -116,6 +116,45 @@ def test_fallback_answers_from_the_cell_problem():
     assert prov.fallbacks == 1
 
 
+def test_unfamiliar_microstructures_are_flagged_refused_or_answered_by_the_cell_problem(tmp_path):
+    """A law knows the range of its training data's features: a microstructure outside it is
+    counted (and survives save/load), refused, or answered by the cell problem."""
+    from micro.nonlinear import NonlinearHomogenizer, describe_cells
+    from surrogate.convex_law import law_features
+
+    n = 16
+    g = np.indices((n, n)) + 0.5 - n / 2
+    disk = (g**2).sum(0) < (0.3 * n) ** 2
+    stripe = np.zeros((n, n), dtype=bool)
+    stripe[:, : n // 2] = True  # a laminate: far from any disk's features
+    images = np.stack([disk, stripe])
+    nh = NonlinearHomogenizer((n, n))
+    cells = describe_cells(images, LAWS, homogenizer=nh)
+    law = _random_law(2)
+    assert law.familiar(cells).all()  # no recorded range: nothing is flagged
+    feats = law_features(cells.take([0]))
+    law._feat_min, law._feat_max = feats[0] - 1e-3, feats[0] + 1e-3
+    law.save(tmp_path / "law")
+    law = ConvexLaw.load(tmp_path / "law")
+    np.testing.assert_array_equal(law.familiar(cells), [True, False])
+    H = np.array([[0.7, 0.2], [0.7, 0.2]]) * law.knee_fields(cells)[:, None]
+    np.testing.assert_array_equal(law.evaluate(H, cells).familiar, [True, False])
+    flag = ConvexLawProvider(law, cells)
+    B, _ = flag(H)
+    assert flag.unfamiliar == 1 and flag.fallbacks == 0
+    with pytest.raises(InputError, match=r"point 1 .*outside the learned law's training data"):
+        ConvexLawProvider(law, cells, on_unfamiliar="raise")
+    with pytest.raises(InputError, match="needs the images"):
+        ConvexLawProvider(law, cells, on_unfamiliar="fallback")
+    fb = ConvexLawProvider(law, cells, on_unfamiliar="fallback", images=images)
+    B2, T2 = fb(H)
+    np.testing.assert_array_equal(B2[0], B[0])  # the familiar point: the law's answer
+    ref = nh.solve(stripe, LAWS, H[1])
+    np.testing.assert_allclose(B2[1], ref.B, rtol=1e-8)
+    np.testing.assert_allclose(T2[1], ref.tangent, rtol=1e-6)
+    assert fb.fallbacks == 1
+
+
 def test_training_smoke(tmp_path, capsys):
     from micro.dataset_nl import generate_nl_dataset, load_nl_dataset
     from surrogate.convex_law import train_convex_law
@@ -144,7 +183,12 @@ def test_training_smoke(tmp_path, capsys):
     args = ["train-law", str(path), "-o", str(out), "--epochs", "1", "--terms", "2"]
     assert main([*args, "--test-fraction", "0.34"]) == 0
     assert "held-out B error" in capsys.readouterr().out
-    assert ConvexLaw.load(out).options.terms == 2
+    trained = ConvexLaw.load(out)
+    assert trained.options.terms == 2
+    # the training data's feature range is recorded: its own microstructures are familiar
+    from surrogate.convex_law import dataset_cells
+
+    assert trained._feat_min is not None and trained.familiar(dataset_cells(ds)).sum() >= 2
     assert main([*args, "--test-fraction", "2"]) == 2
     assert main(["train-law", str(path), str(path), "-o", str(tmp_path / "twice")]) == 2
     assert "repeats samples of" in capsys.readouterr().err
