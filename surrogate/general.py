@@ -417,6 +417,17 @@ class GeneralModel:
             )
         self.alpha = alpha.reshape(shape)
         self.beta = float(cal.get("beta", 0.0))
+        if "tta" in cal and int(cal["tta"]) != self.tta:
+            # the spread over other symmetries is another statistic: the calibrated factors do
+            # not hold for it, and only the rigorous part of the bound remains
+            logger.warning(
+                "%s: its error bound is calibrated for tta %d, not %d: the answers carry only "
+                "the rigorous (line) bound",
+                self.name,
+                int(cal["tta"]),
+                self.tta,
+            )
+            self.alpha = np.full(shape, np.inf)
         # the coarse solve the network was trained with, as its head layer says
         self.coarse = _coarse_of([self.weights.head])
         self.batch_size = int(batch_size)

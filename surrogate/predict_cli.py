@@ -65,7 +65,9 @@ def add_predict(subparsers: argparse._SubParsersAction, handler_prelude) -> None
         const=-1,
         default=None,
         metavar="N",
-        help="average over N symmetries of the grid (general: 1, 2, 4, 8; specialists: all)",
+        help="average over N symmetries of the grid (general: 1, 2, 4, 8, default the "
+        "calibrated number, 8; another one leaves only the rigorous line bound; specialists: "
+        "all)",
     )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument(

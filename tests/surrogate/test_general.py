@@ -359,6 +359,13 @@ def test_calibration_per_contrast_band_covers_each_band(tiny_general, mixed_data
     band = np.abs(np.log10(d.mu_phases[:, 1] / d.mu_phases[:, 0])) >= 2.0
     for b in (False, True):
         assert covered[band == b].mean() >= 0.8
+    # another number of symmetries than the calibrated one: only the rigorous bound remains
+    other = GeneralModel(model_dir, tta=2)
+    assert np.all(np.isinf(other.alpha))
+    other_pred = other.predict(
+        d.images, mu_matrix=d.mu_phases[:, 0], mu_inclusion=d.mu_phases[:, 1]
+    )
+    assert np.all(other_pred.rigorous) and not np.all(pred.rigorous)
     before = (model_dir / "metadata.json").read_text()
     with pytest.raises(InputError, match="too few"):
         calibrate(model_dir, [mixed_dataset], tta=1, coverage=0.999, size_edges=())
