@@ -3,7 +3,8 @@
 ``python bench/bench_law_heldout.py DATA.h5 [--split|--train] LAW [LAW ...]``: all rows of
 DATA.h5 (an independent test file), or the held-out (``--split``) / trained (``--train``) rows
 of ``train-law``'s default split (seed 0, 20 %). LAW: a shipped name or a law directory.
-Prints mean/max/p95 of |B_pred - B|/|B| and of the tangent error, the 5 worst points (|H|/H_k*,
+Prints mean/max/p95 of |B_pred - B|/|B| and of the tangent error (also over the SVEs that the
+law calls familiar, `ConvexLaw.familiar`, and how many it does not), the 5 worst points (|H|/H_k*,
 direction, volume fraction, SVE), errors by |H|/H_k* octile and vf tercile, and the SVEs whose
 max B error exceeds 5 %."""
 
@@ -45,6 +46,7 @@ for lp in laws:
     law = load_law(lp)
     e = evaluate_convex_law(law, ds, idx, cells=cells)
     b, t, f = e["b"], e["tangent"], e["field"]
+    fam = np.repeat(law.familiar(cells.take(idx)), K)  # the microstructure inside the training data
     out = {
         "law": lp,
         "b_mean": b.mean(),
@@ -53,6 +55,9 @@ for lp in laws:
         "b_frac_gt_1pct": (b > 0.01).mean(),
         "t_mean": t.mean(),
         "t_max": t.max(),
+        "unfamiliar_sves": int((~fam).sum() // K),
+        "b_mean_familiar": b[fam].mean() if fam.any() else np.nan,
+        "b_max_familiar": b[fam].max() if fam.any() else np.nan,
     }
     print(
         json.dumps(

@@ -13,7 +13,10 @@ the share of answers from FE, and the largest error of the fallback run against 
 
 Usage::
 
-    python bench/bench_predict_cli.py -n 400 --size 256 --mu-inclusion 250
+    python bench/bench_predict_cli.py -n 400 --size 256 --mu-inclusion 250 [--tta 1 4]
+
+``--tta N ...`` also times ``predict --tta N`` (fewer symmetries of the square: fewer network
+passes, and the bound of that number's own calibration).
 """
 
 from __future__ import annotations
@@ -49,6 +52,13 @@ def main() -> None:
     ap.add_argument("--tolerance", type=float, default=0.01)
     ap.add_argument("--ood", action="store_true", help="images of bench/ood_morphologies.py")
     ap.add_argument("--model", default=None)
+    ap.add_argument(
+        "--tta",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time `predict --tta N` for each N (fewer symmetries: faster, looser bound)",
+    )
     args = ap.parse_args()
 
     from micro.morphologies import random_morphology
@@ -82,6 +92,10 @@ def main() -> None:
         ref = np.stack([fe_mu[r["file"]] for r in rows])
         return rows, relative_error(mu, ref)
 
+    by_tta = []
+    for tta in args.tta:
+        t, res = _run([*exe, "predict", *files, *mats, *model, "--json", "--tta", str(tta)])
+        by_tta.append((tta, t, *errors(res)))
     rows_cnn, err_cnn = errors(res_cnn)
     rows_fb, err_fb = errors(res_fb)
     bound = np.array([r["rel_error_bound"] or np.inf for r in rows_cnn])
@@ -93,6 +107,11 @@ def main() -> None:
     print(f"| homogenize (FE) | {t_fe:.1f} | {1e3 * t_fe / args.n:.1f} | 1 | all | 0 | 0 |")
     print(f"| predict | {t_cnn:.1f} | {1e3 * t_cnn / args.n:.1f} | {t_fe / t_cnn:.1f} | 0 | "
           f"{100 * err_cnn.mean():.2f} | {100 * err_cnn.max():.1f} |")  # fmt: skip
+    for tta, t, rows, err in by_tta:
+        b = np.array([r["rel_error_bound"] or np.inf for r in rows])
+        print(f"| predict --tta {tta} (covered {100 * np.mean(err <= b):.1f} %) | {t:.1f} | "
+              f"{1e3 * t / args.n:.1f} | {t_fe / t:.1f} | 0 | {100 * err.mean():.2f} | "
+              f"{100 * err.max():.1f} |")  # fmt: skip
     print(f"| predict --fallback fe --tolerance {args.tolerance:g} | {t_fb:.1f} | "
           f"{1e3 * t_fb / args.n:.1f} | {t_fe / t_fb:.1f} | {n_fe} | {100 * err_fb.mean():.2f} | "
           f"{100 * err_fb.max():.1f} |")  # fmt: skip

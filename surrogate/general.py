@@ -404,6 +404,23 @@ class GeneralModel:
         self.tta = int(tta if tta is not None else cal.get("tta", 2))
         if self.tta not in (1, 2, 4, 8):
             raise InputError(f"tta must be 1, 2, 4 or 8: got {self.tta}")
+        # the calibration of this number of symmetries: the default one, or one of the others
+        # (``calibrations``, by tta), or none (only the rigorous part of the bound)
+        others = self.metadata.get("calibrations", {})
+        if "tta" in cal and int(cal["tta"]) != self.tta:
+            if str(self.tta) in others:
+                cal = others[str(self.tta)]
+            else:
+                # the spread over other symmetries is another statistic: the calibrated
+                # factors do not hold for it
+                logger.warning(
+                    "%s: its error bound is calibrated for tta %s, not %d: the answers carry "
+                    "only the rigorous (line) bound",
+                    self.name,
+                    ", ".join(sorted({str(cal["tta"]), *others})),
+                    self.tta,
+                )
+                cal = {"alpha": np.inf, "tta": self.tta}
         # alpha: one number, one per band of |log10 contrast| split at ``contrast_edges``, or
         # one row of those per class of cell side split at ``size_edges``
         self.contrast_edges = np.asarray(cal.get("contrast_edges", []), dtype=np.float64)
@@ -417,17 +434,6 @@ class GeneralModel:
             )
         self.alpha = alpha.reshape(shape)
         self.beta = float(cal.get("beta", 0.0))
-        if "tta" in cal and int(cal["tta"]) != self.tta:
-            # the spread over other symmetries is another statistic: the calibrated factors do
-            # not hold for it, and only the rigorous part of the bound remains
-            logger.warning(
-                "%s: its error bound is calibrated for tta %d, not %d: the answers carry only "
-                "the rigorous (line) bound",
-                self.name,
-                int(cal["tta"]),
-                self.tta,
-            )
-            self.alpha = np.full(shape, np.inf)
         # the coarse solve the network was trained with, as its head layer says
         self.coarse = _coarse_of([self.weights.head])
         self.batch_size = int(batch_size)
@@ -994,6 +1000,7 @@ def calibrate(
     beta: float = 0.002,
     contrast_edges: Sequence[float] = CONTRAST_EDGES,
     size_edges: Sequence[float] = SIZE_EDGES,
+    default: bool | None = None,
 ) -> dict[str, Any]:
     """Choose ``alpha`` per band of contrast and class of cell size so that the bound covers
     ``coverage`` of each.
@@ -1023,6 +1030,11 @@ def calibrate(
     size_edges : sequence of float
         Increasing class edges of the cell side in pixels; every class of every band needs
         calibration rows.
+    default : bool, optional
+        Make this the model's default calibration (``calibration``: its ``tta`` is the number
+        of symmetries that answers use unless told otherwise), or keep it beside the default
+        (``calibrations``, by ``tta``: used when answers are asked for with that ``tta``).
+        By default: the default when the model has none or its default has this ``tta``.
 
     Returns
     -------
@@ -1041,7 +1053,12 @@ def calibrate(
     model_dir = Path(model_dir)
     meta_path = model_dir / "metadata.json"
     meta = json.loads(meta_path.read_text())
-    meta.pop("calibration", None)  # a model whose stored calibration is broken recalibrates
+    current = meta.pop("calibration", None)  # a broken stored calibration is replaced
+    others = meta.pop("calibrations", {})
+    if not isinstance(current, dict):
+        default = True  # nothing to keep beside
+    elif default is None:
+        default = current.get("tta") == tta
     model = GeneralModel(model_dir, tta=tta, metadata=meta)
     model.alpha, model.beta = np.ones((1, 1)), 0.0
     model.contrast_edges, model.size_edges = np.zeros(0), np.zeros(0)
@@ -1072,7 +1089,7 @@ def calibrate(
             alpha[c, b] = np.ceil(max(rb[rank - 1], 0.0) * 100) / 100
             counts[c, b] = rb.size
     covered = r <= alpha[cls, band]
-    meta["calibration"] = {
+    record = {
         "alpha": alpha.tolist(),
         "contrast_edges": edges.tolist(),
         "size_edges": sizes.tolist(),
@@ -1083,8 +1100,18 @@ def calibrate(
         "n_band": counts.tolist(),
         "files": [Path(p).name for p in cal_files],
     }
+    if default:
+        meta["calibration"] = record
+        others.pop(str(tta), None)
+        if isinstance(current, dict) and current.get("tta") not in (None, tta):
+            others[str(current["tta"])] = current  # the former default stays usable
+    else:
+        meta["calibration"] = current
+        others[str(tta)] = record
+    if others:
+        meta["calibrations"] = others
     meta_path.write_text(json.dumps(meta, indent=1))
-    return meta["calibration"]
+    return record
 
 
 def _contrast_band(contrast: np.ndarray, contrast_edges: np.ndarray) -> np.ndarray:

@@ -13,6 +13,8 @@ Training resumes from ``OUT/last.keras`` when killed (rerun the same command; a 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from magnetohom.errors import InputError
 
@@ -97,6 +99,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="class edges of the cell side sqrt(n1 n2) in pixels, one alpha per class and band "
         "(default %(default)s; '' for one class)",
     )
+    which = c.add_mutually_exclusive_group()
+    which.add_argument(
+        "--default",
+        dest="default",
+        action="store_const",
+        const=True,
+        default=None,
+        help="make this calibration (and its --tta) the model's default",
+    )
+    which.add_argument(
+        "--keep-default",
+        dest="default",
+        action="store_const",
+        const=False,
+        help="keep the model's default calibration; store this one beside it, used by answers "
+        "asked for with this --tta (default: replace the default when it has this --tta or "
+        "there is none, else keep it)",
+    )
     c.set_defaults(handler=_calibrate)
 
 
@@ -158,6 +178,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         beta=args.beta,
         contrast_edges=edges,
         size_edges=sizes,
+        default=args.default,
     )
     print(
         f"{args.model}: alpha {cal['alpha']} (|log10 contrast| bands split at "
@@ -165,6 +186,9 @@ def _calibrate(args: argparse.Namespace) -> int:
         f"{cal['beta']}, tta {cal['tta']}: the bound covers "
         f"{100 * cal['coverage']:.1f} % of {cal['n']} calibration rows"
     )
+    default = json.loads((Path(args.model) / "metadata.json").read_text())["calibration"]
+    if default["tta"] != cal["tta"]:
+        print(f"{args.model}: kept beside the default calibration (tta {default['tta']})")
     return 0
 
 

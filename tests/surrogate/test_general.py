@@ -350,7 +350,7 @@ def test_calibration_per_contrast_band_covers_each_band(tiny_general, mixed_data
     model_dir = tmp_path / "banded"
     shutil.copytree(tiny_general, model_dir)
     cal = calibrate(model_dir, [mixed_dataset], tta=1, coverage=0.8, contrast_edges=(2.0,),
-                    size_edges=())  # fmt: skip
+                    size_edges=(), default=True)  # fmt: skip
     assert np.shape(cal["alpha"]) == (1, 2) and np.sum(cal["n_band"]) == cal["n"] == 24
     d = load_mixed_dataset(mixed_dataset)
     model = GeneralModel(model_dir)
@@ -359,13 +359,35 @@ def test_calibration_per_contrast_band_covers_each_band(tiny_general, mixed_data
     band = np.abs(np.log10(d.mu_phases[:, 1] / d.mu_phases[:, 0])) >= 2.0
     for b in (False, True):
         assert covered[band == b].mean() >= 0.8
-    # another number of symmetries than the calibrated one: only the rigorous bound remains
-    other = GeneralModel(model_dir, tta=2)
+    # the fixture's default (tta 2) is kept beside the new one; a number of symmetries
+    # without a calibration keeps only the rigorous bound
+    assert set(json.loads((model_dir / "metadata.json").read_text())["calibrations"]) == {"2"}
+    other = GeneralModel(model_dir, tta=4)
     assert np.all(np.isinf(other.alpha))
     other_pred = other.predict(
         d.images, mu_matrix=d.mu_phases[:, 0], mu_inclusion=d.mu_phases[:, 1]
     )
     assert np.all(other_pred.rigorous) and not np.all(pred.rigorous)
+    # a calibration of 2 symmetries kept beside the default (tta 1): used when asked for
+    cal2 = calibrate(model_dir, [mixed_dataset], tta=2, coverage=0.8, contrast_edges=(2.0,),
+                     size_edges=())  # fmt: skip
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    assert meta["calibration"] == cal and meta["calibrations"] == {"2": cal2}
+    assert GeneralModel(model_dir).tta == 1
+    two = GeneralModel(model_dir, tta=2)
+    np.testing.assert_array_equal(two.alpha, cal2["alpha"])
+    p2 = two.predict(d.images, mu_matrix=d.mu_phases[:, 0], mu_inclusion=d.mu_phases[:, 1])
+    assert np.mean(relative_error(p2.mu_eff, d.mu_eff) <= p2.rel_error_bound + 1e-12) >= 0.8
+    assert np.all(np.isinf(GeneralModel(model_dir, tta=4).alpha))
+    # made the default: the former default (tta 1) is kept beside it
+    cal2d = calibrate(model_dir, [mixed_dataset], tta=2, coverage=0.8, contrast_edges=(2.0,),
+                      size_edges=(), default=True)  # fmt: skip
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    assert meta["calibration"] == cal2d and meta["calibrations"] == {"1": cal}
+    assert GeneralModel(model_dir).tta == 2
+    np.testing.assert_array_equal(GeneralModel(model_dir, tta=1).alpha, cal["alpha"])
+    cal = calibrate(model_dir, [mixed_dataset], tta=1, coverage=0.8, contrast_edges=(2.0,),
+                    size_edges=(), default=True)  # fmt: skip
     before = (model_dir / "metadata.json").read_text()
     with pytest.raises(InputError, match="too few"):
         calibrate(model_dir, [mixed_dataset], tta=1, coverage=0.999, size_edges=())
@@ -430,7 +452,7 @@ def test_calibration_by_cell_size_covers_each_class(tiny_general, mixed_dataset,
     larger = tmp_path / "mixed48.h5"
     generate_mixed_dataset(larger, 24, shape=(48, 40), seed=5)
     cal = calibrate(model_dir, [mixed_dataset, larger], tta=1, coverage=0.8, contrast_edges=(),
-                    size_edges=(40.0,))  # fmt: skip
+                    size_edges=(40.0,), default=True)  # fmt: skip
     assert np.shape(cal["alpha"]) == (2, 1) and cal["n_band"] == [[24], [24]]
     model = GeneralModel(model_dir)
     for c, path in enumerate((mixed_dataset, larger)):

@@ -60,3 +60,17 @@ def test_shipped_law_convex_spd_and_small_field_limit():
         Hl = a + t[:, None] * (b - a)
         w = law.evaluate(Hl, cells.take(np.full(t.size, i))).coenergy
         assert np.all(w[:-2] - 2 * w[1:-1] + w[2:] >= -1e-10 * np.abs(w).max())
+
+
+def test_shipped_law_knows_its_training_range():
+    """Microstructures like its training data are familiar; a percolating stripe of the strong
+    phase (a laminate: the law extrapolates there) is flagged."""
+    from micro.nonlinear import describe_cells
+
+    law = load_law()
+    assert law._feat_min is not None and law._feat_max is not None
+    rng = np.random.default_rng(11)
+    stripe = np.zeros((32, 32), dtype=bool)
+    stripe[:, 8:20] = True
+    cells = describe_cells(np.concatenate([_images(4, rng), stripe[None]]), law.laws)
+    np.testing.assert_array_equal(law.familiar(cells), [True] * 4 + [False])
