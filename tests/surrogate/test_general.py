@@ -574,3 +574,25 @@ def test_interpolated_fine_tuning(tiny_general, mixed_dataset, tmp_path):
     again = load(out / "general.keras")
     for a, b in zip(again.get_weights(), final.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_calibrate_cli_keeps_or_replaces_the_default(tiny_general, mixed_dataset, tmp_path, capsys):
+    """`calibrate-general --tta N` on a model calibrated for another number keeps that default
+    and stores N's beside it; `--default` makes N the default."""
+    import shutil
+
+    from magnetohom.cli import main
+
+    model_dir = tmp_path / "cli"
+    shutil.copytree(tiny_general, model_dir)
+    args = ["calibrate-general", str(model_dir), str(mixed_dataset), "--tta", "1"]
+    args += ["--coverage", "0.8", "--contrast-edges", "", "--size-edges", ""]
+    assert main(args) == 0
+    assert "kept beside the default calibration (tta 2)" in capsys.readouterr().out
+    assert (
+        GeneralModel(model_dir).tta == 2 and np.isfinite(GeneralModel(model_dir, tta=1).alpha).all()
+    )
+    assert main([*args, "--default"]) == 0
+    assert "kept beside" not in capsys.readouterr().out
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    assert meta["calibration"]["tta"] == 1 and set(meta["calibrations"]) == {"2"}
