@@ -209,9 +209,8 @@ def build_general_network(*, width: int = 24, depth: int = 4, seed: int = 0, coa
 #: Band edges of ``|log10 contrast|`` of the calibrated bound (one ``alpha`` per band).
 CONTRAST_EDGES = (1.0, 2.0, 3.0)
 #: Class edges of the cell side ``sqrt(n1 n2)`` in pixels of the calibrated bound: small cells
-#: (a grid of fewer than 14 blocks a side) err more, and large ones (from 45 blocks a side)
-#: otherwise than the 256^2 cells between; each class is calibrated on its own rows.
-SIZE_EDGES = (112.0, 362.0)
+#: (a grid of fewer than 14 blocks a side) err more and are calibrated on their own rows.
+SIZE_EDGES = (112.0,)
 
 #: The coarse solves of the general network: the head layer's name and its channels per block.
 HEADS = {"faces": ("face_logits", 2), "tensors": ("tensor_logits", 3)}
@@ -360,23 +359,6 @@ class GeneralPrediction:
     volume_fraction: np.ndarray
 
 
-def _log_euclidean_mean(mus: np.ndarray) -> np.ndarray:
-    """``expm(mean_k logm(mu_k))`` of SPD tensors ``mus`` (K, N, 2, 2), shape (N, 2, 2).
-
-    The network is fitted on the logarithms of the components, so its errors are relative: the
-    mean in the log domain weighs an answer twice too large as one half as large, where the
-    arithmetic mean favours the larger. It commutes with the symmetries of the square (``logm``
-    does with orthogonal congruences) and with scaling.  Rows with a non-positive eigenvalue
-    (none are expected: the coarse solves give SPD tensors) take the arithmetic mean."""
-    from surrogate.tensors import sym_expm, sym_logm
-
-    mean = mus.mean(axis=0)
-    ok = np.all(np.linalg.eigvalsh(0.5 * (mus + np.swapaxes(mus, -1, -2))) > 0, axis=(0, 2))
-    if np.any(ok):
-        mean[ok] = sym_expm(sym_logm(mus[:, ok]).mean(axis=0))
-    return mean
-
-
 class GeneralModel:
     """A trained general network with its calibration.
 
@@ -503,8 +485,8 @@ class GeneralModel:
         return np.concatenate(mus), np.concatenate(sig)
 
     def _answer_chunk(self, strong, contrast):
-        """Mean normalized tensor over the symmetries (N, 2, 2; their log-Euclidean mean),
-        error estimate (N,), spread (N,) and line bounds (N, 2, 2) of canonical cells."""
+        """Mean normalized tensor over the symmetries (N, 2, 2), error estimate (N,), spread
+        (N,) and line bounds (N, 2, 2) of canonical cells."""
         grid, glob, bounds = _features(strong, contrast)
         log_c = np.log(contrast)
         answers = []
@@ -513,7 +495,7 @@ class GeneralModel:
             mu_op, sigma_op = self._run(g, h, log_c)
             answers.append((_untransform(mu_op, op), sigma_op))
         mus = np.stack([a[0] for a in answers])
-        mu = _log_euclidean_mean(mus)
+        mu = mus.mean(axis=0)
         sigma = np.mean([a[1] for a in answers], axis=0)
         spread = np.max([relative_error(m, mu) for m in mus], axis=0)
         return mu, sigma, spread, bounds

@@ -596,24 +596,3 @@ def test_calibrate_cli_keeps_or_replaces_the_default(tiny_general, mixed_dataset
     assert "kept beside" not in capsys.readouterr().out
     meta = json.loads((model_dir / "metadata.json").read_text())
     assert meta["calibration"]["tta"] == 1 and set(meta["calibrations"]) == {"2"}
-
-
-def test_log_euclidean_mean_over_symmetries():
-    """The answers' mean over the symmetries: the geometric mean of commuting tensors, scaled
-    with them, equivariant under rotations, its determinant the geometric mean of theirs."""
-    from surrogate.general import _log_euclidean_mean
-
-    rng = np.random.default_rng(3)
-    d = np.exp(rng.normal(size=(8, 5, 2)))
-    diag = np.zeros((8, 5, 2, 2))
-    diag[..., 0, 0], diag[..., 1, 1] = d[..., 0], d[..., 1]
-    got = _log_euclidean_mean(diag)
-    np.testing.assert_allclose(np.diagonal(got, axis1=1, axis2=2), np.exp(np.log(d).mean(0)))
-    A = rng.normal(size=(8, 5, 2, 2))
-    spd = A @ np.swapaxes(A, -1, -2) + 0.1 * np.eye(2)
-    mean = _log_euclidean_mean(spd)
-    np.testing.assert_allclose(_log_euclidean_mean(7.0 * spd), 7.0 * mean, rtol=1e-12)
-    R = np.array([[0.0, -1.0], [1.0, 0.0]])
-    np.testing.assert_allclose(_log_euclidean_mean(R @ spd @ R.T), R @ mean @ R.T, atol=1e-12)
-    # its determinant is the geometric mean of the determinants
-    np.testing.assert_allclose(np.linalg.det(mean), np.exp(np.log(np.linalg.det(spd)).mean(0)))
